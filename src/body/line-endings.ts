@@ -1,0 +1,105 @@
+/**
+ * Line-ending policy for message bytes.
+ *
+ * SMTP ends lines with CRLF only (RFC 5321 §2.3.8). smtp-server ends DATA only at CRLF.CRLF but
+ * passes bare-LF and bare-CR dot lines (`\n.\n`, `\r.\r` …) into the message, which is how SMTP
+ * smuggling (CVE-2023-51764/5/6) gets a second message past a relay to a server that reads them
+ * differently. The ingress therefore refuses (or strictly normalises) any bare CR or LF, and every
+ * writer of ours passes its output through `toCrlf()` so nothing we emit has one either.
+ */
+import { Transform, type TransformCallback } from 'node:stream'
+import { reject } from '../errors.js'
+
+/** What the relay does with a bare CR or LF in a message. */
+export type BareLineEndingPolicy = 'reject' | 'normalize'
+
+const CR = 0x0d
+const LF = 0x0a
+
+/** True if the chunk has a bare LF, or a CR not followed by LF (`prevCR`: the previous chunk ended in CR). */
+export function hasBareLineEnding(chunk: Buffer, prevCR: boolean): boolean {
+  if (prevCR && chunk.length && chunk[0] !== LF) return true
+  for (let i = chunk.indexOf(LF); i >= 0; i = chunk.indexOf(LF, i + 1)) {
+    if (i === 0 ? !prevCR : chunk[i - 1] !== CR) return true
+  }
+  for (let i = chunk.indexOf(CR); i >= 0 && i < chunk.length - 1; i = chunk.indexOf(CR, i + 1)) {
+    if (chunk[i + 1] !== LF) return true
+  }
+  return false
+}
+
+const CRLF_BYTES = Buffer.from('\r\n')
+const LF_BYTE = Buffer.from('\n')
+
+/** Rewrites bare CR and bare LF to CRLF. A trailing CR is left for the next chunk to decide. */
+function normalizeChunk(chunk: Buffer, prevCR: boolean): Buffer {
+  // The previous chunk's trailing CR was passed on as is; complete it if no LF follows.
+  const parts: Buffer[] = prevCR && chunk[0] !== LF ? [LF_BYTE] : []
+  let from = 0
+  for (let i = 0; i < chunk.length; i++) {
+    const byte = chunk[i]
+    const bareLF = byte === LF && (i === 0 ? !prevCR : chunk[i - 1] !== CR)
+    const bareCR = byte === CR && i < chunk.length - 1 && chunk[i + 1] !== LF
+    if (bareLF || bareCR) {
+      parts.push(chunk.subarray(from, i), CRLF_BYTES)
+      from = i + 1
+    }
+  }
+  parts.push(chunk.subarray(from))
+  return Buffer.concat(parts)
+}
+
+/** Options of {@link lineEndingGuard}. */
+export interface LineEndingGuardOptions {
+  /** `'reject'` fails the stream with `550 5.5.2`; `'normalize'` rewrites to CRLF. */
+  policy: BareLineEndingPolicy
+  /** Fail the stream with `552 5.3.4` once more bytes than this went through. */
+  maxSize?: number
+}
+
+/**
+ * The ingress guard: enforces the size limit and the bare line-ending policy while streaming.
+ * It fails with the `SmtpError` the client should see.
+ */
+export function lineEndingGuard(options: LineEndingGuardOptions): Transform {
+  let prevCR = false
+  let size = 0
+  const max = options.maxSize ?? Infinity
+  const normalize = options.policy === 'normalize'
+  return new Transform({
+    transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback) {
+      size += chunk.length
+      if (size > max) return callback(reject.tooBig(max))
+      if (!chunk.length) return callback()
+      const bare = hasBareLineEnding(chunk, prevCR)
+      if (bare && !normalize) return callback(reject.bareLineEnding())
+      const out = bare ? normalizeChunk(chunk, prevCR) : chunk
+      prevCR = chunk[chunk.length - 1] === CR
+      callback(null, out)
+    },
+    flush(callback: TransformCallback) {
+      if (!prevCR) return callback()
+      if (!normalize) return callback(reject.bareLineEnding())
+      callback(null, LF_BYTE)
+    },
+  })
+}
+
+/**
+ * A transform that makes every line ending CRLF: the last step of every writer of ours
+ * (file, Maildir, archive), so that no stage can make the relay emit a bare CR or LF.
+ */
+export function toCrlf(): Transform {
+  let prevCR = false
+  return new Transform({
+    transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback) {
+      if (!chunk.length) return callback()
+      const out = hasBareLineEnding(chunk, prevCR) ? normalizeChunk(chunk, prevCR) : chunk
+      prevCR = chunk[chunk.length - 1] === CR
+      callback(null, out)
+    },
+    flush(callback: TransformCallback) {
+      callback(null, prevCR ? LF_BYTE : undefined)
+    },
+  })
+}

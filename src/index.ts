@@ -1,0 +1,46 @@
+/**
+ * relaychain: embeddable SMTP relay chains. Build a chain of stages in code and stream each
+ * message through it to a transport.
+ *
+ * @module relaychain
+ */
+export { createRelay } from './relay.js'
+export type { BoundAddress, ListenerMode, ListenerOptions, Relay, RelayLimits, RelayOptions, RelayTlsOptions } from './relay.js'
+export { createPipeline } from './pipeline.js'
+export type { Pipeline, PipelineOptions, RcptResult } from './pipeline.js'
+export type { StageTimings } from './compose.js'
+export { RelayError, RelayErrorCode, SmtpError, reject, toSmtpError } from './errors.js'
+export type { EnhancedCode, SmtpErrorOptions } from './errors.js'
+export { HeaderBlock } from './body/header-block.js'
+export type { HeaderField } from './body/header-block.js'
+export { toCrlf } from './body/line-endings.js'
+export type { BareLineEndingPolicy } from './body/line-endings.js'
+export type { SpoolOptions } from './body/spool.js'
+export type { TraceMode } from './relay/received.js'
+export { consoleLogger, noopLogger } from './logger.js'
+export type { ConsoleLoggerOptions, Logger, LogLevel } from './logger.js'
+export { smtpTransport } from './transports/smtp.js'
+export type { SmtpTransportOptions } from './transports/smtp.js'
+export { fileTransport } from './transports/file.js'
+export type { FileEnvelopeRecord, FileTransportOptions } from './transports/file.js'
+export { routeTransport } from './transports/route.js'
+export type { Route, RouteTransportOptions } from './transports/route.js'
+export type {
+  Address,
+  Awaitable,
+  BodyTransform,
+  DeliveryReport,
+  Envelope,
+  Message,
+  MessageBody,
+  MessageState,
+  Modifies,
+  Next,
+  RcptVerdict,
+  RejectedRecipient,
+  Session,
+  SpooledBody,
+  Stage,
+  Transaction,
+  Transport,
+} from './types.js'

@@ -1,0 +1,168 @@
+/**
+ * The DATA phase of the relay: guard the incoming bytes (size, bare line endings), split off the
+ * header section, add the trace field, run the chain and turn its report into the one reply the
+ * client gets. Whatever happens, the client's stream is drained so the session stays in step,
+ * and the message's temp files are removed.
+ */
+import { Readable } from 'node:stream'
+import type { SMTPServerDataStream } from 'smtp-server'
+import { HeaderBlock } from '../body/header-block.js'
+import { lineEndingGuard, type BareLineEndingPolicy } from '../body/line-endings.js'
+import { splitHeader } from '../body/split-header.js'
+import type { SpoolOptions } from '../body/spool.js'
+import type { StageTimings } from '../compose.js'
+import { buildDsn, type FailedRecipient } from '../dsn.js'
+import { reject, SmtpError, toSmtpError } from '../errors.js'
+import type { Logger } from '../logger.js'
+import { MessageImpl } from '../message.js'
+import type { Pipeline } from '../pipeline.js'
+import type { Address, DeliveryReport, RejectedRecipient } from '../types.js'
+import { receivedValue, type TraceMode } from './received.js'
+import type { SessionView } from './session.js'
+
+/** What the DATA phase needs from the relay. */
+export interface DataContext {
+  pipeline: Pipeline
+  hostname: string
+  logger: Logger
+  maxSize: number
+  maxHeaderSize: number
+  bareLineEndings: BareLineEndingPolicy
+  trace: TraceMode
+  spool: SpoolOptions
+}
+
+/**
+ * Receives one message and delivers it through the chain. Resolves with the text of the 250
+ * reply; rejects with the `SmtpError` to answer.
+ */
+export async function receiveMessage(
+  stream: SMTPServerDataStream,
+  tx: MessageImpl,
+  session: SessionView,
+  origins: ReadonlyMap<string, Address>,
+  ctx: DataContext,
+): Promise<string> {
+  const started = performance.now()
+  const guard = lineEndingGuard({ policy: ctx.bareLineEndings, maxSize: ctx.maxSize })
+  let guardError: SmtpError | undefined
+  guard.on('error', (err) => {
+    if (err instanceof SmtpError) guardError ??= err
+  })
+  const inputDone = new Promise<void>((resolve) => stream.once('end', resolve).once('close', resolve))
+  // smtp-server emits a client disconnect as an error only to a listener; pass it down the chain.
+  stream.on('error', (err) => guard.destroy(err))
+  // Whenever the chain stops reading early (refused, failed), drain the rest for the session.
+  guard.once('close', () => {
+    if (!stream.readableEnded) {
+      stream.unpipe(guard)
+      stream.resume()
+    }
+  })
+  stream.pipe(guard)
+
+  const timings: StageTimings = {}
+  let report: DeliveryReport | undefined
+  let failure: SmtpError | undefined
+  let reply = ''
+  try {
+    const split = await splitHeader(guard, ctx.maxHeaderSize)
+    tx.attachContent(HeaderBlock.parse(split.head, split.separator), split.body, ctx.spool)
+    if (ctx.trace !== 'off') tx.headers.add('Received', receivedValue(session, tx.envelope, tx.id, ctx.hostname, ctx.trace))
+    report = complete(await ctx.pipeline.deliver(tx, timings), tx, ctx.logger)
+    if (!stream.readableEnded) guard.destroy() // the chain finished without reading everything
+    await inputDone
+    if (guardError) throw guardError
+    const accepted = report.accepted.length
+    if (!accepted) throw pickError(report.rejected)
+    if (report.rejected.length) await bounce(tx, report.rejected, origins, ctx)
+    reply = `2.0.0 Ok: queued as ${tx.id}`
+    return reply
+  } catch (err) {
+    failure = guardError ?? toSmtpError(err)
+    reply = failure.toReply()
+    logError(ctx.logger, tx, err, failure)
+    throw failure
+  } finally {
+    guard.destroy()
+    await tx.dispose()
+    ctx.logger.info(
+      {
+        id: tx.id,
+        session: session.id,
+        client: session.remoteAddress,
+        ...(session.user ? { user: session.user } : {}),
+        from: tx.envelope.mailFrom?.address ?? '<>',
+        to: tx.envelope.rcptTo.map((r) => r.address),
+        size: stream.byteLength,
+        accepted: report?.accepted.length ?? 0,
+        rejected: report?.rejected.length ?? tx.envelope.rcptTo.length,
+        reply: failure ? reply : `250 ${reply}`,
+        ...(failure?.stage ? { stage: failure.stage } : {}),
+        ...(failure?.reason ? { reason: failure.reason } : {}),
+        ms: Math.round(performance.now() - started),
+        stages: roundAll(timings),
+      },
+      failure ? 'message refused' : 'message relayed',
+    )
+  }
+}
+
+/** Makes sure every recipient is accounted for: one missing from the report is a temporary failure. */
+function complete(report: DeliveryReport, tx: MessageImpl, logger: Logger): DeliveryReport {
+  const seen = new Set([...report.accepted, ...report.rejected.map((r) => r.rcpt)].map((a) => a.address.toLowerCase()))
+  const missing = tx.envelope.rcptTo.filter((r) => !seen.has(r.address.toLowerCase()))
+  if (!missing.length) return report
+  logger.error({ id: tx.id, missing: missing.map((r) => r.address), code: 'ERR_RELAY_INVALID_REPORT' }, 'transport report lacks recipients')
+  return { ...report, rejected: [...report.rejected, ...missing.map((rcpt) => ({ rcpt, error: reject.tempFail() }))] }
+}
+
+/** No recipient accepted: a temporary error wins, so the client retries rather than bounces. */
+function pickError(rejected: readonly RejectedRecipient[]): SmtpError {
+  return (rejected.find((r) => r.error.temporary) ?? rejected[0])?.error ?? reject.tempFail()
+}
+
+/**
+ * Some recipients were accepted and some not. The client gets 250 (a failure reply would make it
+ * send again to those that have the message), so the others get a DSN: never dropped silently.
+ */
+async function bounce(
+  tx: MessageImpl,
+  rejected: readonly RejectedRecipient[],
+  origins: ReadonlyMap<string, Address>,
+  ctx: DataContext,
+): Promise<void> {
+  const failed: FailedRecipient[] = rejected.map((r) => {
+    const original = origins.get(r.rcpt.address.toLowerCase())
+    return original && original !== r.rcpt ? { ...r, original } : r
+  })
+  const fields = { id: tx.id, failed: failed.map((f) => `${f.rcpt.address} (${f.error.toReply()})`) }
+  const dsn = buildDsn(tx, failed, ctx.hostname)
+  if (!dsn) {
+    ctx.logger.warn(fields, 'recipients failed after DATA; no DSN due (null sender or NOTIFY)')
+    return
+  }
+  const bounceMsg = new MessageImpl({ session: tx.session, mailFrom: null })
+  bounceMsg.addOriginalRecipient(dsn.to)
+  bounceMsg.setEnvelope({ mailFrom: null, rcptTo: [dsn.to] })
+  bounceMsg.attachContent(dsn.headers, Readable.from([dsn.body]), ctx.spool)
+  try {
+    const report = await ctx.pipeline.send(bounceMsg)
+    if (!report.accepted.length) throw report.rejected[0]?.error ?? reject.tempFail()
+    ctx.logger.info({ ...fields, dsn: bounceMsg.id, to: dsn.to.address }, 'sent DSN for failed recipients')
+  } catch (err) {
+    ctx.logger.error({ ...fields, err: toSmtpError(err).toReply() }, 'DSN for failed recipients could not be delivered')
+  } finally {
+    await bounceMsg.dispose()
+  }
+}
+
+function logError(logger: Logger, tx: MessageImpl, raw: unknown, error: SmtpError): void {
+  if (raw instanceof SmtpError) return
+  // Not an SmtpError: a bug or an outage; the client got 451, operators need the cause.
+  logger.error({ id: tx.id, stage: error.stage, err: raw }, 'unexpected error in chain')
+}
+
+function roundAll(timings: StageTimings): StageTimings {
+  return Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, Math.round(v * 100) / 100]))
+}

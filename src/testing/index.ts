@@ -1,0 +1,12 @@
+/**
+ * Test helpers, public so that users test their own stages and chains the way we test ours:
+ * real SMTP servers on loopback ports, and fakes only for what is not under test.
+ *
+ * @module relaychain/testing
+ */
+export { startSink } from './sink.js'
+export type { Sink, SinkMessage, SinkOptions } from './sink.js'
+export { memoryTransport } from './memory-transport.js'
+export type { MemoryDelivery, MemoryTransport, MemoryTransportOptions } from './memory-transport.js'
+export { runStage, testMessage } from './test-message.js'
+export type { TestMessageOptions } from './test-message.js'

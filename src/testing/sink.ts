@@ -1,0 +1,135 @@
+/**
+ * `startSink()`: a real SMTP server on a free loopback port that records what it receives. Use it
+ * as the upstream of a relay under test; make it refuse chosen recipients or messages to test
+ * how the relay passes refusals on.
+ */
+import { once, EventEmitter } from 'node:events'
+import type { AddressInfo } from 'node:net'
+import { SMTPServer, type SMTPServerAddress, type SMTPServerOptions } from 'smtp-server'
+import { GREETING_DELAY, installGreetingDelay } from '../smtp/greeting-delay.js'
+
+/** A message the sink received. */
+export interface SinkMessage {
+  /** Envelope sender; `''` for the null sender. */
+  readonly mailFrom: string
+  readonly rcptTo: readonly string[]
+  /** ESMTP parameters of MAIL FROM (`BODY`, `SMTPUTF8`, `RET`, `ENVID` …). */
+  readonly mailArgs: Readonly<Record<string, string | true>>
+  /** ESMTP parameters of each RCPT TO, in order (`NOTIFY`, `ORCPT`). */
+  readonly rcptArgs: ReadonlyArray<Readonly<Record<string, string | true>>>
+  /** The exact bytes of the message. */
+  readonly raw: Buffer
+}
+
+/** Options of {@link startSink}. */
+export interface SinkOptions {
+  /** Refuse a recipient at RCPT with this reply, e.g. `'550 5.1.1 No such user'`. */
+  rcpt?: (address: string) => string | undefined
+  /** Refuse a message after DATA with this reply, e.g. `'451 4.3.0 Try again later'`. */
+  data?: (message: SinkMessage) => string | undefined
+  /** Advertise DSN. Default true. */
+  dsn?: boolean
+}
+
+/** A running sink. */
+export interface Sink {
+  readonly host: string
+  readonly port: number
+  /** Messages accepted so far, in order. */
+  readonly messages: readonly SinkMessage[]
+  /** Resolves once `count` messages were accepted in all; rejects after `timeout` ms (default 10 000). */
+  waitForMessages(count: number, timeout?: number): Promise<readonly SinkMessage[]>
+  close(): Promise<void>
+}
+
+function replyError(reply: string): Error & { responseCode: number } {
+  const match = /^(\d{3})\s+(.*)$/.exec(reply)
+  return Object.assign(new Error(match ? match[2] : reply), { responseCode: match ? Number(match[1]) : 550 })
+}
+
+function argsOf(address: SMTPServerAddress): Record<string, string | true> {
+  return address.args ? { ...address.args } : {}
+}
+
+/**
+ * Starts a recording SMTP server on 127.0.0.1 and a free port.
+ *
+ * @example
+ * ```ts
+ * const sink = await startSink({ rcpt: (a) => (a.startsWith('nobody@') ? '550 5.1.1 No such user' : undefined) })
+ * const relay = createRelay({ stages, transport: smtpTransport({ host: sink.host, port: sink.port }) })
+ * // … send through the relay …
+ * const [message] = await sink.waitForMessages(1)
+ * await sink.close()
+ * ```
+ */
+export async function startSink(options: SinkOptions = {}): Promise<Sink> {
+  const messages: SinkMessage[] = []
+  const events = new EventEmitter()
+  installGreetingDelay()
+  const serverOptions: SMTPServerOptions & { [GREETING_DELAY]: number } = {
+    // A test upstream greets at once; smtp-server's default 100 ms would slow every test.
+    [GREETING_DELAY]: 0,
+    authOptional: true,
+    disabledCommands: ['AUTH', 'STARTTLS'],
+    hideDSN: options.dsn === false,
+    disableReverseLookup: true,
+    logger: false,
+    onRcptTo(address, _session, callback) {
+      const reply = options.rcpt?.(address.address)
+      callback(reply ? replyError(reply) : undefined)
+    },
+    onData(stream, session, callback) {
+      const chunks: Buffer[] = []
+      stream.on('data', (chunk: Buffer) => chunks.push(chunk))
+      stream.on('end', () => {
+        const envelope = session.envelope
+        const message: SinkMessage = {
+          mailFrom: envelope.mailFrom ? envelope.mailFrom.address : '',
+          rcptTo: envelope.rcptTo.map((r) => r.address),
+          mailArgs: envelope.mailFrom ? argsOf(envelope.mailFrom) : {},
+          rcptArgs: envelope.rcptTo.map(argsOf),
+          raw: Buffer.concat(chunks),
+        }
+        const reply = options.data?.(message)
+        if (reply) return callback(replyError(reply))
+        messages.push(message)
+        events.emit('message')
+        callback(null, `Ok: sink message ${messages.length}`)
+      })
+    },
+  }
+  const server = new SMTPServer(serverOptions)
+  server.listen(0, '127.0.0.1')
+  await once(server.server, 'listening')
+  const { port } = server.server.address() as AddressInfo
+
+  return {
+    host: '127.0.0.1',
+    port,
+    messages,
+    waitForMessages(count, timeout = 10_000) {
+      if (messages.length >= count) return Promise.resolve(messages.slice(0, count))
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          events.off('message', check)
+          reject(new Error(`sink got ${messages.length} of ${count} messages within ${timeout} ms`))
+        }, timeout)
+        function check() {
+          if (messages.length < count) return
+          clearTimeout(timer)
+          events.off('message', check)
+          resolve(messages.slice(0, count))
+        }
+        events.on('message', check)
+      })
+    },
+    close() {
+      return new Promise<void>((resolve) => {
+        server.close(() => resolve())
+        // Connections a pooled client keeps open would hold close() for its 30 s grace period.
+        for (const conn of server.connections) conn.close()
+      })
+    },
+  }
+}

@@ -1,0 +1,114 @@
+/**
+ * `routeTransport()`: chooses a transport per recipient (by domain, by sender, or by a
+ * function), splits the envelope accordingly and sends one copy per transport, like Postfix's
+ * `transport_maps`. The first matching route wins. With more than one destination the body is
+ * spooled once and read for each; with one, it streams straight through.
+ */
+import { RelayError, SmtpError, toSmtpError } from '../errors.js'
+import { forkMessage } from '../message.js'
+import type { Address, DeliveryReport, Message, Transport } from '../types.js'
+
+/** One routing rule. Give exactly one of `domains`, `senders` or `match`. */
+export interface Route {
+  /** Recipient domains; `'example.com'` matches that domain only, `'.example.com'` its subdomains too. */
+  domains?: readonly string[]
+  /** Envelope senders: `'alice@example.com'` or `'@example.com'`; all recipients follow the sender. */
+  senders?: readonly string[]
+  /** Any rule you like. */
+  match?: (rcpt: Address, msg: Message) => boolean
+  transport: Transport
+}
+
+/** Options of {@link routeTransport}. */
+export interface RouteTransportOptions {
+  routes: readonly Route[]
+  /** For recipients no route matches. Without it they are refused with `550 5.4.4`. */
+  fallback?: Transport
+}
+
+function domainOf(address: string): string {
+  return address.slice(address.lastIndexOf('@') + 1).toLowerCase().replace(/\.$/, '')
+}
+
+function matches(route: Route, rcpt: Address, msg: Message): boolean {
+  if (route.match) return route.match(rcpt, msg)
+  if (route.domains) {
+    const domain = domainOf(rcpt.address)
+    return route.domains.some((d) => {
+      const want = d.toLowerCase()
+      return want.startsWith('.') ? domain === want.slice(1) || domain.endsWith(want) : domain === want
+    })
+  }
+  const sender = msg.envelope.mailFrom?.address.toLowerCase()
+  return !!sender && !!route.senders?.some((s) => (s.startsWith('@') ? domainOf(sender) === s.slice(1).toLowerCase() : sender === s.toLowerCase()))
+}
+
+/**
+ * Creates a routing transport.
+ *
+ * @example
+ * ```ts
+ * const transport = routeTransport({
+ *   routes: [
+ *     { domains: ['corp.example', '.corp.example'], transport: smtpTransport({ host: 'exchange.corp.example' }) },
+ *     { senders: ['@newsletter.example'], transport: smtpTransport({ host: 'bulk-relay.example', port: 587 }) },
+ *   ],
+ *   fallback: smtpTransport({ host: 'smarthost.example', port: 587 }),
+ * })
+ * ```
+ */
+export function routeTransport(options: RouteTransportOptions): Transport {
+  for (const route of options.routes) {
+    const kinds = [route.domains, route.senders, route.match].filter((k) => k !== undefined).length
+    if (kinds !== 1 || !route.transport) {
+      throw new RelayError('ERR_RELAY_INVALID_OPTION', 'each route needs a transport and exactly one of domains, senders or match')
+    }
+  }
+  const transports = [...new Set([...options.routes.map((r) => r.transport), ...(options.fallback ? [options.fallback] : [])])]
+
+  return {
+    name: 'route',
+    modifies: transports.some((t) => t.modifies === 'body') ? 'body' : transports.some((t) => t.modifies) ? 'headers' : undefined,
+    seals: transports.some((t) => t.seals),
+    describe: () =>
+      [
+        'route',
+        ...options.routes.map((r) => {
+          const rule = r.domains ? `domains ${r.domains.join(',')}` : r.senders ? `senders ${r.senders.join(',')}` : 'match()'
+          return `  ${rule} → ${r.transport.describe?.() ?? r.transport.name}`
+        }),
+        `  otherwise → ${options.fallback ? (options.fallback.describe?.() ?? options.fallback.name) : '550 5.4.4'}`,
+      ].join('\n'),
+
+    async send(msg) {
+      const groups = new Map<Transport, Address[]>()
+      const unroutable: Address[] = []
+      for (const rcpt of msg.envelope.rcptTo) {
+        const transport = options.routes.find((r) => matches(r, rcpt, msg))?.transport ?? options.fallback
+        if (!transport) unroutable.push(rcpt)
+        else groups.set(transport, [...(groups.get(transport) ?? []), rcpt])
+      }
+      const noRoute = new SmtpError(550, '5.4.4', 'Unable to route to this recipient', { reason: 'no route matched' })
+      const shared = groups.size > 1
+      const reports = await Promise.all(
+        [...groups].map(async ([transport, rcpts]): Promise<DeliveryReport> => {
+          try {
+            const part = rcpts.length === msg.envelope.rcptTo.length ? msg : await forkMessage(msg, { mailFrom: msg.envelope.mailFrom, rcptTo: rcpts }, shared)
+            return await transport.send(part)
+          } catch (err) {
+            return { accepted: [], rejected: rcpts.map((rcpt) => ({ rcpt, error: toSmtpError(err) })) }
+          }
+        }),
+      )
+      return {
+        accepted: reports.flatMap((r) => r.accepted),
+        rejected: [...reports.flatMap((r) => r.rejected), ...unroutable.map((rcpt) => ({ rcpt, error: noRoute }))],
+        response: reports.map((r) => r.response).find(Boolean) ?? '',
+      }
+    },
+
+    async close() {
+      await Promise.all(transports.map((t) => t.close?.()))
+    },
+  }
+}

@@ -1,0 +1,203 @@
+/**
+ * `smtpTransport()`: forwards to an upstream SMTP server (a smarthost, or the next relay) over a
+ * pool of nodemailer connections, streaming the message with the current envelope.
+ *
+ * Replies map back per recipient: an upstream RCPT refusal rejects that recipient, a refusal of
+ * MAIL or DATA rejects them all with the upstream's code and enhanced code (421 becomes 451, so
+ * our client's connection is not closed for the upstream's sake). No reply at all (connection
+ * refused, timeout, TLS failure) is `451 4.4.1`. If the message stream fails (size limit, bare
+ * line ending, client gone), nodemailer closes the upstream connection without the final dot, so
+ * the upstream discards the partial message.
+ *
+ * DSN parameters travel per message in nodemailer, so recipients with different NOTIFY/ORCPT
+ * are sent as separate upstream transactions (the body is spooled once and read for each).
+ */
+import { hostname as osHostname } from 'node:os'
+import { PassThrough, type Readable } from 'node:stream'
+import type { ConnectionOptions } from 'node:tls'
+import { createTransport } from 'nodemailer'
+import { SmtpError, type EnhancedCode } from '../errors.js'
+import type { Address, DeliveryReport, Message, RejectedRecipient, Transport } from '../types.js'
+
+/** Options of {@link smtpTransport}. */
+export interface SmtpTransportOptions {
+  host: string
+  /** Default 25. */
+  port?: number
+  /** Implicit TLS (port 465 style). Default false: STARTTLS when the upstream offers it. */
+  secure?: boolean
+  /** Refuse to send unless STARTTLS succeeds. Default false. */
+  requireTls?: boolean
+  /** TLS settings (servername, ca, rejectUnauthorized …). */
+  tls?: ConnectionOptions
+  /** SMTP AUTH towards the upstream. */
+  auth?: { user: string; pass: string }
+  /** Name sent with EHLO. Default `os.hostname()`. */
+  name?: string
+  /** Connection pool; `false` opens one connection per message. Default 5 connections, 100 messages each. */
+  pool?: { maxConnections?: number; maxMessages?: number } | false
+  /** Milliseconds. Defaults: connect 30 000, greeting 30 000, idle socket 300 000. */
+  timeouts?: { connection?: number; greeting?: number; socket?: number }
+}
+
+interface UpstreamError extends Error {
+  code?: string
+  responseCode?: number
+  response?: string
+  command?: string
+  rejected?: string[]
+  rejectedErrors?: UpstreamError[]
+  recipient?: string
+}
+
+/**
+ * Creates an SMTP transport.
+ *
+ * @example
+ * ```ts
+ * const upstream = smtpTransport({
+ *   host: 'smtp.provider.example', port: 587, requireTls: true,
+ *   auth: { user: 'relay@example.com', pass: process.env.SMTP_PASSWORD! },
+ * })
+ * const relay = createRelay({ stages, transport: upstream })
+ * ```
+ */
+export function smtpTransport(options: SmtpTransportOptions): Transport {
+  const port = options.port ?? 25
+  const pool = options.pool === false ? undefined : { maxConnections: 5, maxMessages: 100, ...options.pool }
+  const transporter = createTransport({
+    ...(pool ? { pool: true as const, ...pool } : {}),
+    host: options.host,
+    port,
+    secure: options.secure ?? false,
+    requireTLS: options.requireTls ?? false,
+    name: options.name ?? osHostname(),
+    ...(options.tls ? { tls: options.tls } : {}),
+    ...(options.auth ? { auth: options.auth } : {}),
+    connectionTimeout: options.timeouts?.connection ?? 30_000,
+    greetingTimeout: options.timeouts?.greeting ?? 30_000,
+    socketTimeout: options.timeouts?.socket ?? 300_000,
+    logger: false,
+  } as Parameters<typeof createTransport>[0])
+  const where = `${options.host}:${port}`
+
+  async function sendGroup(msg: Message, rcpts: readonly Address[]): Promise<DeliveryReport> {
+    const { stream, failure } = isolate(msg.stream())
+    const from = msg.envelope.mailFrom
+    const first = rcpts[0]!
+    try {
+      const info = await transporter.sendMail({
+        envelope: {
+          from: from?.address ?? '',
+          to: rcpts.map((r) => r.address),
+          ...(from?.args?.BODY === '8BITMIME' ? { use8BitMime: true } : {}),
+        } as { from: string; to: string[] },
+        raw: stream,
+        ...dsnOf(from, first),
+      })
+      const rejected = (info.rejectedErrors ?? []) as UpstreamError[]
+      return {
+        accepted: rcpts.filter((r) => !rejected.some((e) => e.recipient === r.address)),
+        rejected: rcpts.flatMap((rcpt) => {
+          const err = rejected.find((e) => e.recipient === rcpt.address)
+          return err ? [{ rcpt, error: upstreamError(err, where) }] : []
+        }),
+        response: String(info.response ?? ''),
+      }
+    } catch (raw) {
+      if (failure()) throw failure()
+      const err = raw as UpstreamError
+      if (err.rejectedErrors?.length && err.command !== 'MAIL FROM') {
+        return { accepted: [], rejected: rcpts.map((rcpt) => ({ rcpt, error: upstreamError(errorFor(err, rcpt), where) })) }
+      }
+      throw upstreamError(err, where)
+    }
+  }
+
+  return {
+    name: 'smtp',
+    describe: () => `smtp ${where}${pool ? ` (pool of ${pool.maxConnections})` : ''}`,
+    async send(msg) {
+      const groups = groupByDsn(msg.envelope.rcptTo)
+      if (groups.length === 1) return sendGroup(msg, groups[0]!)
+      await msg.body.spool()
+      const reports = await Promise.all(
+        groups.map((g) => sendGroup(msg, g).catch((err: SmtpError) => ({ accepted: [], rejected: g.map((rcpt) => ({ rcpt, error: err })) }))),
+      )
+      return {
+        accepted: reports.flatMap((r) => r.accepted),
+        rejected: reports.flatMap((r): readonly RejectedRecipient[] => r.rejected),
+        response: reports.map((r) => ('response' in r ? r.response : '')).find(Boolean) ?? '',
+      }
+    },
+    async close() {
+      transporter.close()
+    },
+  }
+}
+
+/** The upstream error for one recipient of an all-rejected envelope. */
+function errorFor(err: UpstreamError, rcpt: Address): UpstreamError {
+  return err.rejectedErrors?.find((e) => e.recipient === rcpt.address) ?? err
+}
+
+/**
+ * Passes `source` on through a stream of our own, so that nodemailer never holds (or mutates)
+ * the error object of the chain; `failure()` returns that error if the source failed.
+ */
+function isolate(source: Readable): { stream: Readable; failure: () => unknown } {
+  let failure: unknown
+  const out = new PassThrough()
+  source.once('error', (err) => {
+    failure = err
+    out.destroy(new Error('message stream failed'))
+  })
+  out.once('close', () => {
+    if (!source.readableEnded) source.destroy()
+  })
+  source.pipe(out)
+  return { stream: out, failure: () => failure }
+}
+
+/** Turns an upstream reply (or its absence) into the `SmtpError` our client sees. */
+export function upstreamError(err: UpstreamError, where: string): SmtpError {
+  const code = err.responseCode
+  if (typeof code !== 'number' || code < 400 || code > 599) {
+    return new SmtpError(451, '4.4.1', 'Upstream server unavailable, try again later', {
+      reason: `${where}: ${err.code ?? 'error'} ${err.message}`,
+      cause: err,
+    })
+  }
+  const line = (err.response ?? '').split(/\r?\n/).filter(Boolean).pop() ?? ''
+  const match = /^\d{3}[ -]?(?:([245]\.\d{1,3}\.\d{1,3})\s+)?(.*)$/.exec(line)
+  const text = match?.[2]?.trim() || 'Upstream refused the message'
+  const stated = match?.[1]
+  const enhanced = (stated && stated[0] === String(code)[0] ? stated : `${String(code)[0]}.0.0`) as EnhancedCode
+  return new SmtpError(code === 421 ? 451 : code, enhanced, text, { reason: `${where} ${err.command ?? ''}: ${line}`, cause: err })
+}
+
+function dsnOf(from: Address | null, rcpt: Address) {
+  const ret = from?.args?.RET
+  const envid = from?.args?.ENVID
+  const notify = rcpt.args?.NOTIFY
+  const orcpt = rcpt.args?.ORCPT
+  const dsn = {
+    ...(typeof ret === 'string' ? { ret } : {}),
+    ...(typeof envid === 'string' ? { envid } : {}),
+    ...(typeof notify === 'string' ? { notify: notify.split(',') } : {}),
+    ...(typeof orcpt === 'string' ? { orcpt } : {}),
+  }
+  return Object.keys(dsn).length ? { dsn: dsn as { ret?: string; envid?: string; notify?: string[]; orcpt?: string } } : {}
+}
+
+/** Recipients that share NOTIFY and ORCPT can share one upstream transaction. */
+function groupByDsn(rcpts: readonly Address[]): Address[][] {
+  const groups = new Map<string, Address[]>()
+  for (const rcpt of rcpts) {
+    const key = `${String(rcpt.args?.NOTIFY ?? '')}\0${String(rcpt.args?.ORCPT ?? '')}`
+    const group = groups.get(key)
+    if (group) group.push(rcpt)
+    else groups.set(key, [rcpt])
+  }
+  return [...groups.values()]
+}

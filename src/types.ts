@@ -1,0 +1,251 @@
+/**
+ * The contracts of relaychain: what a stage is, what it is handed, when each hook runs, what it
+ * may change and what throwing means. Everything here is an interface; the behaviour lives in
+ * `pipeline.ts` (running the hooks), `relay.ts` (the SMTP ingress) and `transports/`.
+ *
+ * Lifecycle, for one SMTP connection:
+ *
+ * ```text
+ * connect ─▶ stage.connect (each stage, in order) ─────── throw → 554 5.7.1 / 421 4.3.2, connection closed
+ * MAIL    ─▶ stage.mailFrom (may rewrite the sender) ──── throw → the error (550 5.7.1, 451 4.3.0 …)
+ * RCPT    ─▶ stage.rcptTo, per recipient (may rewrite, expand, grant relay)
+ *            no stage granted relay ───────────────────── 554 5.7.1 Relay access denied (this recipient only)
+ * DATA    ─▶ stage[0].data ─▶ stage[1].data ─▶ … ─▶ transport.send(msg)
+ *            ◀── code after `await next()` sees the DeliveryReport
+ *            250 only when the transport accepted the message (delivered, or durably queued)
+ * ```
+ */
+import type { Readable, Transform } from 'node:stream'
+import type { HeaderBlock } from './body/header-block.js'
+import type { SmtpError } from './errors.js'
+
+/** A value or a promise of it. */
+export type Awaitable<T> = T | Promise<T>
+
+/** A mailbox in the SMTP envelope, with the ESMTP parameters it came with. */
+export interface Address {
+  /** The address without angle brackets, e.g. `alice@example.com`. Never empty: the null sender is `null`. */
+  readonly address: string
+  /**
+   * ESMTP parameters of the MAIL FROM / RCPT TO command, keys upper case (`BODY`, `SMTPUTF8`,
+   * `RET`, `ENVID`, `NOTIFY`, `ORCPT`); `true` for a keyword without a value. Values are
+   * decoded from xtext (`ENVID=a+2Bb` arrives as `a+b`).
+   */
+  readonly args?: Readonly<Record<string, string | true>>
+}
+
+/** Who a message is from and for, as the SMTP transaction says (not the headers). */
+export interface Envelope {
+  /** The sender; `null` for the null sender `MAIL FROM:<>` (bounces, DSNs). */
+  readonly mailFrom: Address | null
+  /** The recipients, in order, without duplicates. */
+  readonly rcptTo: readonly Address[]
+}
+
+/**
+ * One SMTP connection. The object is live: `heloName`, `secure` and `user` change as the client
+ * sends EHLO, STARTTLS and AUTH. Stages read it; nothing writes it but the relay.
+ */
+export interface Session {
+  /** Connection id, unique per relay process; appears in every log line of the connection. */
+  readonly id: string
+  /** Name of the listener the client connected to (see `ListenerOptions.name`). */
+  readonly listener: string
+  readonly remoteAddress: string
+  readonly remotePort: number
+  readonly localAddress: string
+  readonly localPort: number
+  /** Reverse-resolved client name, or `[ip]` when reverse lookup is off or failed. */
+  readonly clientHostname: string
+  /** The name the client gave with HELO/EHLO; `''` before it did. */
+  readonly heloName: string
+  /** True once the connection is encrypted (implicit TLS or after STARTTLS). */
+  readonly secure: boolean
+  /** The authenticated identity, once the client authenticated. */
+  readonly user?: string | undefined
+}
+
+/**
+ * Per-message state shared by stages, typed by declaration merging:
+ *
+ * ```ts
+ * declare module 'relaychain' {
+ *   interface MessageState { spamScore: number }
+ * }
+ * ```
+ */
+export interface MessageState {}
+
+/**
+ * A mail transaction before its content arrived: what the MAIL and RCPT hooks are handed.
+ * The same object becomes the {@link Message} at DATA.
+ */
+export interface Transaction {
+  /** Transaction id (the "queue id"): unique, appears in the 250 reply and in every log line. */
+  readonly id: string
+  readonly session: Session
+  /** The envelope as the client sent it; for DSNs and traces. */
+  readonly original: Envelope
+  /** The current envelope. Stages change it only through hook return values. */
+  readonly envelope: Envelope
+  /** State shared by the stages of this transaction; see {@link MessageState}. */
+  readonly state: Partial<MessageState>
+  /** Aborted when the client goes away mid-transaction or a limit ends it. */
+  readonly signal: AbortSignal
+}
+
+/** A transform of message bytes: a Node `Transform`, or an async generator function. */
+export type BodyTransform = Transform | ((source: AsyncIterable<Buffer>) => AsyncIterable<Buffer>)
+
+/** A spooled body: re-readable, in memory up to a limit and in a temp file beyond it. */
+export interface SpooledBody {
+  /** Size in bytes. */
+  readonly size: number
+  /** A new stream over the whole spooled content; may be called any number of times. */
+  open(): Readable
+}
+
+/**
+ * The body of a message (everything after the header section), streamed lazily. Nothing is
+ * read from the client until a transport (or a spooling stage) reads it, so memory does not
+ * grow with message size.
+ */
+export interface MessageBody {
+  /**
+   * Appends a transform; it applies to everything read after this call. Costs nothing until
+   * the body is read.
+   */
+  transform(transform: BodyTransform): void
+  /**
+   * Reads the body (with its pending transforms) into a re-readable spool: memory up to the
+   * relay's spool limit, then a temp file that is deleted when the transaction ends. Later
+   * reads come from the spool. Calling it again without new transforms returns the same spool.
+   */
+  spool(): Promise<SpooledBody>
+  /**
+   * The body as a stream. Without a spool this consumes the body: a second call throws
+   * `RelayError` `ERR_RELAY_BODY_CONSUMED`. After `spool()` it may be called again.
+   */
+  stream(): Readable
+}
+
+/**
+ * A message in the DATA phase: the transaction plus its content. The header section is parsed
+ * once into {@link HeaderBlock}; editing headers never re-reads the body.
+ */
+export interface Message extends Transaction {
+  /** The header section. Edits (`add`, `set`, `remove`) are cheap and never touch the body. */
+  readonly headers: HeaderBlock
+  /** The body, streamed lazily. */
+  readonly body: MessageBody
+  /** The whole message, header section then body; reading it reads the body (see `MessageBody.stream`). */
+  stream(): Readable
+  /**
+   * Passes the whole message (headers and body) through a transform and re-parses the header
+   * section of its output: for MIME rewrites that change top-level headers (a disclaimer that
+   * re-encodes a single-part message). Resolves once the new header section is parsed; the body
+   * still streams. `msg.headers` is a new block afterwards.
+   */
+  rewrite(transform: BodyTransform): Promise<void>
+}
+
+/** What a stage's `rcptTo` hook may answer besides rewriting. */
+export interface RcptVerdict {
+  /**
+   * Grants relay permission for this recipient. Only stages that declare `grantsRelay: true`
+   * may grant it; a grant from any other stage is a `RelayError` (the client sees `451 4.3.0`).
+   */
+  readonly relay?: boolean
+  /** Replacement recipients: one address rewrites the recipient, several expand it. */
+  readonly to?: Address | readonly Address[]
+  /** Why, for the log; never sent to the client. */
+  readonly reason?: string
+}
+
+/** Calls the rest of the chain (the next stage, at the end the transport). */
+export type Next = () => Promise<DeliveryReport>
+
+/** What a stage or transport declares it may change, so a pipeline can check the chain's order. */
+export type Modifies = 'headers' | 'body'
+
+/**
+ * One step of a relay chain. Every hook is optional; hooks of different stages run in array
+ * order. A stage is a plain object, usually returned by a factory (`spamScan(options)`), with
+ * named hook functions so stack traces are readable.
+ *
+ * Rejecting: throw an {@link SmtpError} (see `reject`). Anything else thrown becomes
+ * `451 4.3.0` and the client retries. Rewriting: return the new value; never mutate the envelope.
+ */
+export interface Stage {
+  /** kebab-case name; appears in logs, errors, `describe()` and stage timings. */
+  readonly name: string
+  /**
+   * What `data` may change. Declared so the pipeline can refuse unsafe orders at build time
+   * (anything that modifies after a stage that `seals`).
+   */
+  readonly modifies?: Modifies
+  /** True for signers (DKIM, S/MIME): no stage that modifies the message may follow. */
+  readonly seals?: boolean
+  /** True if `rcptTo` may grant relay permission. A chain with no such stage relays nothing. */
+  readonly grantsRelay?: boolean
+  /**
+   * Called once per connection, before the greeting. Throw to refuse the connection (`554 5.7.1`,
+   * or `421 4.3.2` for a temporary refusal); the connection is then closed.
+   */
+  connect?(session: Session): Awaitable<void>
+  /**
+   * Called for MAIL FROM with the sender as rewritten by earlier stages (`null` for `<>`).
+   * Return an `Address` to rewrite the sender. Throw to refuse the transaction.
+   */
+  mailFrom?(tx: Transaction, from: Address | null): Awaitable<Address | void>
+  /**
+   * Called for each RCPT TO (and for each address an earlier stage expanded it to). Return an
+   * address or addresses to rewrite or expand it, a {@link RcptVerdict} to grant relay
+   * permission, or nothing. Throwing refuses this recipient only.
+   */
+  rcptTo?(tx: Transaction, to: Address): Awaitable<RcptVerdict | Address | readonly Address[] | void>
+  /**
+   * Called once per message after the client sent DATA, koa-style: inspect or edit headers,
+   * transform or spool the body, then `return next()` (exactly once) to pass the message on.
+   * Code after `await next()` sees the {@link DeliveryReport}. Throwing before `next()`
+   * refuses the message; a stage may also answer without calling `next()` (quarantine).
+   */
+  data?(msg: Message, next: Next): Promise<DeliveryReport>
+  /** Called once when the relay or pipeline closes; release connections and timers here. */
+  close?(): Promise<void>
+}
+
+/** A recipient a transport did not deliver to, and why. */
+export interface RejectedRecipient {
+  readonly rcpt: Address
+  readonly error: SmtpError
+}
+
+/**
+ * The outcome of delivering one message. Every recipient of `msg.envelope.rcptTo` appears
+ * exactly once, in `accepted` or in `rejected`.
+ */
+export interface DeliveryReport {
+  readonly accepted: readonly Address[]
+  readonly rejected: readonly RejectedRecipient[]
+  /** The last reply of the next hop, e.g. an upstream's `250 2.0.0 Ok: queued as 4F1A`. */
+  readonly response?: string
+}
+
+/**
+ * Where a chain ends: delivers a message and reports per recipient. Resolve with a report for
+ * per-recipient outcomes; throw (an `SmtpError`, ideally) when the whole message failed.
+ * Accepting a recipient means it is delivered or durably stored: the relay answers 250 on it.
+ */
+export interface Transport {
+  /** kebab-case name for logs and `describe()`. */
+  readonly name: string
+  /** What this transport changes in the message, if anything (a nested pipeline may). */
+  readonly modifies?: Modifies
+  /** True if this transport seals the message (a nested pipeline with a signer). */
+  readonly seals?: boolean
+  send(msg: Message): Promise<DeliveryReport>
+  /** One line for `describe()`, e.g. `smtp 127.0.0.1:2525`. */
+  describe?(): string
+  close?(): Promise<void>
+}
