@@ -31,6 +31,7 @@ class LazyBody implements MessageBody {
   #source: Readable | null
   #transforms: BodyTransform[] = []
   #spool: Spool | null = null
+  #spooling: Promise<Spool> | null = null
   readonly #spoolOptions: SpoolOptions
   readonly #spools: Spool[]
 
@@ -44,12 +45,16 @@ class LazyBody implements MessageBody {
     this.#transforms.push(transform)
   }
 
-  async spool(): Promise<SpooledBody> {
-    if (this.#spool && !this.#transforms.length) return this.#spool
-    const spool = await Spool.from(this.stream(), this.#spoolOptions)
-    this.#spools.push(spool)
-    this.#spool = spool
-    return spool
+  spool(): Promise<SpooledBody> {
+    if (this.#transforms.length || !this.#spooling) {
+      // Concurrent callers (route splitting) share one spooling run.
+      this.#spooling = Spool.from(this.stream(), this.#spoolOptions).then((spool) => {
+        this.#spools.push(spool)
+        this.#spool = spool
+        return spool
+      })
+    }
+    return this.#spooling
   }
 
   stream(): Readable {
@@ -66,6 +71,7 @@ class LazyBody implements MessageBody {
     this.#transforms = []
     // Transforms are single-use: after this read, a re-read needs a new spool.
     this.#spool = null
+    this.#spooling = null
     return chain(source, transforms)
   }
 }

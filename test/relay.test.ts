@@ -35,7 +35,7 @@ describe('relaying to an upstream', () => {
     expect(message!.mailFrom).toBe('alice@example.com')
     expect(message!.rcptTo).toEqual(['bob@example.org'])
     expect(withoutReceived(message!.raw)).toBe(RAW)
-    const id = info.response.split(' ').pop()
+    const id = String(info.response).split(' ').pop()
     expect(message!.raw.toString()).toMatch(
       new RegExp(`^Received: from \\[127\\.0\\.0\\.1\\] \\(unknown \\[127\\.0\\.0\\.1\\]\\)\r\n\tby relay\\.test \\(relaychain\\)\r\n\twith ESMTP id ${id} for <bob@example\\.org>;\r\n\t\\w{3}, \\d{1,2} \\w{3} \\d{4} \\d\\d:\\d\\d:\\d\\d \\+0000\r\n`),
     )

@@ -17,8 +17,10 @@ export interface SinkMessage {
   readonly mailArgs: Readonly<Record<string, string | true>>
   /** ESMTP parameters of each RCPT TO, in order (`NOTIFY`, `ORCPT`). */
   readonly rcptArgs: ReadonlyArray<Readonly<Record<string, string | true>>>
-  /** The exact bytes of the message. */
+  /** The exact bytes of the message (empty when `keepContent` is false). */
   readonly raw: Buffer
+  /** Size of the message in bytes. */
+  readonly size: number
 }
 
 /** Options of {@link startSink}. */
@@ -29,6 +31,8 @@ export interface SinkOptions {
   data?: (message: SinkMessage) => string | undefined
   /** Advertise DSN. Default true. */
   dsn?: boolean
+  /** Keep each message's bytes in `raw`. Default true; false for very large test messages. */
+  keepContent?: boolean
 }
 
 /** A running sink. */
@@ -81,7 +85,11 @@ export async function startSink(options: SinkOptions = {}): Promise<Sink> {
     },
     onData(stream, session, callback) {
       const chunks: Buffer[] = []
-      stream.on('data', (chunk: Buffer) => chunks.push(chunk))
+      let size = 0
+      stream.on('data', (chunk: Buffer) => {
+        size += chunk.length
+        if (options.keepContent !== false) chunks.push(chunk)
+      })
       stream.on('end', () => {
         const envelope = session.envelope
         const message: SinkMessage = {
@@ -90,6 +98,7 @@ export async function startSink(options: SinkOptions = {}): Promise<Sink> {
           mailArgs: envelope.mailFrom ? argsOf(envelope.mailFrom) : {},
           rcptArgs: envelope.rcptTo.map(argsOf),
           raw: Buffer.concat(chunks),
+          size,
         }
         const reply = options.data?.(message)
         if (reply) return callback(replyError(reply))

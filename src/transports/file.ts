@@ -13,7 +13,7 @@
 import { mkdir, open, rename, unlink, type FileHandle } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import { dirname, join } from 'node:path'
-import { pipeline } from 'node:stream/promises'
+import { chain } from '../body/chain.js'
 import { toCrlf } from '../body/line-endings.js'
 import type { Message, Transport } from '../types.js'
 
@@ -72,9 +72,8 @@ export function fileTransport(options: FileTransportOptions): Transport {
 
   async function writeMessage(msg: Message, tmp: string, final: string, prefix?: string) {
     await writeDurably(tmp, final, async (handle) => {
-      const out = handle.createWriteStream({ autoClose: false })
-      if (prefix) out.write(prefix)
-      await pipeline(msg.stream(), toCrlf(), out)
+      if (prefix) await handle.write(prefix)
+      for await (const chunk of chain(msg.stream(), [toCrlf()])) await handle.write(chunk as Buffer)
     })
   }
 

@@ -1,0 +1,50 @@
+import { describe, expect, it } from 'vitest'
+import { mkdtemp, readdir, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Readable } from 'node:stream'
+import { buffer } from 'node:stream/consumers'
+import { Spool } from '../../src/body/spool.js'
+
+const chunks = (n: number, size: number) => Readable.from(Array.from({ length: n }, (_, i) => Buffer.alloc(size, 97 + (i % 26))))
+
+describe('Spool', () => {
+  it('keeps a small body in memory and reads it any number of times', async () => {
+    const spool = await Spool.from(chunks(3, 100), { memoryLimit: 1000 })
+    expect(spool.onDisk).toBe(false)
+    expect(spool.size).toBe(300)
+    expect((await buffer(spool.open())).equals(await buffer(spool.open()))).toBe(true)
+  })
+
+  it('spills to a 0600 temp file past the limit and removes it on dispose', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'relaychain-spool-'))
+    try {
+      const spool = await Spool.from(chunks(10, 1000), { memoryLimit: 2500, dir })
+      expect(spool.onDisk).toBe(true)
+      const files = await readdir(dir)
+      expect(files).toHaveLength(1)
+      const content = await buffer(spool.open())
+      expect(content.length).toBe(10_000)
+      expect(content.subarray(1000, 1001).toString()).toBe('b')
+      await spool.dispose()
+      expect(await readdir(dir)).toEqual([])
+      expect(() => spool.open()).toThrow(/disposed/)
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('removes its temp file when the source fails', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'relaychain-spool-'))
+    try {
+      const failing = Readable.from((async function* () {
+        yield Buffer.alloc(5000)
+        throw new Error('client gone')
+      })())
+      await expect(Spool.from(failing, { memoryLimit: 100, dir })).rejects.toThrow('client gone')
+      expect(await readdir(dir)).toEqual([])
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+})
