@@ -38,12 +38,9 @@ function branded(value: unknown, brand: symbol): boolean {
  * ```
  */
 export class SmtpError extends Error {
-  /** RFC 5321 reply code, 400–599. */
-  readonly code: number
-  /** RFC 3463 enhanced status code; its class always matches `code`. */
-  readonly enhanced: EnhancedCode
-  /** Text for the client: generic, one line, never policy internals. */
-  readonly response: string
+  readonly #code: number
+  readonly #enhanced: EnhancedCode
+  readonly #response: string
   /** Internal detail for logs. */
   readonly reason: string | undefined
   /** Name of the stage that threw it; stamped by the pipeline. */
@@ -58,12 +55,27 @@ export class SmtpError extends Error {
     }
     super(`${code} ${enhanced} ${response}`, options.cause === undefined ? undefined : { cause: options.cause })
     this.name = 'SmtpError'
-    this.code = code
-    this.enhanced = enhanced
+    this.#code = code
+    this.#enhanced = enhanced
     // A reply is one line: a CR or LF here would let text split the SMTP response.
-    this.response = response.replace(/[\r\n\x00-\x1f\x7f]+/g, ' ').trim()
+    this.#response = response.replace(/[\r\n\x00-\x1f\x7f]+/g, ' ').trim()
     this.reason = options.reason
     this.stage = undefined
+  }
+
+  /** RFC 5321 reply code, 400–599. */
+  get code(): number {
+    return this.#code
+  }
+
+  /** RFC 3463 enhanced status code; its class always matches `code`. */
+  get enhanced(): EnhancedCode {
+    return this.#enhanced
+  }
+
+  /** Text for the client: generic, one line, never policy internals. */
+  get response(): string {
+    return this.#response
   }
 
   /** True for 4xx replies: the client should try again later. */
@@ -81,6 +93,13 @@ export class SmtpError extends Error {
   }
 }
 Object.defineProperty(SmtpError.prototype, SMTP_ERROR, { value: true })
+// The reply is fixed at construction. Libraries that pass errors along write to them (nodemailer
+// sets `err.code = 'ESTREAM'` on a stream's error), so writes are ignored rather than thrown:
+// a throw inside their error handler would crash the process.
+for (const key of ['code', 'enhanced', 'response'] as const) {
+  const { get } = Object.getOwnPropertyDescriptor(SmtpError.prototype, key)!
+  Object.defineProperty(SmtpError.prototype, key, { get, set() {}, configurable: true, enumerable: false })
+}
 
 /**
  * Named constructors for the refusals stages use most. Prefer them to bare numbers so that the

@@ -21,10 +21,14 @@ import type {
   Transaction,
 } from './types.js'
 
-/** A sortable, unique id: 6 chars of time then 8 random, base32 (like a queue id). */
+// Unique per process from the counter, across processes from the random prefix.
+const PROCESS_TAG = randomBytes(3).toString('hex').toUpperCase()
+let counter = 0
+
+/** A sortable, unique id like a queue id: time, a per-process counter, a per-process random tag. */
 export function createId(): string {
-  const time = Date.now().toString(32).slice(-6).toUpperCase()
-  return time + randomBytes(5).toString('hex').toUpperCase().slice(0, 8)
+  counter = (counter + 1) % 0x8000
+  return `${Date.now().toString(32).slice(-7).toUpperCase()}${counter.toString(32).toUpperCase().padStart(3, '0')}${PROCESS_TAG}`
 }
 
 class LazyBody implements MessageBody {
@@ -81,6 +85,7 @@ export interface TransactionInit {
   session: Session
   mailFrom: Envelope['mailFrom']
   id?: string
+  /** Follow another transaction's signal (forks); default: a signal of its own, see `abort()`. */
   signal?: AbortSignal
   state?: Partial<MessageState>
 }
@@ -90,7 +95,9 @@ export class MessageImpl implements Message {
   readonly id: string
   readonly session: Session
   readonly state: Partial<MessageState>
-  readonly signal: AbortSignal
+  #signal: AbortSignal | undefined
+  #controller: AbortController | undefined
+  #abortReason: unknown
   #original: Envelope
   #envelope: Envelope
   #headers: HeaderBlock | null = null
@@ -103,9 +110,25 @@ export class MessageImpl implements Message {
     this.id = init.id ?? createId()
     this.session = init.session
     this.state = init.state ?? {}
-    this.signal = init.signal ?? new AbortController().signal
+    this.#signal = init.signal
     this.#original = { mailFrom: init.mailFrom, rcptTo: [] }
     this.#envelope = this.#original
+  }
+
+  /** Created on first use: most transactions never need one, and each costs an EventTarget. */
+  get signal(): AbortSignal {
+    if (!this.#signal) {
+      this.#controller = new AbortController()
+      if (this.#abortReason !== undefined) this.#controller.abort(this.#abortReason)
+      this.#signal = this.#controller.signal
+    }
+    return this.#signal
+  }
+
+  /** Aborts the transaction's signal (relay only: the client left mid-transaction). */
+  abort(reason: unknown): void {
+    this.#abortReason = reason
+    this.#controller?.abort(reason)
   }
 
   get original(): Envelope {
@@ -147,13 +170,14 @@ export class MessageImpl implements Message {
   stream(): Readable {
     const head = this.headers.toBuffer()
     const body = this.body.stream()
-    return Readable.from(
-      (async function* whole() {
-        if (head.length) yield head
-        yield* body
-      })(),
-      { objectMode: false },
-    )
+    // Nothing has read the body stream yet: putting the header section in front of its buffer
+    // costs no extra stream, and joining it with what is already buffered saves the next hop a
+    // write (a small message then leaves in one piece, as it came).
+    if (head.length) {
+      const buffered = body.readableLength ? (body.read() as Buffer | null) : null
+      body.unshift(buffered ? Buffer.concat([head, buffered]) : head)
+    }
+    return body
   }
 
   async rewrite(transform: BodyTransform): Promise<void> {

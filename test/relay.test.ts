@@ -30,7 +30,7 @@ describe('relaying to an upstream', () => {
   it('delivers the exact bytes with a Received field and answers 250 2.0.0 with the queue id', async () => {
     const { sink, t } = await sinkAndRelay()
     const info = await t.client().sendMail({ envelope: { from: 'alice@example.com', to: ['bob@example.org'] }, raw: RAW })
-    expect(info.response).toMatch(/^250 2\.0\.0 Ok: queued as [0-9A-Z]{14}$/)
+    expect(info.response).toMatch(/^250 2\.0\.0 Ok: queued as [0-9A-Z]{16}$/)
     const [message] = await sink.waitForMessages(1)
     expect(message!.mailFrom).toBe('alice@example.com')
     expect(message!.rcptTo).toEqual(['bob@example.org'])

@@ -4,11 +4,11 @@
  * SMTP ends lines with CRLF only (RFC 5321 §2.3.8). smtp-server ends DATA only at CRLF.CRLF but
  * passes bare-LF and bare-CR dot lines (`\n.\n`, `\r.\r` …) into the message, which is how SMTP
  * smuggling (CVE-2023-51764/5/6) gets a second message past a relay to a server that reads them
- * differently. The ingress therefore refuses (or strictly normalises) any bare CR or LF, and every
- * writer of ours passes its output through `toCrlf()` so nothing we emit has one either.
+ * differently. The ingress (`relay/ingress.ts`) therefore refuses (or strictly normalises) any
+ * bare CR or LF, and every writer of ours passes its output through `toCrlf()` so nothing we emit
+ * has one either.
  */
 import { Transform, type TransformCallback } from 'node:stream'
-import { reject } from '../errors.js'
 
 /** What the relay does with a bare CR or LF in a message. */
 export type BareLineEndingPolicy = 'reject' | 'normalize'
@@ -29,10 +29,11 @@ export function hasBareLineEnding(chunk: Buffer, prevCR: boolean): boolean {
 }
 
 const CRLF_BYTES = Buffer.from('\r\n')
-const LF_BYTE = Buffer.from('\n')
+/** A lone LF, to complete a trailing CR at the end of a stream. */
+export const LF_BYTE = Buffer.from('\n')
 
 /** Rewrites bare CR and bare LF to CRLF. A trailing CR is left for the next chunk to decide. */
-function normalizeChunk(chunk: Buffer, prevCR: boolean): Buffer {
+export function normalizeChunk(chunk: Buffer, prevCR: boolean): Buffer {
   // The previous chunk's trailing CR was passed on as is; complete it if no LF follows.
   const parts: Buffer[] = prevCR && chunk[0] !== LF ? [LF_BYTE] : []
   let from = 0
@@ -47,42 +48,6 @@ function normalizeChunk(chunk: Buffer, prevCR: boolean): Buffer {
   }
   parts.push(chunk.subarray(from))
   return Buffer.concat(parts)
-}
-
-/** Options of {@link lineEndingGuard}. */
-export interface LineEndingGuardOptions {
-  /** `'reject'` fails the stream with `550 5.5.2`; `'normalize'` rewrites to CRLF. */
-  policy: BareLineEndingPolicy
-  /** Fail the stream with `552 5.3.4` once more bytes than this went through. */
-  maxSize?: number
-}
-
-/**
- * The ingress guard: enforces the size limit and the bare line-ending policy while streaming.
- * It fails with the `SmtpError` the client should see.
- */
-export function lineEndingGuard(options: LineEndingGuardOptions): Transform {
-  let prevCR = false
-  let size = 0
-  const max = options.maxSize ?? Infinity
-  const normalize = options.policy === 'normalize'
-  return new Transform({
-    transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback) {
-      size += chunk.length
-      if (size > max) return callback(reject.tooBig(max))
-      if (!chunk.length) return callback()
-      const bare = hasBareLineEnding(chunk, prevCR)
-      if (bare && !normalize) return callback(reject.bareLineEnding())
-      const out = bare ? normalizeChunk(chunk, prevCR) : chunk
-      prevCR = chunk[chunk.length - 1] === CR
-      callback(null, out)
-    },
-    flush(callback: TransformCallback) {
-      if (!prevCR) return callback()
-      if (!normalize) return callback(reject.bareLineEnding())
-      callback(null, LF_BYTE)
-    },
-  })
 }
 
 /**

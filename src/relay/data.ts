@@ -7,8 +7,7 @@
 import { Readable } from 'node:stream'
 import type { SMTPServerDataStream } from 'smtp-server'
 import { HeaderBlock } from '../body/header-block.js'
-import { lineEndingGuard, type BareLineEndingPolicy } from '../body/line-endings.js'
-import { splitHeader } from '../body/split-header.js'
+import type { BareLineEndingPolicy } from '../body/line-endings.js'
 import type { SpoolOptions } from '../body/spool.js'
 import type { StageTimings } from '../compose.js'
 import { buildDsn, type FailedRecipient } from '../dsn.js'
@@ -17,6 +16,7 @@ import type { Logger } from '../logger.js'
 import { MessageImpl } from '../message.js'
 import type { Pipeline } from '../pipeline.js'
 import type { Address, DeliveryReport, RejectedRecipient } from '../types.js'
+import { IngressStream } from './ingress.js'
 import { receivedValue, type TraceMode } from './received.js'
 import type { SessionView } from './session.js'
 
@@ -44,47 +44,45 @@ export async function receiveMessage(
   ctx: DataContext,
 ): Promise<string> {
   const started = performance.now()
-  const guard = lineEndingGuard({ policy: ctx.bareLineEndings, maxSize: ctx.maxSize })
-  let guardError: SmtpError | undefined
-  guard.on('error', (err) => {
-    if (err instanceof SmtpError) guardError ??= err
-  })
+  const ingress = new IngressStream({ policy: ctx.bareLineEndings, maxSize: ctx.maxSize, maxHeaderSize: ctx.maxHeaderSize })
+  // Its errors reach the chain through reads; the refusal for the client is `ingress.failure`.
+  ingress.on('error', () => {})
   const inputDone = new Promise<void>((resolve) => stream.once('end', resolve).once('close', resolve))
   // smtp-server emits a client disconnect as an error only to a listener; pass it down the chain.
-  stream.on('error', (err) => guard.destroy(err))
+  stream.on('error', (err) => ingress.destroy(err))
   // Whenever the chain stops reading early (refused, failed), drain the rest for the session.
-  guard.once('close', () => {
+  ingress.once('close', () => {
     if (!stream.readableEnded) {
-      stream.unpipe(guard)
+      stream.unpipe(ingress)
       stream.resume()
     }
   })
-  stream.pipe(guard)
+  stream.pipe(ingress)
 
   const timings: StageTimings = {}
   let report: DeliveryReport | undefined
   let failure: SmtpError | undefined
   let reply = ''
   try {
-    const split = await splitHeader(guard, ctx.maxHeaderSize)
-    tx.attachContent(HeaderBlock.parse(split.head, split.separator), split.body, ctx.spool)
+    const { head, separator } = await ingress.header
+    tx.attachContent(HeaderBlock.parse(head, separator), ingress, ctx.spool)
     if (ctx.trace !== 'off') tx.headers.add('Received', receivedValue(session, tx.envelope, tx.id, ctx.hostname, ctx.trace))
     report = complete(await ctx.pipeline.deliver(tx, timings), tx, ctx.logger)
-    if (!stream.readableEnded) guard.destroy() // the chain finished without reading everything
+    if (!stream.readableEnded) ingress.destroy() // the chain finished without reading everything
     await inputDone
-    if (guardError) throw guardError
+    if (ingress.failure) throw ingress.failure
     const accepted = report.accepted.length
     if (!accepted) throw pickError(report.rejected)
     if (report.rejected.length) await bounce(tx, report.rejected, origins, ctx)
     reply = `2.0.0 Ok: queued as ${tx.id}`
     return reply
   } catch (err) {
-    failure = guardError ?? toSmtpError(err)
+    failure = ingress.failure ?? toSmtpError(err)
     reply = failure.toReply()
     logError(ctx.logger, tx, err, failure)
     throw failure
   } finally {
-    guard.destroy()
+    if (!ingress.destroyed) ingress.destroy()
     await tx.dispose()
     ctx.logger.info(
       {
@@ -164,5 +162,7 @@ function logError(logger: Logger, tx: MessageImpl, raw: unknown, error: SmtpErro
 }
 
 function roundAll(timings: StageTimings): StageTimings {
-  return Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, Math.round(v * 100) / 100]))
+  const out: StageTimings = {}
+  for (const key in timings) out[key] = Math.round(timings[key]! * 100) / 100
+  return out
 }

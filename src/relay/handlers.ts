@@ -19,9 +19,10 @@ type Callback = (err?: Error | null, message?: string) => void
 /** The state of one connection. */
 interface Conn {
   view: SessionView
+  /** The transaction between MAIL and DATA. */
   tx: MessageImpl | undefined
-  /** Aborts the current transaction when the client leaves mid-way. */
-  abort: AbortController | undefined
+  /** The transaction in DATA, aborted if the client leaves. */
+  inFlight: MessageImpl | undefined
   /** For each accepted final recipient (lower case), the RCPT it came from. */
   origins: Map<string, Address>
   inData: boolean
@@ -73,7 +74,7 @@ export function createHandlers(listener: string, ctx: HandlerContext) {
 
     onConnect(session: SMTPServerSession, callback: Callback) {
       const view = new SessionView(session, listener)
-      conns.set(session.id, { view, tx: undefined, abort: undefined, origins: new Map(), inData: false })
+      conns.set(session.id, { view, tx: undefined, inFlight: undefined, origins: new Map(), inData: false })
       answer(
         callback,
         async () => {
@@ -91,9 +92,8 @@ export function createHandlers(listener: string, ctx: HandlerContext) {
         async () => {
           const conn = connOf(session)
           if (ctx.closing()) throw reject.unavailable('relay closing')
-          conn.abort = new AbortController()
           const from = address.address ? toAddress(address) : null
-          const tx = new MessageImpl({ session: conn.view, mailFrom: from, signal: conn.abort.signal })
+          const tx = new MessageImpl({ session: conn.view, mailFrom: from })
           conn.tx = undefined
           conn.origins = new Map()
           await ctx.pipeline.mailFrom(tx, from)
@@ -137,25 +137,24 @@ export function createHandlers(listener: string, ctx: HandlerContext) {
         return callback(toServerError(new SmtpError(503, '5.5.1', 'Error: need RCPT command')))
       }
       conn.tx = undefined
+      conn.inFlight = tx
       conn.inData = true
       const work = receiveMessage(stream, tx, conn.view, conn.origins, ctx)
       ctx.track(tx.id, work.catch(() => {}))
+      const done = () => {
+        conn.inData = false
+        conn.inFlight = undefined
+      }
       work.then(
-        (message) => {
-          conn.inData = false
-          callback(null, message)
-        },
-        (err: unknown) => {
-          conn.inData = false
-          callback(toServerError(toSmtpError(err)))
-        },
+        (message) => (done(), callback(null, message)),
+        (err: unknown) => (done(), callback(toServerError(toSmtpError(err)))),
       )
     },
 
     onClose(session: SMTPServerSession) {
       const conn = conns.get(session.id)
       conns.delete(session.id)
-      if (conn?.inData) conn.abort?.abort(new Error('client disconnected'))
+      if (conn?.inData) conn.inFlight?.abort(new Error('client disconnected'))
     },
   }
 }

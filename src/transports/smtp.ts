@@ -13,7 +13,7 @@
  * are sent as separate upstream transactions (the body is spooled once and read for each).
  */
 import { hostname as osHostname } from 'node:os'
-import { PassThrough, type Readable } from 'node:stream'
+import type { Readable } from 'node:stream'
 import type { ConnectionOptions } from 'node:tls'
 import { createTransport } from 'nodemailer'
 import { SmtpError, type EnhancedCode } from '../errors.js'
@@ -82,7 +82,7 @@ export function smtpTransport(options: SmtpTransportOptions): Transport {
   const where = `${options.host}:${port}`
 
   async function sendGroup(msg: Message, rcpts: readonly Address[]): Promise<DeliveryReport> {
-    const { stream, failure } = isolate(msg.stream())
+    const { stream, failure } = watch(msg.stream())
     const from = msg.envelope.mailFrom
     const first = rcpts[0]!
     try {
@@ -141,22 +141,11 @@ function errorFor(err: UpstreamError, rcpt: Address): UpstreamError {
   return err.rejectedErrors?.find((e) => e.recipient === rcpt.address) ?? err
 }
 
-/**
- * Passes `source` on through a stream of our own, so that nodemailer never holds (or mutates)
- * the error object of the chain; `failure()` returns that error if the source failed.
- */
-function isolate(source: Readable): { stream: Readable; failure: () => unknown } {
+/** Remembers the error of the message stream, if it fails, to report it instead of nodemailer's. */
+function watch(source: Readable): { stream: Readable; failure: () => unknown } {
   let failure: unknown
-  const out = new PassThrough()
-  source.once('error', (err) => {
-    failure = err
-    out.destroy(new Error('message stream failed'))
-  })
-  out.once('close', () => {
-    if (!source.readableEnded) source.destroy()
-  })
-  source.pipe(out)
-  return { stream: out, failure: () => failure }
+  source.once('error', (err) => (failure = err))
+  return { stream: source, failure: () => failure }
 }
 
 /** Turns an upstream reply (or its absence) into the `SmtpError` our client sees. */

@@ -1,0 +1,80 @@
+/**
+ * One server under test, in its own process so its memory is its own. Plain JavaScript on the
+ * built package (`npm run build` first), so the figures are what users get. Usage:
+ *   node bench/servers.mjs <server> <upstream-port> <pool-size>
+ * Prints {"port"} when listening; on stdin `mark` resets the CPU counter, `stats` prints
+ * {"ok","failed","maxRssKiB","cpuMicros"}.
+ *
+ * baseline: the bare pass-through with no library code of ours — smtp-server onData piped into
+ * a pooled nodemailer sendMail, answering after the upstream's 250.
+ */
+import { createInterface } from 'node:readline'
+import { createTransport } from 'nodemailer'
+import { SMTPServer } from 'smtp-server'
+import { createRelay, smtpTransport } from '../dist/index.js'
+
+const [impl = 'baseline', upstreamPortArg = '2600', poolArg = '20'] = process.argv.slice(2)
+const upstream = { host: '127.0.0.1', port: Number(upstreamPortArg) }
+const pool = Number(poolArg)
+let ok = 0
+let failed = 0
+
+async function baseline() {
+  const client = createTransport({ pool: true, maxConnections: pool, maxMessages: Infinity, ...upstream, ignoreTLS: true })
+  const server = new SMTPServer({
+    authOptional: true,
+    disabledCommands: ['AUTH', 'STARTTLS'],
+    disableReverseLookup: true,
+    logger: false,
+    size: 64 * 1024 * 1024,
+    maxClients: 1000,
+    onData(stream, session, callback) {
+      const envelope = { from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '', to: session.envelope.rcptTo.map((r) => r.address) }
+      client.sendMail({ envelope, raw: stream }).then(
+        () => (ok++, callback()),
+        (err) => (failed++, callback(err)),
+      )
+    },
+  })
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return server.server.address().port
+}
+
+/** @param {import('../dist/index.js').Stage[]} stages */
+async function relaychain(stages) {
+  const count = (_fields, msg) => {
+    if (msg === 'message relayed') ok++
+    if (msg === 'message refused') failed++
+  }
+  const relay = createRelay({
+    stages,
+    transport: smtpTransport({ ...upstream, pool: { maxConnections: pool, maxMessages: Infinity } }),
+    listeners: [{ port: 0, mode: 'submission' }],
+    limits: { messageSize: 64 * 1024 * 1024, connections: 1000 },
+    logger: { debug() {}, info: count, warn() {}, error() {} },
+    ...(process.env.X_TRACE ? { trace: process.env.X_TRACE } : {}),
+  })
+  const [bound] = await relay.listen()
+  return bound.port
+}
+
+const grantAll = { name: 'grant-all', grantsRelay: true, rcptTo: () => ({ relay: true }) }
+const servers = {
+  baseline,
+  relaychain: () => relaychain([grantAll]),
+}
+const start = servers[impl]
+if (!start) throw new Error(`unknown server ${impl}; one of ${Object.keys(servers).join(', ')}`)
+console.log(JSON.stringify({ port: await start() }))
+let cpuStart = process.cpuUsage()
+for await (const line of createInterface({ input: process.stdin })) {
+  if (line === 'mark') {
+    cpuStart = process.cpuUsage()
+    console.log('{}')
+  }
+  if (line === 'stats') {
+    const { user, system } = process.cpuUsage(cpuStart)
+    console.log(JSON.stringify({ ok, failed, maxRssKiB: process.resourceUsage().maxRSS, cpuMicros: user + system, user, system }))
+  }
+}
+process.exit(0)
