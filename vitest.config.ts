@@ -1,6 +1,16 @@
+import { fileURLToPath } from 'node:url'
 import { defineConfig } from 'vitest/config'
 
+const src = (path: string) => fileURLToPath(new URL(`./src/${path}`, import.meta.url))
+
 export default defineConfig({
+  // Examples import the package by name, as users do; in this repository that is the source.
+  resolve: {
+    alias: [
+      { find: /^relaychain\/testing$/, replacement: src('testing/index.ts') },
+      { find: /^relaychain$/, replacement: src('index.ts') },
+    ],
+  },
   test: {
     include: ['test/**/*.test.ts', 'examples/**/*.test.ts'],
     testTimeout: 60_000,

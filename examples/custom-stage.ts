@@ -1,0 +1,105 @@
+/**
+ * Template for writing your own stage: copy this file, rename the factory, keep the hooks you
+ * need and delete the rest. Every hook is optional. This one implements a small policy: only
+ * senders from the given domains may send, every message must have a Subject, and accepted
+ * messages are tagged with a header.
+ *
+ *   npx tsx examples/custom-stage.ts     runs it in a relay against a local test server
+ *
+ * Its test, examples/custom-stage.test.ts, shows how to test a stage (runStage, testMessage) and
+ * a whole relay (startSink); copy that too.
+ */
+import { pathToFileURL } from 'node:url'
+import { SmtpError, reject, type Stage } from 'relaychain'
+
+// Typed per-message state other stages can read, by declaration merging.
+declare module 'relaychain' {
+  interface MessageState {
+    /** Set by require-subject: the Subject the message was checked with. */
+    checkedSubject?: string
+  }
+}
+
+/** Options of {@link requireSubject}. */
+export interface RequireSubjectOptions {
+  /** Sender domains allowed to use this relay. */
+  senderDomains: readonly string[]
+  /** Value of the X-Checked-By header added to accepted messages. Default `'require-subject'`. */
+  tag?: string
+}
+
+/**
+ * Refuses senders outside `senderDomains` (550 5.7.1) and messages without a Subject
+ * (550 5.6.0); tags the others.
+ *
+ * @example
+ * ```ts
+ * createRelay({ stages: [policy, requireSubject({ senderDomains: ['example.com'] })], transport })
+ * ```
+ */
+export function requireSubject(options: RequireSubjectOptions): Stage {
+  const domains = new Set(options.senderDomains.map((d) => d.toLowerCase()))
+  const tag = options.tag ?? 'require-subject'
+  return {
+    // kebab-case, the same as the file name; shows in logs, errors and describe().
+    name: 'require-subject',
+    // Declare what data() changes, so a pipeline refuses to put this after a signer.
+    modifies: 'headers',
+
+    // connect(session): once per connection, before the greeting. Throw to refuse it.
+    // Not needed here.
+
+    // mailFrom: once per transaction. Throw to refuse the sender; return an Address to rewrite it.
+    mailFrom(_tx, from) {
+      // The null sender (bounces) has no domain to check; let it through.
+      if (!from) return
+      const domain = from.address.slice(from.address.lastIndexOf('@') + 1).toLowerCase()
+      // reject.* keeps the client's reply generic; the reason goes to the log only.
+      if (!domains.has(domain)) throw reject.policy(`sender domain ${domain} not allowed`)
+    },
+
+    // rcptTo: once per recipient. Throw to refuse this recipient only; return addresses to rewrite
+    // or expand it, or { relay: true } to grant relaying (then declare grantsRelay: true).
+    // Not needed here.
+
+    // data: once per message. Inspect or edit, then `return next()` exactly once.
+    async data(msg, next) {
+      const subject = msg.headers.get('subject')
+      if (!subject) throw new SmtpError(550, '5.6.0', 'Message must have a Subject', { reason: 'no Subject header' })
+      msg.state.checkedSubject = subject
+      msg.headers.add('X-Checked-By', tag)
+      const report = await next()
+      // After next(): the delivery report. A place for metrics, archive taps, events.
+      return report
+    },
+
+    // close(): when the relay shuts down; release timers and connections here.
+  }
+}
+
+/** Runs the stage in a relay against a local test server, sends a good and a bad message, exits. */
+async function demo(): Promise<void> {
+  const { createTransport } = await import('nodemailer')
+  const { createRelay, smtpTransport } = await import('relaychain')
+  const { startSink } = await import('relaychain/testing')
+  const sink = await startSink()
+  const anyRecipient: Stage = { name: 'any-recipient', grantsRelay: true, rcptTo: () => ({ relay: true }) }
+  const relay = createRelay({
+    stages: [anyRecipient, requireSubject({ senderDomains: ['example.com'] })],
+    transport: smtpTransport({ host: sink.host, port: sink.port }),
+    listeners: [{ port: 0, mode: 'submission' }],
+  })
+  const [bound] = await relay.listen()
+  const client = createTransport({ host: bound!.host, port: bound!.port, ignoreTLS: true })
+  const good = await client.sendMail({ from: 'ann@example.com', to: 'bob@example.org', subject: 'Report', text: 'Attached.\n' })
+  console.log(`with a Subject:    ${good.response}`)
+  const bad = await client.sendMail({ from: 'ann@example.com', to: 'bob@example.org', text: 'No subject.\n' }).catch((e: { response: string }) => e)
+  console.log(`without a Subject: ${(bad as { response: string }).response}`)
+  const [received] = await sink.waitForMessages(1)
+  console.log(`upstream got it tagged: ${/^X-Checked-By: .*$/m.exec(received!.raw.toString())?.[0]}`)
+  client.close()
+  await relay.close()
+  await sink.close()
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) await demo()

@@ -1,0 +1,15 @@
+/**
+ * Real peers (scanners, servers, independent clients) that tests run against. A missing peer
+ * skips its tests with a loud message naming the install command; under
+ * RELAYCHAIN_REQUIRE_PEERS=1 (CI) it fails the test file instead, so CI cannot skip silently.
+ */
+import { spawnSync } from 'node:child_process'
+
+/** True if `binary` is on the PATH; see the file header for what happens when it is not. */
+export function havePeer(binary: string, install: string): boolean {
+  if (spawnSync('sh', ['-c', `command -v ${binary}`]).status === 0) return true
+  const message = `${binary} is not installed; install it with: ${install}`
+  if (process.env.RELAYCHAIN_REQUIRE_PEERS === '1') throw new Error(`${message} (required: RELAYCHAIN_REQUIRE_PEERS=1)`)
+  console.warn(`\n*** SKIPPING tests that need ${binary}: ${message} ***\n`)
+  return false
+}
