@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { EventEmitter, once } from 'node:events'
 import { mkdtemp, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -19,11 +20,16 @@ const spoolAll: Stage = {
 let sink: Sink
 let t: TestRelay
 let spoolDir: string
+/** Emits each relay log message by name, so a test can wait for the relay to finish a message. */
+let logs: EventEmitter
 
 beforeEach(async () => {
   spoolDir = await mkdtemp(join(tmpdir(), 'relaychain-hostile-'))
   sink = await startSink()
+  logs = new EventEmitter()
+  const emit = (_fields: Record<string, unknown>, message: string) => void logs.emit(message)
   t = await startRelay({
+    logger: { debug: emit, info: emit, warn: emit, error: emit },
     stages: [allowAll, spoolAll],
     transport: smtpTransport({ host: sink.host, port: sink.port }),
     spool: { dir: spoolDir, memoryLimit: 64 * 1024 },
@@ -123,17 +129,19 @@ describe('hostile input', () => {
     const { client } = await RawSmtp.connect(t.port)
     expect(await client.startMessage('alice@example.com', ['bob@example.org'])).toMatch(/^354/)
     await new Promise<void>((resolve) => client.socket.write(`Subject: cut\r\n\r\n${'y'.repeat(512 * 1024)}`, () => resolve()))
+    const refused = once(logs, 'message refused')
     client.close()
-    await client.closed
+    await refused
     expect(sink.messages).toHaveLength(0)
   })
 
   it('closes a client that stalls in the middle of DATA with 421 and delivers nothing', async () => {
     const { client } = await RawSmtp.connect(t.port)
     expect(await client.startMessage('alice@example.com', ['bob@example.org'])).toMatch(/^354/)
+    const refused = once(logs, 'message refused')
     client.write('Subject: stalled\r\n\r\npartial')
     expect(await client.reply()).toMatch(/^421 /)
-    await client.closed
+    await refused
     expect(sink.messages).toHaveLength(0)
   })
 })

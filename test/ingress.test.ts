@@ -7,9 +7,8 @@ import { IngressStream, type IngressOptions } from '../src/relay/ingress.js'
 async function run(chunks: string[], options: Partial<IngressOptions> = {}) {
   const ingress = new IngressStream({ policy: 'reject', maxSize: Infinity, maxHeaderSize: Infinity, ...options })
   Readable.from(chunks.map((c) => Buffer.from(c, 'latin1'))).pipe(ingress)
-  const body = buffer(ingress)
-  const header = await ingress.header
-  return { head: header.head.toString('latin1'), separator: header.separator.toString(), body: (await body).toString('latin1') }
+  const [header, body] = await Promise.all([ingress.header, buffer(ingress)])
+  return { head: header.head.toString('latin1'), separator: header.separator.toString(), body: body.toString('latin1') }
 }
 
 async function refusal(chunks: string[], options: Partial<IngressOptions> = {}): Promise<string> {

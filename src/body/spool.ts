@@ -57,32 +57,37 @@ export class Spool implements SpooledBody {
     let size = 0
     let file: string | null = null
     let handle: FileHandle | null = null
+    const append = async (chunk: Buffer) => {
+      size += chunk.length
+      if (!handle && size > limit) {
+        file = join(options.dir ?? tmpdir(), `relaychain-${process.pid}-${randomBytes(8).toString('hex')}.spool`)
+        track(file)
+        handle = await open(file, 'wx', 0o600)
+        for (const held of chunks) await handle.write(held)
+        chunks = []
+      }
+      if (handle) await handle.write(chunk)
+      else chunks.push(chunk)
+    }
+    // pipeline() does not wait for a write in progress when the source fails; we must, or a temp
+    // file opened after the cleanup would stay behind.
+    let writing: Promise<void> = Promise.resolve()
     const sink = new Writable({
-      async write(chunk: Buffer, _encoding, callback) {
-        try {
-          size += chunk.length
-          if (!handle && size > limit) {
-            file = join(options.dir ?? tmpdir(), `relaychain-${process.pid}-${randomBytes(8).toString('hex')}.spool`)
-            track(file)
-            handle = await open(file, 'wx', 0o600)
-            for (const held of chunks) await handle.write(held)
-            chunks = []
-          }
-          if (handle) await handle.write(chunk)
-          else chunks.push(chunk)
-          callback()
-        } catch (err) {
-          callback(err as Error)
-        }
+      write(chunk: Buffer, _encoding, callback) {
+        writing = append(chunk).then(() => callback(), callback)
       },
     })
+    let failure: unknown
     try {
       await pipeline(source, sink)
     } catch (err) {
+      failure = err
+    }
+    await writing.catch((err: unknown) => (failure ??= err))
+    await (handle as FileHandle | null)?.close()
+    if (failure !== undefined) {
       if (file) await removeFile(file)
-      throw err
-    } finally {
-      await (handle as FileHandle | null)?.close()
+      throw failure
     }
     return new Spool(file ? null : chunks, file, size)
   }
