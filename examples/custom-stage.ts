@@ -43,8 +43,10 @@ export function requireSubject(options: RequireSubjectOptions): Stage {
   return {
     // kebab-case, the same as the file name; shows in logs, errors and describe().
     name: 'require-subject',
-    // Declare what data() changes, so a pipeline refuses to put this after a signer.
-    modifies: 'headers',
+    // Declare what data() changes, so a pipeline refuses to put it where it would break a
+    // signature: 'trace' (only adds new fields at the top, as here), 'headers' (edits any
+    // field) or 'body'.
+    modifies: 'trace',
 
     // connect(session): once per connection, before the greeting. Throw to refuse it.
     // Not needed here.

@@ -48,7 +48,7 @@ const narrate: Stage = {
     say(`report   ${report.accepted.length} accepted, ${report.rejected.length} rejected: ${report.response ?? ''}`)
     return report
   },
-  modifies: 'headers',
+  modifies: 'trace',
 }
 
 /** The transaction lines the relay logs, one per message, in a readable form. */

@@ -35,6 +35,7 @@ export type {
   MessageBody,
   MessageState,
   Modifies,
+  Seals,
   Next,
   RcptVerdict,
   RejectedRecipient,

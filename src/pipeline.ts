@@ -1,8 +1,8 @@
 /**
  * A pipeline: stages in order, ending at a transport. It runs the envelope hooks phase by phase,
  * the `data` hooks as an onion, and is itself a `Transport`, so pipelines nest and can be routed
- * to. It checks the chain when it is built: shapes, and that nothing modifies the message after a
- * stage that seals it (a signature must be the last thing to touch a message).
+ * to. It checks the chain when it is built: shapes, and that nothing changes what a signer sealed
+ * (after DKIM only new trace fields may be added; after S/MIME the body must not change).
  */
 import { compose, type StageTimings } from './compose.js'
 import { RelayError, SmtpError, toSmtpError } from './errors.js'
@@ -14,6 +14,7 @@ import type {
   Modifies,
   RcptVerdict,
   RejectedRecipient,
+  Seals,
   Session,
   Stage,
   Transaction,
@@ -99,9 +100,8 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     stages,
     transport,
     grantsRelay: stages.some((s) => s.grantsRelay === true),
-    modifies: stages.some((s) => s.modifies === 'body') || transport.modifies === 'body' ? 'body'
-      : stages.some((s) => s.modifies) || transport.modifies ? 'headers' : undefined,
-    seals: stages.some((s) => s.seals) || transport.seals === true,
+    modifies: strongest(MODIFIES_ORDER, [...stages, transport].map((s) => s.modifies)),
+    seals: strongest(SEALS_ORDER, [...stages, transport].map((s) => s.seals)),
 
     async connect(session) {
       for (const stage of connectStages) await stamped(stage, () => stage.connect!(session))
@@ -237,7 +237,7 @@ function mapBack(report: DeliveryReport, originOf: Map<string, Address>, rejecte
 
 function describeStage(stage: Stage): string {
   const hooks = HOOKS.filter((h) => h !== 'close' && typeof stage[h] === 'function').join(',')
-  const traits = [stage.modifies && `modifies ${stage.modifies}`, stage.seals && 'seals', stage.grantsRelay && 'grants relay']
+  const traits = [stage.modifies && `modifies ${stage.modifies}`, stage.seals && `seals ${stage.seals}`, stage.grantsRelay && 'grants relay']
   return [stage.name.padEnd(20), `[${hooks}]`, ...traits.filter(Boolean)].join(' ')
 }
 
@@ -252,8 +252,11 @@ function validateStage(stage: Stage, index: number): void {
       throw new RelayError('ERR_RELAY_INVALID_STAGE', `stage "${stage.name}": ${hook} must be a function`)
     }
   }
-  if (stage.modifies !== undefined && stage.modifies !== 'headers' && stage.modifies !== 'body') {
-    throw new RelayError('ERR_RELAY_INVALID_STAGE', `stage "${stage.name}": modifies must be 'headers' or 'body'`)
+  if (stage.modifies !== undefined && !MODIFIES_ORDER.includes(stage.modifies)) {
+    throw new RelayError('ERR_RELAY_INVALID_STAGE', `stage "${stage.name}": modifies must be one of ${MODIFIES_ORDER.join(', ')}`)
+  }
+  if (stage.seals !== undefined && !SEALS_ORDER.includes(stage.seals)) {
+    throw new RelayError('ERR_RELAY_INVALID_STAGE', `stage "${stage.name}": seals must be one of ${SEALS_ORDER.join(', ')}`)
   }
 }
 
@@ -263,15 +266,28 @@ function validateTransport(transport: Transport): void {
   }
 }
 
+/** Weakest first. */
+export const MODIFIES_ORDER: readonly Modifies[] = ['trace', 'headers', 'body']
+export const SEALS_ORDER: readonly Seals[] = ['body', 'message']
+/** The most a seal still allows to change after it. */
+const ALLOWED_AFTER: Record<Seals, Modifies> = { body: 'headers', message: 'trace' }
+
+/** The strongest of several declarations, e.g. what a whole nested pipeline may modify. */
+export function strongest<T extends string>(order: readonly T[], values: ReadonlyArray<T | undefined>): T | undefined {
+  let rank = -1
+  for (const value of values) if (value !== undefined) rank = Math.max(rank, order.indexOf(value))
+  return rank < 0 ? undefined : order[rank]
+}
+
 function checkOrder(stages: readonly Stage[], transport: Transport): void {
-  let sealedBy: string | undefined
-  for (const item of [...stages, transport] as ReadonlyArray<{ name: string; modifies?: Modifies; seals?: boolean }>) {
-    if (item.modifies && sealedBy) {
+  let seal: { by: string; what: Seals } | undefined
+  for (const item of [...stages, transport] as ReadonlyArray<{ name: string; modifies?: Modifies; seals?: Seals }>) {
+    if (item.modifies && seal && MODIFIES_ORDER.indexOf(item.modifies) > MODIFIES_ORDER.indexOf(ALLOWED_AFTER[seal.what])) {
       throw new RelayError(
         'ERR_RELAY_UNSAFE_ORDER',
-        `"${item.name}" modifies the message (${item.modifies}) after "${sealedBy}" sealed it; move it before "${sealedBy}"`,
+        `"${item.name}" modifies the message (${item.modifies}) after "${seal.by}" sealed its ${seal.what}; move it before "${seal.by}"`,
       )
     }
-    if (item.seals) sealedBy ??= item.name
+    if (item.seals && (!seal || SEALS_ORDER.indexOf(item.seals) > SEALS_ORDER.indexOf(seal.what))) seal = { by: item.name, what: item.seals }
   }
 }

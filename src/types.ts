@@ -165,8 +165,18 @@ export interface RcptVerdict {
 /** Calls the rest of the chain (the next stage, at the end the transport). */
 export type Next = () => Promise<DeliveryReport>
 
-/** What a stage or transport declares it may change, so a pipeline can check the chain's order. */
-export type Modifies = 'headers' | 'body'
+/**
+ * What a stage or transport may change, so a pipeline can check the chain's order:
+ * `'trace'` only adds new header fields at the top (Received, X-Spam-*, DKIM-Signature, ARC-*);
+ * `'headers'` may edit, remove or add any header field; `'body'` may change the body (and headers).
+ */
+export type Modifies = 'trace' | 'headers' | 'body'
+
+/**
+ * What a signer fixes. `'body'` (S/MIME): the content; header fields may still change.
+ * `'message'` (DKIM): the body and the signed header fields; only new trace fields may follow.
+ */
+export type Seals = 'body' | 'message'
 
 /**
  * One step of a relay chain. Every hook is optional; hooks of different stages run in array
@@ -180,12 +190,13 @@ export interface Stage {
   /** kebab-case name; appears in logs, errors, `describe()` and stage timings. */
   readonly name: string
   /**
-   * What `data` may change. Declared so the pipeline can refuse unsafe orders at build time
-   * (anything that modifies after a stage that `seals`).
+   * What `data` may change. Declared so the pipeline can refuse unsafe orders at build time: after
+   * a stage that seals `'message'` only `'trace'` stages may follow; after one that seals `'body'`,
+   * nothing that modifies `'body'`.
    */
   readonly modifies?: Modifies
-  /** True for signers (DKIM, S/MIME): no stage that modifies the message may follow. */
-  readonly seals?: boolean
+  /** Set by signers: what their signature fixes (S/MIME `'body'`, DKIM `'message'`). */
+  readonly seals?: Seals
   /** True if `rcptTo` may grant relay permission. A chain with no such stage relays nothing. */
   readonly grantsRelay?: boolean
   /**
@@ -242,8 +253,8 @@ export interface Transport {
   readonly name: string
   /** What this transport changes in the message, if anything (a nested pipeline may). */
   readonly modifies?: Modifies
-  /** True if this transport seals the message (a nested pipeline with a signer). */
-  readonly seals?: boolean
+  /** What this transport seals, if anything (a nested pipeline with a signer). */
+  readonly seals?: Seals
   send(msg: Message): Promise<DeliveryReport>
   /** One line for `describe()`, e.g. `smtp 127.0.0.1:2525`. */
   describe?(): string

@@ -2,7 +2,9 @@ import { describe, expect, it } from 'vitest'
 import { createPipeline, RelayError, SmtpError, type Stage, type Transport } from '../src/index.js'
 import { memoryTransport, testMessage } from '../src/testing/index.js'
 
-const signer: Stage = { name: 'signer', seals: true, data: (_m, next) => next() }
+const signer: Stage = { name: 'signer', modifies: 'trace', seals: 'message', data: (_m, next) => next() }
+const smime: Stage = { name: 'smime', modifies: 'body', seals: 'body', data: (_m, next) => next() }
+const received: Stage = { name: 'received', modifies: 'trace', data: (_m, next) => next() }
 const footer: Stage = { name: 'footer', modifies: 'body', data: (_m, next) => next() }
 const tagger: Stage = { name: 'tagger', modifies: 'headers', data: (_m, next) => next() }
 
@@ -20,8 +22,15 @@ describe('createPipeline: checks at build time', () => {
   it('refuses a stage that modifies the message after one that seals it', () => {
     const err = errorOf(() => createPipeline({ stages: [signer, footer], transport: memoryTransport() }))
     expect(err.code).toBe('ERR_RELAY_UNSAFE_ORDER')
-    expect(err.message).toContain('"footer" modifies the message (body) after "signer" sealed it')
-    expect(() => createPipeline({ stages: [footer, tagger, signer], transport: memoryTransport() })).not.toThrow()
+    expect(err.message).toContain('"footer" modifies the message (body) after "signer" sealed its message')
+    expect(errorOf(() => createPipeline({ stages: [signer, tagger], transport: memoryTransport() })).code).toBe('ERR_RELAY_UNSAFE_ORDER')
+    expect(() => createPipeline({ stages: [footer, tagger, signer, received], transport: memoryTransport() })).not.toThrow()
+  })
+
+  it('lets DKIM follow S/MIME, but not S/MIME follow DKIM', () => {
+    expect(() => createPipeline({ stages: [smime, tagger, signer], transport: memoryTransport() })).not.toThrow()
+    expect(errorOf(() => createPipeline({ stages: [signer, smime], transport: memoryTransport() })).message).toContain('"smime" modifies the message (body)')
+    expect(errorOf(() => createPipeline({ stages: [smime, footer], transport: memoryTransport() })).message).toContain('sealed its body')
   })
 
   it('refuses a nested pipeline that modifies after an outer stage sealed', () => {
@@ -33,6 +42,7 @@ describe('createPipeline: checks at build time', () => {
     expect(errorOf(() => createPipeline({ stages: [{ name: 'Bad Name' }], transport: memoryTransport() })).code).toBe('ERR_RELAY_INVALID_STAGE')
     expect(errorOf(() => createPipeline({ stages: [{ name: 'x', data: 42 } as unknown as Stage], transport: memoryTransport() })).message).toContain('data must be a function')
     expect(errorOf(() => createPipeline({ stages: [], transport: {} as Transport })).code).toBe('ERR_RELAY_INVALID_STAGE')
+    expect(errorOf(() => createPipeline({ stages: [{ name: 'x', seals: true } as unknown as Stage], transport: memoryTransport() })).message).toContain('seals must be one of body, message')
   })
 
   it('describes itself, nested pipelines indented', () => {

@@ -6,6 +6,7 @@
  */
 import { RelayError, SmtpError, toSmtpError } from '../errors.js'
 import { forkMessage } from '../message.js'
+import { MODIFIES_ORDER, SEALS_ORDER, strongest } from '../pipeline.js'
 import type { Address, DeliveryReport, Message, Transport } from '../types.js'
 
 /** One routing rule. Give exactly one of `domains`, `senders` or `match`. */
@@ -68,8 +69,8 @@ export function routeTransport(options: RouteTransportOptions): Transport {
 
   return {
     name: 'route',
-    modifies: transports.some((t) => t.modifies === 'body') ? 'body' : transports.some((t) => t.modifies) ? 'headers' : undefined,
-    seals: transports.some((t) => t.seals),
+    modifies: strongest(MODIFIES_ORDER, transports.map((t) => t.modifies)),
+    seals: strongest(SEALS_ORDER, transports.map((t) => t.seals)),
     describe: () =>
       [
         'route',
