@@ -1,14 +1,18 @@
 /**
- * A relay in its own process for the memory test: a body-transforming stage and a spooling stage
- * in front of an SMTP upstream. Prints {"port"} when listening; on stdin, `mark` records the
- * peak RSS so far and `report` prints {"baseline","peak"} in KiB.
+ * A relay in its own process for the memory tests, in front of an SMTP upstream, with one of two
+ * chains (argv[3]): `transform-and-spool` (a body-transforming stage and a spooling stage) or
+ * `dkim-sign` (signing with the PEM key in DKIM_TEST_KEY for example.com, selector `big`).
+ * Prints {"port"} when listening; on stdin, `mark` records the peak RSS so far and `report`
+ * prints {"baseline","peak"} in KiB.
  */
 import { createInterface } from 'node:readline'
 import { Transform } from 'node:stream'
 import { createRelay, smtpTransport, type Stage } from '../../src/index.js'
+import { dkimSign } from '../../src/stages/dkim-sign.js'
 import { allowAll } from './relay.js'
 
 const upstreamPort = Number(process.argv[2])
+const chain = process.argv[3] ?? 'transform-and-spool'
 
 const transformBody: Stage = {
   name: 'transform-body',
@@ -36,7 +40,10 @@ const spoolBody: Stage = {
 }
 
 const relay = createRelay({
-  stages: [allowAll, transformBody, spoolBody],
+  stages:
+    chain === 'dkim-sign'
+      ? [allowAll, dkimSign({ keys: { 'example.com': { selector: 'big', privateKey: process.env.DKIM_TEST_KEY ?? '' } } })]
+      : [allowAll, transformBody, spoolBody],
   transport: smtpTransport({ host: '127.0.0.1', port: upstreamPort }),
   listeners: [{ port: 0, mode: 'submission' }],
   limits: { messageSize: 256 * 1024 * 1024 },

@@ -1,0 +1,86 @@
+/**
+ * The mechanics of a DKIM signature (RFC 6376): the signing domain from the From field, the body
+ * hash taken while the body streams into the spool, and the DKIM-Signature field over a header
+ * section, with over-signing. Canonicalisation and formatting are mailauth's (see `mailauth.ts`).
+ */
+import { createHash, sign } from 'node:crypto'
+import addressparser from 'nodemailer/lib/addressparser'
+import type { HeaderBlock, HeaderField } from '../body/header-block.js'
+import type { BodyTransform } from '../types.js'
+import { toDomain, type SigningKey } from './keys.js'
+import type { DkimParts } from './mailauth.js'
+
+/** Header canonicalisation / body canonicalisation (RFC 6376 §3.4). */
+export type DkimCanonicalization = 'relaxed/relaxed' | 'relaxed/simple' | 'simple/relaxed' | 'simple/simple'
+
+/** The domain of the first mailbox of the From field (lower case, A-labels), if there is one. */
+export function fromDomain(headers: HeaderBlock): string | undefined {
+  const address = addressparser(headers.get('from') ?? '', { flatten: true })[0]?.address ?? ''
+  const at = address.lastIndexOf('@')
+  if (at < 0) return undefined
+  try {
+    return toDomain(address.slice(at + 1))
+  } catch {
+    return undefined
+  }
+}
+
+/** A body transform that feeds every chunk to `hasher` on its way through. */
+export function hashing(hasher: { update(chunk: Buffer): void }): BodyTransform {
+  return async function* hashChunks(source) {
+    for await (const chunk of source) {
+      hasher.update(chunk)
+      yield chunk
+    }
+  }
+}
+
+/** What a signature covers and how. */
+export interface SignatureSpec {
+  readonly canonicalization: DkimCanonicalization
+  /** Lower-case names of the fields to sign, every instance present. */
+  readonly signed: ReadonlySet<string>
+  /** Names listed once more than they occur, so that adding one breaks the signature. */
+  readonly oversign: readonly string[]
+  readonly bodyHash: string
+  readonly date: Date
+}
+
+/** The value of a DKIM-Signature field over `fields` (the header section as it will be sent). */
+export function signatureValue(parts: DkimParts, fields: readonly HeaderField[], key: SigningKey, spec: SignatureSpec): string {
+  // Instances are signed bottom-up (RFC 6376 §5.4.2); an over-signed name then matches no field
+  // and stands for "no further instance".
+  const rows = []
+  for (let i = fields.length - 1; i >= 0; i--) {
+    const field = fields[i]!
+    const name = field.name.toLowerCase()
+    if (spec.signed.has(name)) rows.push({ key: name, casedKey: field.name, line: withoutLineBreak(field.raw) })
+  }
+  const keys = [...rows.map((r) => r.casedKey), ...spec.oversign].join(': ')
+  const { canonicalizedHeader, dkimHeaderOpts } = parts.generateCanonicalizedHeader(
+    'DKIM',
+    { keys, headers: rows },
+    {
+      signingDomain: key.domain,
+      selector: key.selector,
+      algorithm: key.algorithm,
+      canonicalization: spec.canonicalization,
+      bodyHash: spec.bodyHash,
+      signTime: spec.date,
+    },
+  )
+  // RSA signs the canonical header with SHA-256; Ed25519 signs its SHA-256 digest (RFC 8463 §3).
+  const signature =
+    key.algorithm === 'rsa-sha256'
+      ? sign('sha256', canonicalizedHeader, key.key)
+      : sign(null, createHash('sha256').update(canonicalizedHeader).digest(), key.key)
+  const line = parts.formatSignatureHeaderLine('DKIM', { ...dkimHeaderOpts, b: signature.toString('base64') }, true)
+  return line.slice(line.indexOf(':') + 1).trimStart()
+}
+
+function withoutLineBreak(raw: Buffer): Buffer {
+  let end = raw.length
+  if (raw[end - 1] === 0x0a) end--
+  if (raw[end - 1] === 0x0d) end--
+  return raw.subarray(0, end)
+}
