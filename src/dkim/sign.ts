@@ -6,16 +6,22 @@
 import { createHash, sign } from 'node:crypto'
 import addressparser from 'nodemailer/lib/addressparser'
 import type { HeaderBlock, HeaderField } from '../body/header-block.js'
-import type { BodyTransform } from '../types.js'
+import { crlfNormalizer } from '../body/line-endings.js'
+import type { SpooledBody } from '../types.js'
 import { toDomain, type SigningKey } from './keys.js'
 import type { DkimParts } from './mailauth.js'
 
 /** Header canonicalisation / body canonicalisation (RFC 6376 §3.4). */
 export type DkimCanonicalization = 'relaxed/relaxed' | 'relaxed/simple' | 'simple/relaxed' | 'simple/simple'
 
+/** `a@b`, `<a@b>` or `Name <a@b>`: most From fields, read without the full address parser. */
+const PLAIN_FROM = /^(?:[^"\\()<>@,;:]*<[^\s"\\()<>@,;:]+@([^\s"\\()<>@,;:]+)>|[^\s"\\()<>@,;:]+@([^\s"\\()<>@,;:]+))$/
+
 /** The domain of the first mailbox of the From field (lower case, A-labels), if there is one. */
 export function fromDomain(headers: HeaderBlock): string | undefined {
-  const address = addressparser(headers.get('from') ?? '', { flatten: true })[0]?.address ?? ''
+  const value = headers.get('from') ?? ''
+  const plain = PLAIN_FROM.exec(value)
+  const address = plain ? `@${plain[1] ?? plain[2]}` : (addressparser(value, { flatten: true })[0]?.address ?? '')
   const at = address.lastIndexOf('@')
   if (at < 0) return undefined
   try {
@@ -25,14 +31,19 @@ export function fromDomain(headers: HeaderBlock): string | undefined {
   }
 }
 
-/** A body transform that feeds every chunk to `hasher` on its way through. */
-export function hashing(hasher: { update(chunk: Buffer): void }): BodyTransform {
-  return async function* hashChunks(source) {
-    for await (const chunk of source) {
-      hasher.update(chunk)
-      yield chunk
-    }
+/**
+ * The body hash of a spooled body as every writer of ours sends it: with CRLF line endings (a
+ * stage may have left a bare LF in the spool; the wire will not have it).
+ */
+export async function hashBody(body: SpooledBody, hasher: ReturnType<DkimParts['dkimBody']>): Promise<string> {
+  const normalize = crlfNormalizer()
+  for await (const chunk of body.open()) {
+    const out = normalize(chunk as Buffer)
+    if (out) hasher.update(out)
   }
+  const tail = normalize(null)
+  if (tail) hasher.update(tail)
+  return hasher.digest('base64')
 }
 
 /** What a signature covers and how. */

@@ -10,10 +10,9 @@
  * forwarded mail, `arcSeal` goes before it, so that ARC records the message as received.
  */
 import { RelayError } from '../errors.js'
-import { toCrlf } from '../body/line-endings.js'
 import { signingKey, toDomain, type DkimKey, type SigningKey } from '../dkim/keys.js'
 import { loadDkimParts } from '../dkim/mailauth.js'
-import { fromDomain, hashing, signatureValue, type DkimCanonicalization } from '../dkim/sign.js'
+import { fromDomain, hashBody, signatureValue, type DkimCanonicalization } from '../dkim/sign.js'
 import type { Awaitable, Message, Stage } from '../types.js'
 
 /** Keys per From domain: one key, or several for several signatures. */
@@ -99,8 +98,7 @@ export function dkimSign(options: DkimSignOptions): Stage {
 
   return {
     name: 'dkim-sign',
-    // Adds DKIM-Signature fields at the top. The body passes through toCrlf(), which changes
-    // nothing a transport would not: every writer of ours sends CRLF line endings only.
+    // Adds DKIM-Signature fields at the top, nothing else.
     modifies: 'trace',
     seals: 'message',
     async data(msg, next) {
@@ -109,12 +107,8 @@ export function dkimSign(options: DkimSignOptions): Stage {
       const keys = domain === undefined ? [] : await lookup(domain, { message: msg, date })
       if (!keys.length) return next()
       const parts = await loadDkimParts()
-      const hasher = parts.dkimBody(bodyCanonicalization, 'sha256', false)
-      // Sign what will be sent: the body with CRLF line endings, hashed on its way to the spool.
-      msg.body.transform(toCrlf())
-      msg.body.transform(hashing(hasher))
-      await msg.body.spool()
-      const spec = { canonicalization, signed, oversign, bodyHash: hasher.digest('base64'), date }
+      const bodyHash = await hashBody(await msg.body.spool(), parts.dkimBody(bodyCanonicalization, 'sha256', false))
+      const spec = { canonicalization, signed, oversign, bodyHash, date }
       const fields = msg.headers.fields()
       const values = keys.map((key) => signatureValue(parts, fields, key, spec))
       // Prepending in reverse leaves the first key's signature on top.

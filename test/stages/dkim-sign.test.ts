@@ -23,9 +23,9 @@ function published(domain: string, keys: readonly DkimKey[]): Record<string, str
 }
 
 /** Signs `eml` with one stage run and returns the bytes the transport got. */
-async function signed(options: DkimSignOptions, eml: string | Buffer, before: Stage[] = []): Promise<Buffer> {
+async function signed(options: DkimSignOptions, eml: string | Buffer): Promise<Buffer> {
   const transport = memoryTransport()
-  await createPipeline({ stages: [...before, dkimSign(options)], transport }).deliver(await testMessage({ eml }))
+  await createPipeline({ stages: [dkimSign(options)], transport }).deliver(await testMessage({ eml }))
   return transport.messages[0]!.raw
 }
 
@@ -131,7 +131,7 @@ describe.skipIf(!dkimpy)('dkimSign, verified by dkimpy', () => {
     expect((await verifyMessage(message!.raw, published('example.com', [key]))).signatures.map((s) => s.ok)).toEqual([true])
   })
 
-  it('sends and signs CRLF when an earlier stage leaves a bare LF in the body', async () => {
+  it('signs the body as it is sent, with CRLF, when an earlier stage leaves a bare LF in it', async () => {
     const strayLf: Stage = {
       name: 'stray-lf',
       modifies: 'body',
@@ -144,9 +144,11 @@ describe.skipIf(!dkimpy)('dkimSign, verified by dkimpy', () => {
       },
     }
     const key = { selector: 'lf', privateKey: ed }
-    const raw = await signed({ keys: { 'example.com': key } }, PLAIN, [strayLf])
-    expect(raw.toString().endsWith('Hello Bob.\r\nfooter\r\n')).toBe(true)
-    const result = await verifyMessage(raw, published('example.com', [key]))
+    const { sink, t } = await relayWith([strayLf, dkimSign({ keys: { 'example.com': key } })])
+    await t.client().sendMail({ envelope: { from: 'ann@example.com', to: ['bob@example.org'] }, raw: PLAIN })
+    const [message] = await sink.waitForMessages(1)
+    expect(message!.raw.toString().endsWith('Hello Bob.\r\nfooter\r\n')).toBe(true)
+    const result = await verifyMessage(message!.raw, published('example.com', [key]))
     expect([result.bareLineEndings, result.signatures[0]!.ok]).toEqual([false, true])
   })
 
@@ -223,6 +225,14 @@ describe('dkimSign, unsigned and refused', () => {
     const foreign = PLAIN.replace('ann@example.com', 'ann@elsewhere.test')
     expect((await signed(options, foreign)).toString()).toBe(foreign)
     expect((await signed(options, 'Subject: no sender\r\n\r\nbody\r\n')).toString()).toBe('Subject: no sender\r\n\r\nbody\r\n')
+  })
+
+  it('looks keys up for the domain of the first mailbox in From, whatever shape the field has', async () => {
+    const asked: string[] = []
+    const options: DkimSignOptions = { keys: (domain) => void asked.push(domain) }
+    const froms = ['Ann <ann@Example.COM>', 'ann@example.net', '"Doe, Jane" <jane@quoted.example>', 'a@first.example, b@second.example', 'Jörg <jörg@bücher.example>', 'ann@comment.example (Ann)', 'undisclosed-recipients:;']
+    for (const from of froms) await signed(options, `From: ${from}\r\n\r\nx\r\n`)
+    expect(asked).toEqual(['example.com', 'example.net', 'quoted.example', 'first.example', 'xn--bcher-kva.example', 'comment.example'])
   })
 
   it('answers 451 4.3.0 and delivers nothing when a resolver returns an unreadable key', async () => {
