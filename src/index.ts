@@ -25,6 +25,13 @@ export { fileTransport } from './transports/file.js'
 export type { FileEnvelopeRecord, FileTransportOptions } from './transports/file.js'
 export { routeTransport } from './transports/route.js'
 export type { Route, RouteTransportOptions } from './transports/route.js'
+export { dkimSign } from './stages/dkim-sign.js'
+export type { DkimKeyContext, DkimKeyMap, DkimKeyResolver, DkimSignOptions } from './stages/dkim-sign.js'
+export { arcSeal } from './stages/arc-seal.js'
+export type { ArcSealOptions } from './stages/arc-seal.js'
+export { dkimDnsRecord } from './dkim/keys.js'
+export type { DkimAlgorithm, DkimDnsRecord, DkimKey, PrivateKeyInput } from './dkim/keys.js'
+export type { DkimCanonicalization } from './dkim/sign.js'
 export type {
   Address,
   Awaitable,

@@ -13,12 +13,13 @@
  * among the results ARC records.
  */
 import { hostname } from 'node:os'
+import type { DNSResolver } from 'mailauth'
+import { chain } from '../body/chain.js'
 import { toCrlf } from '../body/line-endings.js'
-import { RelayError } from '../errors.js'
 import { readPrivateKey, toDomain, type PrivateKeyInput } from '../dkim/keys.js'
 import { loadMailauth } from '../dkim/mailauth.js'
+import { RelayError } from '../errors.js'
 import type { Stage } from '../types.js'
-import type { DNSResolver } from 'mailauth'
 
 /** Options of {@link arcSeal}. */
 export interface ArcSealOptions {
@@ -69,10 +70,9 @@ export function arcSeal(options: ArcSealOptions): Stage {
     seals: 'message',
     async data(msg, next) {
       const { authenticate } = await loadMailauth()
-      // Check and seal what will be sent: every writer of ours sends CRLF line endings only.
-      msg.body.transform(toCrlf())
       await msg.body.spool()
-      const result = await authenticate(msg.stream(), {
+      // Check and seal the message as it will be sent: every writer of ours sends CRLF only.
+      const result = await authenticate(chain(msg.stream(), [toCrlf()]), {
         ip: msg.session.remoteAddress.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, ''),
         ...(msg.session.heloName ? { helo: msg.session.heloName } : {}),
         ...(msg.original.mailFrom ? { sender: msg.original.mailFrom.address } : {}),

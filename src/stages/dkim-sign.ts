@@ -15,6 +15,11 @@ import { loadDkimParts } from '../dkim/mailauth.js'
 import { fromDomain, hashBody, signatureValue, type DkimCanonicalization } from '../dkim/sign.js'
 import type { Awaitable, Message, Stage } from '../types.js'
 
+// For users of the subpath export relaychain/stages/dkim-sign: the key helper and its types.
+export { dkimDnsRecord } from '../dkim/keys.js'
+export type { DkimAlgorithm, DkimDnsRecord, DkimKey, PrivateKeyInput } from '../dkim/keys.js'
+export type { DkimCanonicalization } from '../dkim/sign.js'
+
 /** Keys per From domain: one key, or several for several signatures. */
 export type DkimKeyMap = Readonly<Record<string, DkimKey | readonly DkimKey[]>>
 
