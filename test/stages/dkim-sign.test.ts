@@ -1,6 +1,6 @@
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { generateKeyPairSync, type KeyObject } from 'node:crypto'
-import { createPipeline, smtpTransport, type Stage } from '../../src/index.js'
+import { createPipeline, smtpTransport, type Message, type Stage } from '../../src/index.js'
 import { dkimDnsRecord, type DkimKey } from '../../src/dkim/keys.js'
 import { dkimSign, type DkimSignOptions } from '../../src/stages/dkim-sign.js'
 import { memoryTransport, startSink, testMessage } from '../../src/testing/index.js'
@@ -33,6 +33,22 @@ async function signed(options: DkimSignOptions, eml: string | Buffer): Promise<B
 function fieldNames(raw: Buffer): string[] {
   const head = raw.toString('latin1').split('\r\n\r\n')[0]!
   return head.split(/\r\n(?![ \t])/).map((f) => f.slice(0, f.indexOf(':')))
+}
+
+/** A stage that appends `text` to the body, as a disclaimer would, after `edit` changed headers. */
+function appending(name: string, text: string, edit: (msg: Message) => void = () => {}): Stage {
+  return {
+    name,
+    modifies: 'body',
+    async data(msg, next) {
+      edit(msg)
+      msg.body.transform(async function* (source) {
+        yield* source
+        yield Buffer.from(text)
+      })
+      return next()
+    },
+  }
 }
 
 let cleanup: Array<() => Promise<void>> = []
@@ -109,18 +125,9 @@ describe.skipIf(!dkimpy)('dkimSign, verified by dkimpy', () => {
   })
 
   it('signs what earlier stages made of the message: a footer appended to the body and an edited Subject', async () => {
-    const footer: Stage = {
-      name: 'footer',
-      modifies: 'body',
-      async data(msg, next) {
-        msg.headers.set('Subject', `[external] ${msg.headers.get('subject')}`)
-        msg.body.transform(async function* (source) {
-          yield* source
-          yield Buffer.from('-- \r\nSent through the example.com relay\r\n')
-        })
-        return next()
-      },
-    }
+    const footer = appending('footer', '-- \r\nSent through the example.com relay\r\n', (msg) => {
+      msg.headers.set('Subject', `[external] ${msg.headers.get('subject')}`)
+    })
     const key = { selector: 'foot', privateKey: rsa }
     const { sink, t } = await relayWith([footer, dkimSign({ keys: { 'example.com': key } })])
     await t.client().sendMail({ envelope: { from: 'ann@example.com', to: ['bob@example.org'] }, raw: PLAIN })
@@ -132,17 +139,7 @@ describe.skipIf(!dkimpy)('dkimSign, verified by dkimpy', () => {
   })
 
   it('signs the body as it is sent, with CRLF, when an earlier stage leaves a bare LF in it', async () => {
-    const strayLf: Stage = {
-      name: 'stray-lf',
-      modifies: 'body',
-      async data(msg, next) {
-        msg.body.transform(async function* (source) {
-          yield* source
-          yield Buffer.from('footer\n')
-        })
-        return next()
-      },
-    }
+    const strayLf = appending('stray-lf', 'footer\n')
     const key = { selector: 'lf', privateKey: ed }
     const { sink, t } = await relayWith([strayLf, dkimSign({ keys: { 'example.com': key } })])
     await t.client().sendMail({ envelope: { from: 'ann@example.com', to: ['bob@example.org'] }, raw: PLAIN })
