@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { createPipeline, RelayError, SmtpError, type Stage, type Transport } from '../src/index.js'
+import { forkMessage } from '../src/message.js'
 import { memoryTransport, testMessage } from '../src/testing/index.js'
 
 const signer: Stage = { name: 'signer', modifies: 'trace', seals: 'message', data: (_m, next) => next() }
@@ -27,8 +28,9 @@ describe('createPipeline: checks at build time', () => {
     expect(() => createPipeline({ stages: [footer, tagger, signer, received], transport: memoryTransport() })).not.toThrow()
   })
 
-  it('lets DKIM follow S/MIME, but not S/MIME follow DKIM', () => {
+  it('lets DKIM follow S/MIME, and S/MIME wrap S/MIME, but not S/MIME follow DKIM', () => {
     expect(() => createPipeline({ stages: [smime, tagger, signer], transport: memoryTransport() })).not.toThrow()
+    expect(() => createPipeline({ stages: [smime, { ...smime, name: 'smime-encrypt' }], transport: memoryTransport() })).not.toThrow()
     expect(errorOf(() => createPipeline({ stages: [signer, smime], transport: memoryTransport() })).message).toContain('"smime" modifies the message (body)')
     expect(errorOf(() => createPipeline({ stages: [smime, footer], transport: memoryTransport() })).message).toContain('sealed its body')
   })
@@ -97,6 +99,26 @@ describe('createPipeline: the data onion', () => {
     const err = await createPipeline({ stages: [twice], transport }).deliver(await testMessage()).catch((e: unknown) => e)
     expect((err as RelayError).code).toBe('ERR_RELAY_NEXT_CALLED_TWICE')
     expect(transport.messages).toHaveLength(1)
+  })
+
+  it('lets a stage pass forks for disjoint recipients, but never a recipient twice', async () => {
+    const errors: string[] = []
+    const split: Stage = {
+      name: 'split',
+      async data(msg, next) {
+        const part = (address: string) => forkMessage(msg, { mailFrom: msg.envelope.mailFrom, rcptTo: [{ address }] }, true)
+        const reports = [await next(await part('a@example.org')), await next(await part('b@example.org'))]
+        for (const again of [() => part('A@example.org').then(next), () => next()]) {
+          await again().catch((err: RelayError) => errors.push(err.code))
+        }
+        return { accepted: reports.flatMap((r) => r.accepted), rejected: [] }
+      },
+    }
+    const transport = memoryTransport()
+    const report = await createPipeline({ stages: [split], transport }).deliver(await testMessage({ to: ['a@example.org', 'b@example.org'] }))
+    expect(report.accepted.map((a) => a.address)).toEqual(['a@example.org', 'b@example.org'])
+    expect(transport.messages.map((m) => m.envelope.rcptTo.map((r) => r.address))).toEqual([['a@example.org'], ['b@example.org']])
+    expect(errors).toEqual(['ERR_RELAY_NEXT_CALLED_TWICE', 'ERR_RELAY_NEXT_CALLED_TWICE'])
   })
 
   it('fails a stage that resolves before the next() it started settled', async () => {
