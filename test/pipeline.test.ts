@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { createPipeline, RelayError, SmtpError, type Stage, type Transport } from '../src/index.js'
 import { forkMessage } from '../src/message.js'
 import { memoryTransport, testMessage } from '../src/testing/index.js'
+import { relayError } from './helpers/relay.js'
 
 const signer: Stage = { name: 'signer', modifies: 'trace', seals: 'message', data: (_m, next) => next() }
 const smime: Stage = { name: 'smime', modifies: 'body', seals: 'body', data: (_m, next) => next() }
@@ -9,42 +10,32 @@ const received: Stage = { name: 'received', modifies: 'trace', data: (_m, next) 
 const footer: Stage = { name: 'footer', modifies: 'body', data: (_m, next) => next() }
 const tagger: Stage = { name: 'tagger', modifies: 'headers', data: (_m, next) => next() }
 
-function errorOf(fn: () => unknown): RelayError {
-  try {
-    fn()
-  } catch (err) {
-    if (err instanceof RelayError) return err
-    throw err
-  }
-  throw new Error('expected a RelayError')
-}
-
 describe('createPipeline: checks at build time', () => {
   it('refuses a stage that modifies the message after one that seals it', () => {
-    const err = errorOf(() => createPipeline({ stages: [signer, footer], transport: memoryTransport() }))
+    const err = relayError(() => createPipeline({ stages: [signer, footer], transport: memoryTransport() }))
     expect(err.code).toBe('ERR_RELAY_UNSAFE_ORDER')
     expect(err.message).toContain('"footer" modifies the message (body) after "signer" sealed its message')
-    expect(errorOf(() => createPipeline({ stages: [signer, tagger], transport: memoryTransport() })).code).toBe('ERR_RELAY_UNSAFE_ORDER')
+    expect(relayError(() => createPipeline({ stages: [signer, tagger], transport: memoryTransport() })).code).toBe('ERR_RELAY_UNSAFE_ORDER')
     expect(() => createPipeline({ stages: [footer, tagger, signer, received], transport: memoryTransport() })).not.toThrow()
   })
 
   it('lets DKIM follow S/MIME, and S/MIME wrap S/MIME, but not S/MIME follow DKIM', () => {
     expect(() => createPipeline({ stages: [smime, tagger, signer], transport: memoryTransport() })).not.toThrow()
     expect(() => createPipeline({ stages: [smime, { ...smime, name: 'smime-encrypt' }], transport: memoryTransport() })).not.toThrow()
-    expect(errorOf(() => createPipeline({ stages: [signer, smime], transport: memoryTransport() })).message).toContain('"smime" modifies the message (body)')
-    expect(errorOf(() => createPipeline({ stages: [smime, footer], transport: memoryTransport() })).message).toContain('sealed its body')
+    expect(relayError(() => createPipeline({ stages: [signer, smime], transport: memoryTransport() })).message).toContain('"smime" modifies the message (body)')
+    expect(relayError(() => createPipeline({ stages: [smime, footer], transport: memoryTransport() })).message).toContain('sealed its body')
   })
 
   it('refuses a nested pipeline that modifies after an outer stage sealed', () => {
     const inner = createPipeline({ stages: [tagger], transport: memoryTransport() })
-    expect(errorOf(() => createPipeline({ stages: [signer], transport: inner })).code).toBe('ERR_RELAY_UNSAFE_ORDER')
+    expect(relayError(() => createPipeline({ stages: [signer], transport: inner })).code).toBe('ERR_RELAY_UNSAFE_ORDER')
   })
 
   it('refuses malformed stages and transports', () => {
-    expect(errorOf(() => createPipeline({ stages: [{ name: 'Bad Name' }], transport: memoryTransport() })).code).toBe('ERR_RELAY_INVALID_STAGE')
-    expect(errorOf(() => createPipeline({ stages: [{ name: 'x', data: 42 } as unknown as Stage], transport: memoryTransport() })).message).toContain('data must be a function')
-    expect(errorOf(() => createPipeline({ stages: [], transport: {} as Transport })).code).toBe('ERR_RELAY_INVALID_STAGE')
-    expect(errorOf(() => createPipeline({ stages: [{ name: 'x', seals: true } as unknown as Stage], transport: memoryTransport() })).message).toContain('seals must be one of body, message')
+    expect(relayError(() => createPipeline({ stages: [{ name: 'Bad Name' }], transport: memoryTransport() })).code).toBe('ERR_RELAY_INVALID_STAGE')
+    expect(relayError(() => createPipeline({ stages: [{ name: 'x', data: 42 } as unknown as Stage], transport: memoryTransport() })).message).toContain('data must be a function')
+    expect(relayError(() => createPipeline({ stages: [], transport: {} as Transport })).code).toBe('ERR_RELAY_INVALID_STAGE')
+    expect(relayError(() => createPipeline({ stages: [{ name: 'x', seals: true } as unknown as Stage], transport: memoryTransport() })).message).toContain('seals must be one of body, message')
   })
 
   it('describes itself, nested pipelines indented', () => {
