@@ -8,6 +8,7 @@
  */
 import { constants, createCipheriv, publicEncrypt, randomBytes, type Cipher, type X509Certificate } from 'node:crypto'
 import { base64Stream } from './base64.js'
+import type { Wrap } from './entity.js'
 import { loadPkijs } from './pkijs.js'
 
 /** How the content key is encrypted for each recipient. */
@@ -99,7 +100,7 @@ async function* enveloped({ head, cipher }: OpenEnvelope, content: AsyncIterable
   yield Buffer.concat([octetStringHeader(last.length), last, END])
 }
 
-/** A body transform: the content in, the envelope out, in base64 lines. */
-export function envelopeTransform(envelope: OpenEnvelope): (content: AsyncIterable<Buffer>) => AsyncIterable<Buffer> {
+/** The content in, the envelope out, in base64 lines. */
+export function envelopeTransform(envelope: OpenEnvelope): Wrap {
   return (content) => base64Stream(enveloped(envelope, content))
 }

@@ -75,7 +75,7 @@ export async function prepareSigner(signer: Signer): Promise<void> {
 export async function signDigest(signer: Signer, digest: Buffer): Promise<Buffer> {
   const [{ pkijs, asn1js }, { certificates, key }] = await Promise.all([loadPkijs(), load(signer)])
   const cert = certificates[0]!
-  // Signed attributes in DER order (SET OF sorts by encoding), as the verifier re-encodes them.
+  // In DER order (a SET OF is sorted by encoding): some verifiers re-encode them to check the signature.
   const attributes = [
     new pkijs.Attribute({ type: ATTR.contentType, values: [new asn1js.ObjectIdentifier({ value: ID_DATA })] }),
     new pkijs.Attribute({ type: ATTR.signingTime, values: [new asn1js.UTCTime({ valueDate: new Date() })] }),

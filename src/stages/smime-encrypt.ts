@@ -74,9 +74,10 @@ export function smimeEncrypt(options: SmimeEncryptOptions): Stage {
   if (!['reject', 'skip', 'send-unencrypted'].includes(policy)) throw invalid(`smime-encrypt: unknown withoutCertificate ${JSON.stringify(policy)}`)
   if (!['rsa-oaep', 'rsa-pkcs1'].includes(keyTransport)) throw invalid(`smime-encrypt: unknown keyTransport ${JSON.stringify(keyTransport)}`)
   const find = certificateFinder(options.certificates)
-  const found = new WeakMap<Transaction, Map<string, X509Certificate | null>>()
+  // Per transaction, what the lookup answered at RCPT, for DATA.
+  const answers = new WeakMap<Transaction, Map<string, X509Certificate | null>>()
   const certificateOf = async (tx: Transaction, address: string) => {
-    const known = found.get(tx) ?? found.set(tx, new Map()).get(tx)!
+    const known = answers.get(tx) ?? answers.set(tx, new Map()).get(tx)!
     const key = address.toLowerCase()
     if (!known.has(key)) known.set(key, await find(address, tx))
     return known.get(key)!
@@ -88,27 +89,30 @@ export function smimeEncrypt(options: SmimeEncryptOptions): Stage {
     wrapEntity(msg, FIELDS, envelopeTransform(envelope))
   }
 
+  /** Refuses a recipient without a certificate at RCPT, if the lookup can answer then. */
+  async function refuseWithoutCertificate(tx: Transaction, to: Address): Promise<void> {
+    // A lookup that cannot answer now is asked again at DATA.
+    const cert = await certificateOf(tx, to.address).catch(() => undefined)
+    if (cert === null) throw cannotEncrypt('Cannot encrypt for this recipient', [to])
+  }
+
   return {
     name: 'smime-encrypt',
     modifies: 'body',
     seals: 'body',
-    async rcptTo(tx, to) {
-      if (policy !== 'reject') return
-      // A lookup that cannot answer now is asked again at DATA.
-      const cert = await certificateOf(tx, to.address).catch(() => undefined)
-      if (cert === null) throw cannotEncrypt('Cannot encrypt for this recipient', [to])
-    },
+    rcptTo: policy === 'reject' ? refuseWithoutCertificate : undefined,
     async data(msg, next) {
-      const withCert: Address[] = []
-      const without: Address[] = []
-      const certs: X509Certificate[] = []
-      for (const rcpt of msg.envelope.rcptTo) {
-        const cert = await certificateOf(msg, rcpt.address).catch((err: unknown) => {
-          throw reject.tempFail(err, `S/MIME certificate lookup failed for ${rcpt.address}`)
-        })
-        if (cert) certs.push(cert)
-        ;(cert ? withCert : without).push(rcpt)
-      }
+      const rcpts = msg.envelope.rcptTo
+      const found = await Promise.all(
+        rcpts.map((rcpt) =>
+          certificateOf(msg, rcpt.address).catch((err: unknown) => {
+            throw reject.tempFail(err, `S/MIME certificate lookup failed for ${rcpt.address}`)
+          }),
+        ),
+      )
+      const certs = found.filter((cert) => cert !== null)
+      const withCert = rcpts.filter((_, i) => found[i])
+      const without = rcpts.filter((_, i) => !found[i])
       if (!without.length) {
         await encrypt(msg, certs)
         return next()
