@@ -25,6 +25,10 @@ export { fileTransport } from './transports/file.js'
 export type { FileEnvelopeRecord, FileTransportOptions } from './transports/file.js'
 export { routeTransport } from './transports/route.js'
 export type { Route, RouteTransportOptions } from './transports/route.js'
+export { smimeSign } from './stages/smime-sign.js'
+export type { CertificateInput, PrivateKeyInput, SmimeSigner, SmimeSignOptions } from './stages/smime-sign.js'
+export { smimeEncrypt } from './stages/smime-encrypt.js'
+export type { CertificateLookup, KeyTransport, RecipientCertificates, SmimeEncryptOptions } from './stages/smime-encrypt.js'
 export type {
   Address,
   Awaitable,
