@@ -162,8 +162,13 @@ export interface RcptVerdict {
   readonly reason?: string
 }
 
-/** Calls the rest of the chain (the next stage, at the end the transport). */
-export type Next = () => Promise<DeliveryReport>
+/**
+ * Calls the rest of the chain (the next stage, at the end the transport) with the message. A stage
+ * that must treat groups of recipients differently (S/MIME encryption for those with a
+ * certificate, plain text for the others) passes a fork of the message per group instead, one
+ * call each, and merges the reports; passing a recipient on twice is a `RelayError`.
+ */
+export type Next = (part?: Message) => Promise<DeliveryReport>
 
 /**
  * What a stage or transport may change, so a pipeline can check the chain's order:
@@ -173,8 +178,9 @@ export type Next = () => Promise<DeliveryReport>
 export type Modifies = 'trace' | 'headers' | 'body'
 
 /**
- * What a signer fixes. `'body'` (S/MIME): the content; header fields may still change.
- * `'message'` (DKIM): the body and the signed header fields; only new trace fields may follow.
+ * What a signer fixes. `'body'` (S/MIME): the content; header fields may still change, and
+ * another S/MIME layer may wrap it whole (sign, then encrypt). `'message'` (DKIM): the body and the
+ * signed header fields; only new trace fields may follow.
  */
 export type Seals = 'body' | 'message'
 
@@ -192,7 +198,7 @@ export interface Stage {
   /**
    * What `data` may change. Declared so the pipeline can refuse unsafe orders at build time: after
    * a stage that seals `'message'` only `'trace'` stages may follow; after one that seals `'body'`,
-   * nothing that modifies `'body'`.
+   * nothing that modifies `'body'` but another stage that seals `'body'` (an S/MIME layer).
    */
   readonly modifies?: Modifies
   /** Set by signers: what their signature fixes (S/MIME `'body'`, DKIM `'message'`). */
@@ -217,7 +223,8 @@ export interface Stage {
   rcptTo?(tx: Transaction, to: Address): Awaitable<RcptVerdict | Address | readonly Address[] | void>
   /**
    * Called once per message after the client sent DATA, koa-style: inspect or edit headers,
-   * transform or spool the body, then `return next()` (exactly once) to pass the message on.
+   * transform or spool the body, then `return next()` (exactly once, or once per fork: see
+   * {@link Next}) to pass the message on.
    * Code after `await next()` sees the {@link DeliveryReport}. Throwing before `next()`
    * refuses the message; a stage may also answer without calling `next()` (quarantine).
    */

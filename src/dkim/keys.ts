@@ -6,12 +6,13 @@
 import { createPrivateKey, createPublicKey, KeyObject } from 'node:crypto'
 import { domainToASCII } from 'node:url'
 import { RelayError } from '../errors.js'
+import type { PrivateKeyInput } from '../smime/certificates.js'
+
+export type { PrivateKeyInput }
 
 /** The DKIM signing algorithms: RSA-SHA256 (RFC 6376) and Ed25519-SHA256 (RFC 8463). */
 export type DkimAlgorithm = 'rsa-sha256' | 'ed25519-sha256'
 
-/** A private key PEM (PKCS#8, or PKCS#1 for RSA) as text or bytes, or a parsed `KeyObject`. */
-export type PrivateKeyInput = string | Buffer | KeyObject
 
 /** One DKIM key: what a key map holds and a key resolver returns. */
 export interface DkimKey {
@@ -80,8 +81,8 @@ export function readPrivateKey(input: PrivateKeyInput, where: string): KeyObject
   try {
     key = input instanceof KeyObject ? input : createPrivateKey(input)
   } catch (err) {
-    // Node's message names the decoder that failed, never the key's content.
-    throw new RelayError('ERR_RELAY_INVALID_OPTION', `${where}: not a readable private key (${(err as Error).message})`)
+    // The cause stays out of the message, in case it quotes the key.
+    throw new RelayError('ERR_RELAY_INVALID_OPTION', `${where}: not a readable private key (PEM)`, { cause: err })
   }
   if (key.type !== 'private') throw new RelayError('ERR_RELAY_INVALID_OPTION', `${where}: a private key is needed, got a ${key.type} key`)
   const type = key.asymmetricKeyType

@@ -1,18 +1,20 @@
 /**
- * A relay in its own process for the memory tests, in front of an SMTP upstream, with one of two
- * chains (argv[3]): `transform-and-spool` (a body-transforming stage and a spooling stage) or
- * `dkim-sign` (signing with the PEM key in DKIM_TEST_KEY for example.com, selector `big`).
- * Prints {"port"} when listening; on stdin, `mark` records the peak RSS so far and `report`
- * prints {"baseline","peak"} in KiB.
+ * A relay in its own process for the memory tests, in front of an SMTP upstream. Chain `spool`: a
+ * body-transforming stage and a spooling stage; chain `smime`: S/MIME signing (alice) then
+ * encryption (for bob); chain `dkim`: DKIM signing for example.com (selector `big`) with the PEM
+ * key in DKIM_TEST_KEY. Prints {"port"} when listening; on stdin, `mark` records the peak RSS so
+ * far and `report` prints {"baseline","peak"} in KiB.
  */
 import { createInterface } from 'node:readline'
 import { Transform } from 'node:stream'
 import { createRelay, smtpTransport, type Stage } from '../../src/index.js'
 import { dkimSign } from '../../src/stages/dkim-sign.js'
+import { smimeEncrypt } from '../../src/stages/smime-encrypt.js'
+import { smimeSign } from '../../src/stages/smime-sign.js'
 import { allowAll } from './relay.js'
+import { credentials, fixture } from './smime.js'
 
 const upstreamPort = Number(process.argv[2])
-const chain = process.argv[3] ?? 'transform-and-spool'
 
 const transformBody: Stage = {
   name: 'transform-body',
@@ -39,11 +41,17 @@ const spoolBody: Stage = {
   },
 }
 
+const chains: Record<string, () => Stage[]> = {
+  spool: () => [transformBody, spoolBody],
+  smime: () => [
+    smimeSign({ certificates: { 'alice@example.com': credentials('alice') } }),
+    smimeEncrypt({ certificates: { 'bob@example.org': fixture('bob.pem') } }),
+  ],
+  dkim: () => [dkimSign({ keys: { 'example.com': { selector: 'big', privateKey: process.env.DKIM_TEST_KEY ?? '' } } })],
+}
+
 const relay = createRelay({
-  stages:
-    chain === 'dkim-sign'
-      ? [allowAll, dkimSign({ keys: { 'example.com': { selector: 'big', privateKey: process.env.DKIM_TEST_KEY ?? '' } } })]
-      : [allowAll, transformBody, spoolBody],
+  stages: [allowAll, ...chains[process.argv[3] ?? 'spool']!()],
   transport: smtpTransport({ host: '127.0.0.1', port: upstreamPort }),
   listeners: [{ port: 0, mode: 'submission' }],
   limits: { messageSize: 256 * 1024 * 1024 },

@@ -1,14 +1,20 @@
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { generateKeyPairSync, type KeyObject } from 'node:crypto'
+import { createTransport } from 'nodemailer'
 import { createPipeline, smtpTransport, type Message, type Stage } from '../../src/index.js'
 import { dkimDnsRecord, type DkimKey } from '../../src/dkim/keys.js'
 import { dkimSign, type DkimSignOptions } from '../../src/stages/dkim-sign.js'
+import { smimeSign } from '../../src/stages/smime-sign.js'
 import { memoryTransport, startSink, testMessage } from '../../src/testing/index.js'
 import { haveDkimpy, verifyMessage, verifyMessages } from '../helpers/dkim-verify.js'
-import { MiB, relayPeakGrowth } from '../helpers/memory.js'
+import { bigMessage, startMeasuredRelay } from '../helpers/memory.js'
+import { havePeer } from '../helpers/peers.js'
 import { allowAll, refusal, startRelay } from '../helpers/relay.js'
+import { credentials, verify as smimeVerify } from '../helpers/smime.js'
 
 const dkimpy = haveDkimpy()
+const openssl = havePeer('openssl', 'apt-get install -y openssl')
+const MiB = 1024 * 1024
 
 let rsa: KeyObject
 let ed: KeyObject
@@ -149,6 +155,17 @@ describe.skipIf(!dkimpy)('dkimSign, verified by dkimpy', () => {
     expect([result.bareLineEndings, result.signatures[0]!.ok]).toEqual([false, true])
   })
 
+  it.skipIf(!openssl)('DKIM-signs S/MIME-signed mail: dkimpy verifies the DKIM signature, openssl the S/MIME one', async () => {
+    const key = { selector: 'smime', privateKey: rsa }
+    const eml = PLAIN.replace('ann@example.com', 'alice@example.com')
+    const { sink, t } = await relayWith([smimeSign({ certificates: { 'alice@example.com': credentials('alice') } }), dkimSign({ keys: { 'example.com': key } })])
+    await t.client().sendMail({ envelope: { from: 'alice@example.com', to: ['bob@example.org'] }, raw: eml })
+    const [message] = await sink.waitForMessages(1)
+    expect(message!.raw.toString()).toMatch(/\r\nContent-Type: multipart\/signed; /)
+    expect((await verifyMessage(message!.raw, published('example.com', [key]))).signatures.map((s) => s.ok)).toEqual([true])
+    expect(smimeVerify(message!.raw).stderr).toBe('CMS Verification successful\n')
+  })
+
   it('fails verification after tampering with the body or a signed field, or adding an over-signed field; a new trace field is fine', async () => {
     const key = { selector: 'tamper', privateKey: rsa }
     const raw = (await signed({ keys: { 'example.com': key } }, PLAIN)).toString('latin1')
@@ -203,11 +220,17 @@ describe.skipIf(!dkimpy)('dkimSign, verified by dkimpy', () => {
   it('signs a 50 MB message with peak RSS growth under 64 MB, and the signature verifies', async () => {
     const key = { selector: 'big', privateKey: rsa }
     const sink = await startSink()
-    cleanup.push(() => sink.close())
+    const relay = await startMeasuredRelay(sink.port, 'dkim', { DKIM_TEST_KEY: rsa.export({ type: 'pkcs8', format: 'pem' }) as string })
+    cleanup.push(() => sink.close(), () => relay.stop())
+    const client = createTransport({ host: '127.0.0.1', port: relay.port, ignoreTLS: true })
+    const envelope = { from: 'ann@example.com', to: ['bob@example.org'] }
     const head = 'From: ann@example.com\r\nTo: bob@example.org\r\nSubject: big\r\n\r\n'
-    const pem = rsa.export({ type: 'pkcs8', format: 'pem' }) as string
-    const { peak, growth } = await relayPeakGrowth({ chain: 'dkim-sign', upstreamPort: sink.port, size: 50 * MiB, head, env: { DKIM_TEST_KEY: pem } })
-    console.log(`signing relay peak RSS ${peak.toFixed(1)} MiB, growth ${growth.toFixed(1)} MiB for a 50 MiB message`)
+    await client.sendMail({ envelope, raw: `${head}warm-up\r\n` })
+    await relay.mark()
+    await client.sendMail({ envelope, raw: bigMessage(50 * MiB, head) })
+    const growth = await relay.growth()
+    client.close()
+    console.log(`signing relay peak RSS growth ${growth.toFixed(1)} MiB for a 50 MiB message`)
     const [, big] = await sink.waitForMessages(2)
     expect(big!.size).toBeGreaterThan(50 * MiB)
     expect(growth).toBeLessThan(64)
@@ -277,5 +300,15 @@ describe('dkimSign, unsigned and refused', () => {
       expect.objectContaining({ code: 'ERR_RELAY_UNSAFE_ORDER', message: '"late-edit" modifies the message (headers) after "dkim-sign" sealed its message; move it before "dkim-sign"' }),
     )
     expect(createPipeline({ stages: [edit, signer, trace], transport }).describe()).toContain('dkim-sign            [data] modifies trace seals message')
+  })
+
+  it('is refused by the pipeline before S/MIME signing, accepted after it', () => {
+    const signer = dkimSign({ keys: { 'example.com': { selector: 's', privateKey: ed } } })
+    const smime = smimeSign({ certificates: { 'alice@example.com': credentials('alice') } })
+    const transport = memoryTransport()
+    expect(() => createPipeline({ stages: [signer, smime], transport })).toThrow(
+      expect.objectContaining({ code: 'ERR_RELAY_UNSAFE_ORDER', message: '"smime-sign" modifies the message (body) after "dkim-sign" sealed its message; move it before "dkim-sign"' }),
+    )
+    expect(createPipeline({ stages: [smime, signer], transport }).stages.map((s) => s.name)).toEqual(['smime-sign', 'dkim-sign'])
   })
 })
