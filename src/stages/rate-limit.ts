@@ -73,7 +73,7 @@ export function rateLimit(options: RateLimitOptions): Stage {
   if (!rules.length && !cap) throw new RelayError('ERR_RELAY_INVALID_OPTION', 'rateLimit needs limits or recipientsPerMessage')
 
   const exceeded = (code: 451 | 452, what: string, limit: number, seconds: number, key: string) =>
-    new SmtpError(code, '4.7.1', `Rate limit exceeded: at most ${limit} ${what} per ${describeSeconds(seconds)}, try again later`, {
+    new SmtpError(code, '4.7.1', `Rate limit exceeded: at most ${limit} ${limit === 1 ? what.slice(0, -1) : what} per ${describeSeconds(seconds)}, try again later`, {
       reason: `${what} limit ${limit} per ${seconds}s reached for ${key}`,
     })
 
