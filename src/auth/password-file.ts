@@ -29,7 +29,7 @@ interface Entry {
 
 const SCHEMES = [
   [/^\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}$/, 'bcrypt'],
-  [/^\$argon2(?:id|i|d)\$v=\d+\$m=\d+,t=\d+,p=\d+\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$/, 'argon2'],
+  [/^\$argon2(?:id|i|d)\$v=\d+\$[a-z]=\d+(?:,[a-z]=\d+)*\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$/, 'argon2'],
 ] as const
 
 const schemeOf = (hash: string) => SCHEMES.find(([pattern]) => pattern.test(hash))?.[1]
