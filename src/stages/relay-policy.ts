@@ -67,15 +67,15 @@ export function relayPolicy(options: RelayPolicyOptions = {}): Stage {
     name: 'relay-policy',
     grantsRelay: true,
 
-    async mailFrom(tx: Transaction, from: Address | null) {
-      const identity = tx.session.auth
-      if (!owns || !identity || !from) return
-      if (!(await owns(identity, from.address))) {
+    ...(owns && {
+      async mailFrom(tx: Transaction, from: Address | null) {
+        const identity = tx.session.auth
+        if (!identity || !from || (await owns(identity, from.address))) return
         throw new SmtpError(553, '5.7.1', 'Sender address rejected: not owned by the authenticated user', {
           reason: `${identity.user} does not own ${from.address}`,
         })
-      }
-    },
+      },
+    }),
 
     async rcptTo(tx: Transaction, to: Address): Promise<RcptVerdict> {
       const { session } = tx
