@@ -12,12 +12,13 @@ import type { SpoolOptions } from './body/spool.js'
 import { RelayError } from './errors.js'
 import { noopLogger, type Logger } from './logger.js'
 import { createPipeline, type Pipeline } from './pipeline.js'
-import { addressHook, type AddressOptions } from './relay/address.js'
-import { checkAuthOptions, createAuth, type RelayAuthOptions } from './relay/auth.js'
+import type { AddressOptions } from './relay/address.js'
+import type { RelayAuthOptions } from './relay/auth.js'
 import { createHandlers } from './relay/handlers.js'
+import { relayHooks } from './relay/hooks.js'
 import type { TraceMode } from './relay/received.js'
 import { SessionView } from './relay/session.js'
-import { COMMAND_HOOKS, installCommandHooks, type CommandHooks } from './smtp/commands.js'
+import { COMMAND_HOOKS, type CommandHooks } from './smtp/commands.js'
 import { GREETING_DELAY, installGreetingDelay } from './smtp/greeting-delay.js'
 import type { Stage, Transport } from './types.js'
 
@@ -143,22 +144,10 @@ export function createRelay(options: RelayOptions): Relay {
   const listeners = (options.listeners ?? [{}]).map(normalizeListener)
   checkListeners(listeners, options.tls)
   const delayPatched = installGreetingDelay()
-  if (!installCommandHooks()) {
-    throw new RelayError('ERR_RELAY_INCOMPATIBLE_SERVER', 'this smtp-server version cannot be hooked for address checks and AUTH; use the version relaychain declares')
-  }
-  const mechanisms = options.auth && checkAuthOptions(options.auth, listeners.map((l) => l.host), options.tls !== undefined)
-  const auth =
-    options.auth &&
-    createAuth(options.auth, mechanisms!, {
-      hostname,
-      logger,
-      view: (session) => servers.map((s) => s.handlers.view(session.id)).find(Boolean) ?? new SessionView(session, ''),
-    })
-  const hooks: CommandHooks = {
-    authOffered: auth?.authOffered ?? (() => false),
-    auth: auth?.auth ?? ((conn, _args, done) => (conn.reply(502, '5.5.1 Command not implemented'), done())),
-    address: addressHook(options.addresses ?? {}, logger),
-  }
+  const commands = relayHooks(
+    { auth: options.auth, addresses: options.addresses, hasTls: options.tls !== undefined, hosts: listeners.map((l) => l.host) },
+    { hostname, logger, view: (session) => servers.map((s) => s.handlers.view(session.id)).find(Boolean) ?? new SessionView(session, '') },
+  )
 
   let closing = false
   const inFlight = new Map<string, Promise<unknown>>()
@@ -188,8 +177,8 @@ export function createRelay(options: RelayOptions): Relay {
       minVersion: options.tls?.minVersion ?? 'TLSv1.2',
       size: ctx.maxSize,
       authOptional: true,
-      authMethods: [...(mechanisms ?? [])],
-      disabledCommands: [...(auth ? [] : ['AUTH']), ...(options.tls ? [] : ['STARTTLS'])],
+      authMethods: [...commands.mechanisms],
+      disabledCommands: [...(options.auth ? [] : ['AUTH']), ...(options.tls ? [] : ['STARTTLS'])],
       hideDSN: false,
       disableReverseLookup: !options.reverseLookup,
       maxClients: limits.connections ?? 200,
@@ -201,7 +190,7 @@ export function createRelay(options: RelayOptions): Relay {
       onData: handlers.onData,
       onClose: handlers.onClose,
       [GREETING_DELAY]: listener.greetingDelay,
-      [COMMAND_HOOKS]: hooks,
+      [COMMAND_HOOKS]: commands.hooks,
     }
     return { listener, handlers, server: new SMTPServer(serverOptions) }
   })
@@ -243,7 +232,7 @@ export function createRelay(options: RelayOptions): Relay {
       // Past the deadline whatever is left is cut off; its message was not acknowledged.
       for (const { server } of servers) for (const conn of server.connections) destroySocket(conn)
       await Promise.all(closed)
-      await auth?.close()
+      await commands.close()
       await pipeline.close()
       logger.info({}, 'relay closed')
     },
