@@ -7,7 +7,10 @@
  *
  * ```text
  * connect ─▶ stage.connect (each stage, in order) ─────── throw → 554 5.7.1 / 421 4.3.2, connection closed
- * MAIL    ─▶ stage.mailFrom (may rewrite the sender) ──── throw → the error (550 5.7.1, 451 4.3.0 …)
+ * AUTH    ─▶ the relay's Authenticator (after TLS) ───── 235 2.7.0 / 535 5.7.8 / 454 4.7.0; 538 5.7.11 before TLS
+ * MAIL    ─▶ address checks, then stage.mailFrom (may rewrite the sender)
+ *            bad or routing address ──────────────────── 501 5.1.7 / 553 5.1.7 / 553 5.6.7
+ *            throw ──────────────────────────────────── the error (550 5.7.1, 451 4.3.0 …)
  * RCPT    ─▶ stage.rcptTo, per recipient (may rewrite, expand, grant relay)
  *            no stage granted relay ───────────────────── 554 5.7.1 Relay access denied (this recipient only)
  * DATA    ─▶ stage[0].data ─▶ stage[1].data ─▶ … ─▶ transport.send(msg)
