@@ -1,10 +1,12 @@
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { readFileSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { createTransport } from 'nodemailer'
 import { createRelay, RelayError, staticAuthenticator, type Authenticator, type RelayAuthOptions, type Session, type Stage } from '../src/index.js'
 import { memoryTransport } from '../src/testing/index.js'
+import { havePeer } from './helpers/peers.js'
 import { RawSmtp } from './helpers/raw-smtp.js'
+import { startRedis, type TestRedis } from './helpers/redis.js'
 import { refusal, startRelay, type TestRelay } from './helpers/relay.js'
 
 const tls = { key: readFileSync(new URL('./fixtures/tls/key.pem', import.meta.url)), cert: readFileSync(new URL('./fixtures/tls/cert.pem', import.meta.url)) }
@@ -191,5 +193,24 @@ describe('SMTP AUTH', () => {
     expect(await client.command('EHLO raw.test')).not.toContain('AUTH')
     expect(await client.command(`AUTH PLAIN ${plain('alice', 'wonderland')}`)).toBe('500 Error: command not recognized')
     client.close()
+  })
+})
+
+describe.runIf(havePeer('redis-server', 'apt-get install -y redis-server'))('SMTP AUTH throttling shared through Redis', () => {
+  let redis: TestRedis
+  beforeAll(async () => void (redis = await startRedis()))
+  afterAll(async () => redis?.stop())
+
+  it('locks a user out on every relay process after failures on one of them', async () => {
+    const throttle = { ipFailures: 100, userFailures: 2, window: '10s', lockout: '10s', store: { redis: redis.url } } as const
+    const { t: a } = await authRelay({ throttle })
+    const { t: b } = await authRelay({ throttle })
+    const first = await secureRaw(a.port)
+    for (let i = 0; i < 2; i++) expect(await first.command(`AUTH PLAIN ${plain('alice', 'guess')}`)).toBe('535 5.7.8 Authentication credentials invalid')
+    first.close()
+    const second = await secureRaw(b.port)
+    expect(await second.command(`AUTH PLAIN ${plain('alice', 'wonderland')}`)).toBe('454 4.7.0 Temporary authentication failure, try again later')
+    expect(await second.command(`AUTH PLAIN ${plain('bob', 'builder')}`)).toBe('235 2.7.0 Authentication successful')
+    second.close()
   })
 })

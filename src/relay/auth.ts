@@ -87,7 +87,7 @@ function isLoopback(host: string): boolean {
   return ip === '::1' || ip.startsWith('127.') || host === 'localhost'
 }
 
-/** The AUTH part of the command hooks of one listener. */
+/** The AUTH part of a relay's command hooks; one per relay, so failures count across its listeners. */
 export function createAuth(
   options: RelayAuthOptions,
   mechanisms: readonly AuthMechanism[],
@@ -113,7 +113,10 @@ export function createAuth(
   async function verify(conn: HookConnection, mechanism: AuthMechanism, user: string, check: (session: Session) => Promise<AuthIdentity | null>) {
     const ip = normalizeIp(conn.session.remoteAddress)
     const fields = { session: conn.session.id, client: ip, user, mechanism }
-    if (await isLocked('user', userKey(user))) return reply.temporary
+    if (await isLocked('user', userKey(user))) {
+      ctx.logger.info({ ...fields, scope: 'user' }, 'authentication refused: locked out')
+      return reply.temporary
+    }
     const identity = await check(ctx.view(conn.session)).catch((err: unknown) => {
       ctx.logger.error({ ...fields, err }, 'authenticator failed')
       return reply.temporary
@@ -134,56 +137,63 @@ export function createAuth(
   /** Runs one mechanism's exchange; resolves with the `done` of the last line read. */
   async function exchange(conn: HookConnection, mechanism: AuthMechanism, initial: string | undefined, done: () => void): Promise<() => void> {
     let current = done
-    /** Sends a 334 challenge, lets smtp-server read the next line, and decodes it. */
-    const ask = (challenge: string) =>
-      new Promise<string | SmtpError>((resolve) => {
-        conn.expectLine((line, next) => {
-          current = next
-          resolve(text(decode(line, true)))
+    try {
+      /** Sends a 334 challenge, lets smtp-server read the next line, and decodes it. */
+      const ask = (challenge: string) =>
+        new Promise<string | SmtpError>((resolve) => {
+          conn.expectLine((line, next) => {
+            current = next
+            resolve(text(decode(line, true)))
+          })
+          conn.reply(334, challenge)
+          current()
         })
-        conn.reply(334, challenge)
-        current()
-      })
-    const first = initial === undefined ? undefined : text(decode(initial, false))
-    if (first instanceof SmtpError) return answer(conn, first), current
+      const first = initial === undefined ? undefined : text(decode(initial, false))
+      if (first instanceof SmtpError) return answer(conn, first), current
 
-    let user: string | SmtpError
-    let check: (session: Session) => Promise<AuthIdentity | null>
-    if (mechanism === 'CRAM-MD5') {
-      if (first !== undefined) return answer(conn, reply.syntax), current
-      const challenge = `<${randomBytes(16).toString('hex')}.${Math.floor(Date.now() / 1000)}@${ctx.hostname}>`
-      const response = await ask(Buffer.from(challenge).toString('base64'))
-      if (response instanceof SmtpError) return answer(conn, response), current
-      // RFC 2195: the user name (which may contain spaces), a space, the hex HMAC-MD5 digest.
-      const space = response.lastIndexOf(' ')
-      user = response.slice(0, Math.max(space, 0))
-      const digest = Buffer.from(response.slice(space + 1).toLowerCase())
-      check = async (session) => {
-        const secret = await authenticator.secret!(user as string, session)
-        const expected = Buffer.from(createHmac('md5', secret ?? randomBytes(16)).update(challenge).digest('hex'))
-        const ok = secret !== null && expected.length === digest.length && timingSafeEqual(expected, digest)
-        return ok ? authenticator(user as string, secret, session) : null
+      let user: string | SmtpError
+      let check: (session: Session) => Promise<AuthIdentity | null>
+      if (mechanism === 'CRAM-MD5') {
+        if (first !== undefined) return answer(conn, reply.syntax), current
+        const challenge = `<${randomBytes(16).toString('hex')}.${Math.floor(Date.now() / 1000)}@${ctx.hostname}>`
+        const response = await ask(Buffer.from(challenge).toString('base64'))
+        if (response instanceof SmtpError) return answer(conn, response), current
+        // RFC 2195: the user name (which may contain spaces), a space, the hex HMAC-MD5 digest.
+        const space = response.lastIndexOf(' ')
+        user = response.slice(0, Math.max(space, 0))
+        const digest = Buffer.from(response.slice(space + 1).toLowerCase())
+        check = async (session) => {
+          const secret = await authenticator.secret!(user as string, session)
+          const expected = Buffer.from(createHmac('md5', secret ?? randomBytes(16)).update(challenge).digest('hex'))
+          const ok = secret !== null && expected.length === digest.length && timingSafeEqual(expected, digest)
+          return ok ? authenticator(user as string, secret, session) : null
+        }
+      } else if (mechanism === 'PLAIN') {
+        // RFC 4616: authorization identity NUL login NUL password.
+        const message = first ?? (await ask(''))
+        if (message instanceof SmtpError) return answer(conn, message), current
+        const [authzid, login, password, extra] = message.split('\0')
+        if (password === undefined || extra !== undefined) return answer(conn, reply.undecodable), current
+        // No proxy authorization: an authorization identity other than the login fails like a wrong password.
+        user = authzid && authzid !== login ? reply.invalid : login!
+        check = async (session) => authenticator(login!, password, session)
+      } else {
+        user = first ?? (await ask('VXNlcm5hbWU6'))
+        if (user instanceof SmtpError) return answer(conn, user), current
+        const password = await ask('UGFzc3dvcmQ6')
+        if (password instanceof SmtpError) return answer(conn, password), current
+        check = async (session) => authenticator(user as string, password, session)
       }
-    } else if (mechanism === 'PLAIN') {
-      // RFC 4616: authorization identity NUL login NUL password.
-      const message = first ?? (await ask(''))
-      if (message instanceof SmtpError) return answer(conn, message), current
-      const [authzid, login, password, extra] = message.split('\0')
-      if (password === undefined || extra !== undefined) return answer(conn, reply.undecodable), current
-      // No proxy authorization: an authorization identity other than the login fails like a wrong password.
-      user = authzid && authzid !== login ? reply.invalid : login!
-      check = async (session) => authenticator(login!, password, session)
-    } else {
-      user = first ?? (await ask('VXNlcm5hbWU6'))
       if (user instanceof SmtpError) return answer(conn, user), current
-      const password = await ask('UGFzc3dvcmQ6')
-      if (password instanceof SmtpError) return answer(conn, password), current
-      check = async (session) => authenticator(user as string, password, session)
+      if (!user || /[\x00-\x1f\x7f]/.test(user)) return answer(conn, reply.undecodable), current
+      answer(conn, await verify(conn, mechanism, user, check))
+      return current
+    } catch (err) {
+      // The store or something else failed mid-exchange: answer the line being handled.
+      ctx.logger.error({ session: conn.session.id, err }, 'authentication failed unexpectedly')
+      answer(conn, reply.temporary)
+      return current
     }
-    if (user instanceof SmtpError) return answer(conn, user), current
-    if (!user || /[\x00-\x1f\x7f]/.test(user)) return answer(conn, reply.undecodable), current
-    answer(conn, await verify(conn, mechanism, user, check))
-    return current
   }
 
   return {
@@ -197,8 +207,14 @@ export function createAuth(
         : !mechanisms.includes(mechanism) ? reply.unknown
         : undefined
       if (refusal) return answer(conn, refusal), done()
-      isLocked('ip', normalizeIp(conn.session.remoteAddress))
-        .then((locked) => (locked ? (answer(conn, reply.temporary), done) : exchange(conn, mechanism!, args[1], done)))
+      const client = normalizeIp(conn.session.remoteAddress)
+      isLocked('ip', client)
+        .then((locked) => {
+          if (!locked) return exchange(conn, mechanism!, args[1], done)
+          ctx.logger.info({ session: conn.session.id, client, mechanism, scope: 'ip' }, 'authentication refused: locked out')
+          answer(conn, reply.temporary)
+          return done
+        })
         .catch((err: unknown) => {
           ctx.logger.error({ session: conn.session.id, err }, 'authentication failed unexpectedly')
           answer(conn, reply.temporary)
