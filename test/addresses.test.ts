@@ -1,4 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
+import { once } from 'node:events'
+import { SMTPServer } from 'smtp-server'
+import { commandHooksInstalled } from '../src/smtp/commands.js'
 import { memoryTransport, type MemoryTransport } from '../src/testing/index.js'
 import type { AddressOptions } from '../src/index.js'
 import { RawSmtp } from './helpers/raw-smtp.js'
@@ -80,10 +83,11 @@ describe('address hygiene at RCPT', () => {
     expect(envelope.rcptTo).toEqual([{ address: 'Bob@example.org' }, { address: 'carol@xn--bcher-kva.example', args: { NOTIFY: 'NEVER' } }])
   })
 
-  it('accepts a quoted local part without routing characters', async () => {
+  it('accepts a quoted local part without routing characters, and the domainless <Postmaster>', async () => {
     const { raw } = await open()
     await raw.command('MAIL FROM:<alice@example.com>')
     expect(await raw.command('RCPT TO:<"bob.smith"@example.org>')).toBe('250 Accepted')
+    expect(await raw.command('RCPT TO:<Postmaster>')).toBe('250 Accepted')
   })
 
   it('ignores a source route, and accepts %, ! and IP literals, when each check is relaxed', async () => {
@@ -108,5 +112,28 @@ describe('address hygiene at MAIL', () => {
     expect(await raw.command('MAIL FROM:<alice@[127.0.0.1]>')).toBe('553 5.1.7 Address literals are not accepted in the sender address')
     expect(await raw.command('MAIL FROM:<alice@exa_mple.com>')).toBe('501 5.1.7 Bad sender address syntax')
     expect(await raw.command('MAIL FROM:<>')).toBe('250 Accepted')
+  })
+})
+
+describe('smtp-server command hooks', () => {
+  it('hook this smtp-server version (fails if a new version changed the code they wrap)', () => {
+    expect(commandHooksInstalled()).toBe(true)
+  })
+
+  it('leave other smtp-server instances in the process as they were', async () => {
+    expect(commandHooksInstalled()).toBe(true)
+    const server = new SMTPServer({ disableReverseLookup: true, logger: false, authOptional: true, disabledCommands: ['STARTTLS'], allowInsecureAuth: true, onAuth: (_a, _s, cb) => cb(null, { user: 'x' }) })
+    server.listen(0, '127.0.0.1')
+    await once(server.server, 'listening')
+    const { client: raw } = await RawSmtp.connect((server.server.address() as { port: number }).port)
+    try {
+      expect(await raw.command('EHLO raw.test')).toContain('250 AUTH LOGIN PLAIN')
+      expect(await raw.command(`AUTH PLAIN ${Buffer.from('\0x\0y').toString('base64')}`)).toBe('235 Authentication successful')
+      expect(await raw.command('MAIL FROM:<a@example.com.>')).toBe('501 Error: Bad sender address syntax')
+      expect(await raw.command('MAIL FROM:<@a.test:a@example.com>')).toBe('250 Accepted')
+    } finally {
+      raw.close()
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+    }
   })
 })

@@ -91,6 +91,8 @@ export function checkCommand(kind: Kind, line: string, smtpUtf8: boolean, option
 /** Checks one path (what is between the angle brackets); returns the normalised address, `null` for `<>`. */
 export function checkPath(kind: Kind, path: string, smtpUtf8: boolean, options: AddressOptions): string | null | SmtpError {
   if (path === '') return kind === 'MAIL' ? null : syntax(kind, 'empty recipient')
+  // RFC 5321 §4.5.1: RCPT TO:<Postmaster> without a domain must be accepted (policy still decides).
+  if (kind === 'RCPT' && /^postmaster$/i.test(path)) return path
   if (CONTROL.test(path)) return syntax(kind, 'control character')
   if (NON_ASCII.test(path) && !smtpUtf8 && !options.utf8WithoutSmtputf8) {
     return new SmtpError(553, '5.6.7', 'Non-ASCII address requires SMTPUTF8', { reason: 'UTF-8 address without SMTPUTF8' })
