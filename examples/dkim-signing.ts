@@ -19,7 +19,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { dkimVerify } from 'mailauth'
 import { createTransport } from 'nodemailer'
-import { createRelay, dkimDnsRecord, dkimSign, smtpTransport, type DkimKey, type Stage } from 'relaychain'
+import { createRelay, dkimDnsRecord, dkimSign, relayPolicy, smtpTransport, type DkimKey } from 'relaychain'
 import { startSink } from 'relaychain/testing'
 
 const year = new Date().getUTCFullYear()
@@ -56,9 +56,9 @@ for (const record of records) console.log(`${record.zone}\n`)
 
 // 2. A relay that signs mail from DKIM_DOMAIN with both keys, in front of a local test server.
 const sink = await startSink()
-const anyRecipient: Stage = { name: 'any-recipient', grantsRelay: true, rcptTo: () => ({ relay: true }) }
 const relay = createRelay({
-  stages: [anyRecipient, dkimSign({ keys: { [env.domain]: keys } })],
+  // Outgoing mail from our own network (here: this machine), signed on its way out.
+  stages: [relayPolicy({ networks: ['127.0.0.1/32'] }), dkimSign({ keys: { [env.domain]: keys } })],
   transport: smtpTransport({ host: sink.host, port: sink.port }),
   listeners: [{ host: '127.0.0.1', port: env.port, mode: 'submission' }],
 })

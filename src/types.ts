@@ -7,7 +7,10 @@
  *
  * ```text
  * connect ─▶ stage.connect (each stage, in order) ─────── throw → 554 5.7.1 / 421 4.3.2, connection closed
- * MAIL    ─▶ stage.mailFrom (may rewrite the sender) ──── throw → the error (550 5.7.1, 451 4.3.0 …)
+ * AUTH    ─▶ the relay's Authenticator (after TLS) ───── 235 2.7.0 / 535 5.7.8 / 454 4.7.0; 538 5.7.11 before TLS
+ * MAIL    ─▶ address checks, then stage.mailFrom (may rewrite the sender)
+ *            bad or routing address ──────────────────── 501 5.1.7 / 553 5.1.7 / 553 5.6.7
+ *            throw ──────────────────────────────────── the error (550 5.7.1, 451 4.3.0 …)
  * RCPT    ─▶ stage.rcptTo, per recipient (may rewrite, expand, grant relay)
  *            no stage granted relay ───────────────────── 554 5.7.1 Relay access denied (this recipient only)
  * DATA    ─▶ stage[0].data ─▶ stage[1].data ─▶ … ─▶ transport.send(msg)
@@ -61,8 +64,42 @@ export interface Session {
   readonly heloName: string
   /** True once the connection is encrypted (implicit TLS or after STARTTLS). */
   readonly secure: boolean
-  /** The authenticated identity, once the client authenticated. */
+  /** The authenticated login name, once the client authenticated (SMTP AUTH). */
   readonly user?: string | undefined
+  /** The authenticated identity, once the client authenticated: who it is and which senders it owns. */
+  readonly auth?: AuthIdentity | undefined
+}
+
+/** Who a client authenticated as (SMTP AUTH), as an {@link Authenticator} answered. */
+export interface AuthIdentity {
+  /** The login name; becomes `Session.user` and the `user` of log lines. */
+  readonly user: string
+  /**
+   * Envelope senders this identity owns, for `relayPolicy({ senderLogin: true })` (Postfix
+   * `smtpd_sender_login_maps`): addresses (`alice@example.com`) or whole domains
+   * (`@example.com`). Without it the identity owns only its login, if that is an address.
+   */
+  readonly senders?: readonly string[]
+}
+
+/**
+ * Checks a user name and password for SMTP AUTH (PLAIN, LOGIN). Resolves with the identity, or
+ * `null` for wrong credentials — the same answer, and ideally the same time, for an unknown user
+ * and a wrong password, so a client cannot learn which names exist.
+ *
+ * Called by the relay once per attempt, only over TLS (unless `auth.allowInsecure`), and never
+ * for a client or user name that is locked out after repeated failures. Throwing means the check
+ * could not be made: the client gets `454 4.7.0` and may retry; the error is logged.
+ */
+export interface Authenticator {
+  (user: string, password: string, session: Session): Awaitable<AuthIdentity | null>
+  /**
+   * The plaintext password of `user`, or `null`. Only needed for CRAM-MD5, which proves knowledge
+   * of the password without sending it and so needs it stored in plaintext: authenticators over
+   * hashed passwords cannot offer it. The relay then calls the authenticator itself with this
+   * secret to get the identity.
+   */
+  readonly secret?: (user: string, session: Session) => Awaitable<string | null>
 }
 
 /**

@@ -49,7 +49,7 @@ export interface ArcSealOptions {
  * ```ts
  * import { readFileSync } from 'node:fs'
  * const seal = arcSeal({ domain: 'forwarder.example', selector: 'arc2026', privateKey: readFileSync('/etc/relay/arc2026.pem') })
- * createRelay({ stages: [acceptForwardedDomains, seal], transport })
+ * createRelay({ stages: [relayPolicy({ domains: ['forwarded.example'] }), seal], transport })
  * ```
  */
 export function arcSeal(options: ArcSealOptions): Stage {

@@ -85,7 +85,7 @@ const FIELD_NAME = /^[\x21-\x39\x3b-\x7e]+$/
  *     ],
  *   },
  * })
- * createRelay({ stages: [submissionPolicy, disclaimer, signer], transport })
+ * createRelay({ stages: [relayPolicy({ networks: ['192.0.2.0/24'] }), disclaimer, signer], transport })
  * ```
  */
 export function dkimSign(options: DkimSignOptions): Stage {
