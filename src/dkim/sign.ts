@@ -1,7 +1,7 @@
 /**
  * The mechanics of a DKIM signature (RFC 6376): the signing domain from the From field, the body
- * hash taken while the body streams into the spool, and the DKIM-Signature field over a header
- * section, with over-signing. Canonicalisation and formatting are mailauth's (see `mailauth.ts`).
+ * hash over the spooled body, and the DKIM-Signature field over a header section, with
+ * over-signing. Canonicalisation and formatting are mailauth's (see `mailauth.ts`).
  */
 import { createHash, sign } from 'node:crypto'
 import addressparser from 'nodemailer/lib/addressparser'
@@ -13,6 +13,17 @@ import type { DkimParts } from './mailauth.js'
 
 /** Header canonicalisation / body canonicalisation (RFC 6376 §3.4). */
 export type DkimCanonicalization = 'relaxed/relaxed' | 'relaxed/simple' | 'simple/relaxed' | 'simple/simple'
+
+export const CANONICALIZATIONS: readonly DkimCanonicalization[] = ['relaxed/relaxed', 'relaxed/simple', 'simple/relaxed', 'simple/simple']
+
+/** The fields dkimSign signs by default (RFC 6376 §5.4.1's list, and the newer List and BIMI fields). */
+export const DEFAULT_HEADERS: readonly string[] = [
+  ...['From', 'Sender', 'Reply-To', 'Subject', 'Date', 'Message-ID', 'To', 'Cc', 'MIME-Version'],
+  ...['Content-Type', 'Content-Transfer-Encoding', 'Content-ID', 'Content-Description'],
+  ...['Resent-Date', 'Resent-From', 'Resent-Sender', 'Resent-To', 'Resent-Cc', 'Resent-Message-ID'],
+  ...['In-Reply-To', 'References', 'List-Id', 'List-Help', 'List-Unsubscribe', 'List-Unsubscribe-Post'],
+  ...['List-Subscribe', 'List-Post', 'List-Owner', 'List-Archive', 'BIMI-Selector'],
+]
 
 /** `a@b`, `<a@b>` or `Name <a@b>`: most From fields, read without the full address parser. */
 const PLAIN_FROM = /^(?:[^"\\()<>@,;:]*<[^\s"\\()<>@,;:]+@([^\s"\\()<>@,;:]+)>|[^\s"\\()<>@,;:]+@([^\s"\\()<>@,;:]+))$/

@@ -12,7 +12,7 @@
 import { RelayError } from '../errors.js'
 import { signingKey, toDomain, type DkimKey, type SigningKey } from '../dkim/keys.js'
 import { loadDkimParts } from '../dkim/mailauth.js'
-import { fromDomain, hashBody, signatureValue, type DkimCanonicalization } from '../dkim/sign.js'
+import { CANONICALIZATIONS, DEFAULT_HEADERS, fromDomain, hashBody, signatureValue, type DkimCanonicalization } from '../dkim/sign.js'
 import type { Awaitable, Message, Stage } from '../types.js'
 
 // For users of the subpath export relaychain/stages/dkim-sign: the key helper and its types.
@@ -59,19 +59,11 @@ export interface DkimSignOptions {
   clock?: () => Date
 }
 
-const DEFAULT_HEADERS = [
-  ...['From', 'Sender', 'Reply-To', 'Subject', 'Date', 'Message-ID', 'To', 'Cc', 'MIME-Version'],
-  ...['Content-Type', 'Content-Transfer-Encoding', 'Content-ID', 'Content-Description'],
-  ...['Resent-Date', 'Resent-From', 'Resent-Sender', 'Resent-To', 'Resent-Cc', 'Resent-Message-ID'],
-  ...['In-Reply-To', 'References', 'List-Id', 'List-Help', 'List-Unsubscribe', 'List-Unsubscribe-Post'],
-  ...['List-Subscribe', 'List-Post', 'List-Owner', 'List-Archive', 'BIMI-Selector'],
-]
-const CANONICALIZATIONS: readonly DkimCanonicalization[] = ['relaxed/relaxed', 'relaxed/simple', 'simple/relaxed', 'simple/simple']
 const FIELD_NAME = /^[\x21-\x39\x3b-\x7e]+$/
 
 /**
- * Signs messages with DKIM. The message is spooled once (memory, then a temp file) while its
- * body hash is taken; the `l=` tag is never used. Keys in a map are read when the chain is
+ * Signs messages with DKIM. The body is spooled once (memory, then a temp file) and hashed from
+ * the spool; the `l=` tag is never used. Keys in a map are read when the chain is
  * built: an unreadable or unsuitable key is a `RelayError` `ERR_RELAY_INVALID_OPTION` then.
  *
  * @example
