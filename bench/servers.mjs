@@ -7,11 +7,14 @@
  *
  * baseline: the bare pass-through with no library code of ours — smtp-server onData piped into
  * a pooled nodemailer sendMail, answering after the upstream's 250.
+ * relaychain: the relay with one stage that grants relaying.
+ * relaychain-dkim: the same plus dkimSign with an RSA-2048 key for example.com (the load's sender).
  */
+import { generateKeyPairSync } from 'node:crypto'
 import { createInterface } from 'node:readline'
 import { createTransport } from 'nodemailer'
 import { SMTPServer } from 'smtp-server'
-import { createRelay, smtpTransport } from '../dist/index.js'
+import { createRelay, dkimSign, smtpTransport } from '../dist/index.js'
 
 const [impl = 'baseline', upstreamPortArg = '2600', poolArg = '20'] = process.argv.slice(2)
 const upstream = { host: '127.0.0.1', port: Number(upstreamPortArg) }
@@ -59,9 +62,11 @@ async function relaychain(stages) {
 }
 
 const grantAll = { name: 'grant-all', grantsRelay: true, rcptTo: () => ({ relay: true }) }
+const rsaKey = () => ({ selector: 'bench', privateKey: generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey })
 const servers = {
   baseline,
   relaychain: () => relaychain([grantAll]),
+  'relaychain-dkim': () => relaychain([grantAll, dkimSign({ keys: { 'example.com': rsaKey() } })]),
 }
 const start = servers[impl]
 if (!start) throw new Error(`unknown server ${impl}; one of ${Object.keys(servers).join(', ')}`)

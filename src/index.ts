@@ -43,6 +43,13 @@ export { smimeSign } from './stages/smime-sign.js'
 export type { CertificateInput, PrivateKeyInput, SmimeSigner, SmimeSignOptions } from './stages/smime-sign.js'
 export { smimeEncrypt } from './stages/smime-encrypt.js'
 export type { CertificateLookup, KeyTransport, RecipientCertificates, SmimeEncryptOptions } from './stages/smime-encrypt.js'
+export { dkimSign } from './stages/dkim-sign.js'
+export type { DkimKeyContext, DkimKeyMap, DkimKeyResolver, DkimSignOptions } from './stages/dkim-sign.js'
+export { arcSeal } from './stages/arc-seal.js'
+export type { ArcSealOptions } from './stages/arc-seal.js'
+export { dkimDnsRecord } from './dkim/keys.js'
+export type { DkimAlgorithm, DkimDnsRecord, DkimKey } from './dkim/keys.js'
+export type { DkimCanonicalization } from './dkim/sign.js'
 export type {
   Address,
   AuthIdentity,

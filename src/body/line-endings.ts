@@ -51,20 +51,32 @@ export function normalizeChunk(chunk: Buffer, prevCR: boolean): Buffer {
 }
 
 /**
+ * Normalises one stream's line endings to CRLF, chunk by chunk: call it with each chunk in
+ * order, then with `null` at the end. Returns the bytes to pass on (possibly none).
+ */
+export function crlfNormalizer(): (chunk: Buffer | null) => Buffer | undefined {
+  let prevCR = false
+  return (chunk) => {
+    if (chunk === null) return prevCR ? LF_BYTE : undefined
+    if (!chunk.length) return undefined
+    const out = hasBareLineEnding(chunk, prevCR) ? normalizeChunk(chunk, prevCR) : chunk
+    prevCR = chunk[chunk.length - 1] === CR
+    return out
+  }
+}
+
+/**
  * A transform that makes every line ending CRLF: the last step of every writer of ours
  * (file, Maildir, archive), so that no stage can make the relay emit a bare CR or LF.
  */
 export function toCrlf(): Transform {
-  let prevCR = false
+  const normalize = crlfNormalizer()
   return new Transform({
     transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback) {
-      if (!chunk.length) return callback()
-      const out = hasBareLineEnding(chunk, prevCR) ? normalizeChunk(chunk, prevCR) : chunk
-      prevCR = chunk[chunk.length - 1] === CR
-      callback(null, out)
+      callback(null, normalize(chunk))
     },
     flush(callback: TransformCallback) {
-      callback(null, prevCR ? LF_BYTE : undefined)
+      callback(null, normalize(null))
     },
   })
 }

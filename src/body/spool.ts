@@ -8,8 +8,7 @@ import { createReadStream, unlinkSync } from 'node:fs'
 import { open, unlink, type FileHandle } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Readable, Writable } from 'node:stream'
-import { pipeline } from 'node:stream/promises'
+import { Readable } from 'node:stream'
 import type { SpooledBody } from '../types.js'
 
 /** Where and how much a spool keeps in memory. */
@@ -69,21 +68,15 @@ export class Spool implements SpooledBody {
       if (handle) await handle.write(chunk)
       else chunks.push(chunk)
     }
-    // pipeline() does not wait for a write in progress when the source fails; we must, or a temp
-    // file opened after the cleanup would stay behind.
-    let writing: Promise<void> = Promise.resolve()
-    const sink = new Writable({
-      write(chunk: Buffer, _encoding, callback) {
-        writing = append(chunk).then(() => callback(), callback)
-      },
-    })
+    // One chunk at a time: no write is in progress when the source fails, so a temp file opened
+    // for it is always removed below (and a failed write destroys the source). Cheaper than
+    // stream.pipeline() for the many small messages that never leave memory.
     let failure: unknown
     try {
-      await pipeline(source, sink)
+      for await (const chunk of source) await append(chunk)
     } catch (err) {
       failure = err
     }
-    await writing.catch((err: unknown) => (failure ??= err))
     await (handle as FileHandle | null)?.close()
     if (failure !== undefined) {
       if (file) await removeFile(file)

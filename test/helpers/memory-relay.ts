@@ -1,12 +1,14 @@
 /**
  * A relay in its own process for the memory tests, in front of an SMTP upstream. Chain `spool`: a
  * body-transforming stage and a spooling stage; chain `smime`: S/MIME signing (alice) then
- * encryption (for bob). Prints {"port"} when listening; on stdin, `mark` records the peak RSS so
+ * encryption (for bob); chain `dkim`: DKIM signing for example.com (selector `big`) with the PEM
+ * key in DKIM_TEST_KEY. Prints {"port"} when listening; on stdin, `mark` records the peak RSS so
  * far and `report` prints {"baseline","peak"} in KiB.
  */
 import { createInterface } from 'node:readline'
 import { Transform } from 'node:stream'
 import { createRelay, smtpTransport, type Stage } from '../../src/index.js'
+import { dkimSign } from '../../src/stages/dkim-sign.js'
 import { smimeEncrypt } from '../../src/stages/smime-encrypt.js'
 import { smimeSign } from '../../src/stages/smime-sign.js'
 import { allowAll } from './relay.js'
@@ -45,6 +47,7 @@ const chains: Record<string, () => Stage[]> = {
     smimeSign({ certificates: { 'alice@example.com': credentials('alice') } }),
     smimeEncrypt({ certificates: { 'bob@example.org': fixture('bob.pem') } }),
   ],
+  dkim: () => [dkimSign({ keys: { 'example.com': { selector: 'big', privateKey: process.env.DKIM_TEST_KEY ?? '' } } })],
 }
 
 const relay = createRelay({

@@ -28,10 +28,11 @@ export interface MeasuredRelay {
   stop(): Promise<void>
 }
 
-/** Starts the relay with the named chain (see memory-relay.ts). */
-export async function startMeasuredRelay(upstreamPort: number, chain: 'spool' | 'smime'): Promise<MeasuredRelay> {
+/** Starts the relay with the named chain (see memory-relay.ts), with `env` added to its environment. */
+export async function startMeasuredRelay(upstreamPort: number, chain: 'spool' | 'smime' | 'dkim', env: Record<string, string> = {}): Promise<MeasuredRelay> {
   const child = spawn(process.execPath, ['--import', 'tsx', new URL('./memory-relay.ts', import.meta.url).pathname, String(upstreamPort), chain], {
     stdio: ['pipe', 'pipe', 'inherit'],
+    env: { ...process.env, ...env },
   })
   const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]()
   const next = async () => JSON.parse(String((await lines.next()).value)) as Record<string, number>

@@ -5,10 +5,14 @@
  */
 import { spawnSync } from 'node:child_process'
 
-/** True if `binary` is on the PATH; see the file header for what happens when it is not. */
-export function havePeer(binary: string, install: string): boolean {
-  if (spawnSync('sh', ['-c', `command -v ${binary}`]).status === 0) return true
-  const message = `${binary} is not installed; install it with: ${install}`
+/**
+ * True if `binary` is on the PATH (and, given `probe`, running it with those arguments succeeds,
+ * e.g. `['-c', 'import dkim']` for a Python module); see the file header for what happens when not.
+ */
+export function havePeer(binary: string, install: string, probe?: readonly string[]): boolean {
+  const found = spawnSync('sh', ['-c', `command -v ${binary}`]).status === 0
+  if (found && (!probe || spawnSync(binary, probe, { stdio: 'ignore' }).status === 0)) return true
+  const message = `${probe ? `${binary} ${probe.join(' ')}` : binary} is not available; install it with: ${install}`
   if (process.env.RELAYCHAIN_REQUIRE_PEERS === '1') throw new Error(`${message} (required: RELAYCHAIN_REQUIRE_PEERS=1)`)
   console.warn(`\n*** SKIPPING tests that need ${binary}: ${message} ***\n`)
   return false
