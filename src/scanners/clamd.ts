@@ -17,6 +17,13 @@ export interface ClamdOptions {
   port?: number
   /** Largest INSTREAM chunk in bytes. Default 64 KiB. */
   chunkSize?: number
+  /**
+   * clamd's `StreamMaxLength` in bytes; default 25 MiB, clamd's default. A larger message is
+   * `'too-large'` without being sent. Keep the two equal: past its limit clamd answers and closes
+   * while the message is still being written, and a write that races the close loses the answer,
+   * so the scan fails (and the stage's `onError` applies) instead of reporting `'too-large'`.
+   */
+  maxSize?: number
 }
 
 /**
@@ -33,8 +40,12 @@ export function clamd(options: ClamdOptions = {}): VirusScanner {
   const host = options.host ?? '127.0.0.1'
   const port = options.port ?? 3310
   const chunkSize = options.chunkSize ?? 64 * 1024
-  if (!Number.isInteger(chunkSize) || chunkSize < 1) throw new RelayError('ERR_RELAY_INVALID_OPTION', 'clamd: chunkSize must be a positive integer')
+  const maxSize = options.maxSize ?? 25 * 1024 * 1024
+  for (const [name, value] of Object.entries({ chunkSize, maxSize })) {
+    if (!Number.isInteger(value) || value < 1) throw new RelayError('ERR_RELAY_INVALID_OPTION', `clamd: ${name} must be a positive integer`)
+  }
   return async function scanWithClamd(input): Promise<VirusVerdict> {
+    if (input.size > maxSize) return { status: 'too-large' }
     const reply = await exchange({
       host,
       port,
@@ -42,7 +53,14 @@ export function clamd(options: ClamdOptions = {}): VirusScanner {
       // The z-prefixed command form makes clamd end its reply with a NUL byte.
       complete: (data) => data.includes(0),
       async write(socket) {
-        await send(socket, 'zINSTREAM\0')
+        // Past its limit clamd answers and closes; a write after the close fails and destroys the
+        // socket with the answer unread. So every write first lets pending reads in (setImmediate
+        // runs after the poll phase), and stops once the answer has closed the socket.
+        const put = async (...data: Array<Buffer | string>) => {
+          await new Promise(setImmediate)
+          for (const piece of data) await send(socket, piece)
+        }
+        await put('zINSTREAM\0')
         const source = input.open()
         try {
           for await (const data of source) {
@@ -50,14 +68,13 @@ export function clamd(options: ClamdOptions = {}): VirusScanner {
               const chunk = (data as Buffer).subarray(at, at + chunkSize)
               const length = Buffer.alloc(4)
               length.writeUInt32BE(chunk.length)
-              await send(socket, length)
-              await send(socket, chunk)
+              await put(length, chunk)
             }
           }
         } finally {
           source.destroy()
         }
-        await send(socket, Buffer.alloc(4))
+        await put(Buffer.alloc(4))
       },
     })
     return parseClamdReply(reply.toString('utf8'))

@@ -12,6 +12,12 @@ import { request } from 'node:http'
 import { connect, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import MailComposer from 'nodemailer/lib/mail-composer'
+import { MessageImpl } from '../../src/message.js'
+import { spoolMessage } from '../../src/scanners/run.js'
+import type { Message } from '../../src/types.js'
+import type { ScanInput } from '../../src/scanners/types.js'
+import { testMessage, type TestMessageOptions } from '../../src/testing/index.js'
 
 /** The EICAR test string: every virus scanner detects it; it is harmless. */
 export const EICAR = 'X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*'
@@ -215,4 +221,29 @@ export async function startRspamd(): Promise<Daemon> {
     ...(isRoot ? ['-u', '_rspamd', '-g', '_rspamd'] : []),
   ]
   return launch('rspamd', 'rspamd', args, dir, port, async () => (await httpGet(port, '/ping')).trim() === 'pong', 60_000)
+}
+
+const inputs: Message[] = []
+
+/** A scanner's input for `eml`, as the scanning stages build it. Remove its spool with {@link disposeScanInputs}. */
+export async function scanInput(eml: string | Buffer, options: TestMessageOptions & { signal?: AbortSignal } = {}): Promise<ScanInput> {
+  const message = await testMessage({ ...options, eml })
+  inputs.push(message)
+  const spooled = await spoolMessage(message)
+  return { message, size: spooled.size, open: spooled.open, signal: options.signal ?? new AbortController().signal }
+}
+
+/** Removes the spools (temp files) of every input {@link scanInput} made. */
+export async function disposeScanInputs(): Promise<void> {
+  await Promise.all(inputs.splice(0).map((m) => (m as MessageImpl).dispose()))
+}
+
+/** A small MIME message with `content` as a base64 attachment. */
+export async function withAttachment(content: string | Buffer, filename = 'file.bin'): Promise<Buffer> {
+  const composer = new MailComposer({
+    from: 'ann@example.com', to: 'bob@example.org', subject: 'attachment', text: 'See the attachment.',
+    attachments: [{ filename, content: Buffer.from(content), contentType: 'application/octet-stream' }],
+  })
+  const raw = await composer.compile().build()
+  return Buffer.from(raw.toString('latin1').replace(/\r?\n/g, '\r\n'), 'latin1')
 }
