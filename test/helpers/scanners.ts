@@ -95,6 +95,10 @@ async function launch(name: string, command: string, args: string[], dir: string
       // already gone
     }
   }
+  // If the test process dies before stop(), the daemon must not outlive it.
+  const onExit = () => signalGroup('SIGKILL')
+  process.once('exit', onExit)
+  void exited.then(() => process.off('exit', onExit))
   let stopped = false
   const daemon: Daemon = {
     host: '127.0.0.1',
