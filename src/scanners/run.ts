@@ -4,6 +4,7 @@
  * to a quarantine transport instead of the rest of the chain.
  */
 import { Readable } from 'node:stream'
+import { SmtpError } from '../errors.js'
 import type { DeliveryReport, Message, Transport } from '../types.js'
 import type { ScanInput } from './types.js'
 
@@ -58,6 +59,11 @@ export async function scanWithin<T>(
 export async function quarantine(msg: Message, transport: Transport, by: string): Promise<DeliveryReport> {
   const report = await transport.send(msg)
   return { ...report, response: `quarantined by ${by}${report.response ? `: ${report.response}` : ''}` }
+}
+
+/** `451 4.7.1`: the message could not be scanned (scanner down, slow, or unable); the client retries. */
+export function notScanned(reason: string, cause?: unknown): SmtpError {
+  return new SmtpError(451, '4.7.1', 'Message could not be checked, please try again later', { reason, cause })
 }
 
 /** Why a scan failed, in one line for the log. */

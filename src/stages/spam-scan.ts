@@ -11,9 +11,10 @@
  * Place it early in the `data` chain, before anything that alters the body (disclaimer,
  * signing): on outgoing mail it keeps the relay's users from damaging its reputation.
  */
-import { RelayError, SmtpError, reject } from '../errors.js'
+import { RelayError, reject } from '../errors.js'
 import type { Logger } from '../logger.js'
-import { describeFailure, quarantine, scanWithin, spoolMessage } from '../scanners/run.js'
+import { describeFailure, notScanned, quarantine, scanWithin, spoolMessage } from '../scanners/run.js'
+import { tagAsSpam } from '../scanners/spam-fields.js'
 import type { SpamAction, SpamScanner, SpamVerdict } from '../scanners/types.js'
 import type { Message, Stage, Transport } from '../types.js'
 
@@ -111,10 +112,11 @@ export function spamScan(options: SpamScanOptions): Stage {
       let verdict: SpamVerdict
       try {
         verdict = await scanWithin(scanner, msg, spooled, timeout)
+        if (!Number.isFinite(verdict?.score)) throw new Error(`the scanner answered without a score: ${JSON.stringify(verdict)}`)
       } catch (err) {
         const reason = `spam scanner failed: ${describeFailure(err)}`
         logger?.warn({ id: msg.id, stage: 'spam-scan', err: reason, onError }, 'spam scan failed')
-        if (onError === 'tempfail') throw new SmtpError(451, '4.7.1', 'Message could not be checked, please try again later', { reason, cause: err })
+        if (onError === 'tempfail') throw notScanned(reason, err)
         msg.state.spam = { action: 'skipped', reason: 'scanner-failed', size: spooled.size }
         msg.headers.add('X-Spam-Status', 'Unknown, scanner unavailable')
         return next()
@@ -126,7 +128,7 @@ export function spamScan(options: SpamScanOptions): Stage {
       logger?.info({ id: msg.id, stage: 'spam-scan', scanner: verdict.scanner, score: verdict.score, threshold: verdict.threshold, symbols: verdict.symbols, action }, 'spam scan')
       if (action === 'reject') throw reject.policy(`spam: ${summary}`)
       if (action === 'accept') return next()
-      tag(msg, verdict, subjectPrefix)
+      tagAsSpam(msg, verdict, subjectPrefix)
       if (action === 'tag') return next()
       if (!options.quarantine) throw new RelayError('ERR_RELAY_INVALID_OPTION', 'spam-scan: quarantine action without a quarantine transport')
       return quarantine(msg, options.quarantine, 'spam-scan')
@@ -135,39 +137,6 @@ export function spamScan(options: SpamScanOptions): Stage {
       await options.quarantine?.close?.()
     },
   }
-}
-
-/** The fields SpamAssassin adds to spam, and the Subject prefix. */
-function tag(msg: Message, verdict: SpamVerdict, subjectPrefix: string | undefined): void {
-  const score = verdict.score.toFixed(1)
-  const required = verdict.threshold !== undefined ? ` required=${verdict.threshold.toFixed(1)}` : ''
-  const tests = Object.keys(verdict.symbols ?? {})
-  msg.headers.add('X-Spam-Status', fold(`Yes, score=${score}${required}`, tests.length ? `tests=${tests.join(',')}` : ''))
-  msg.headers.add('X-Spam-Level', '*'.repeat(Math.max(0, Math.min(50, Math.floor(verdict.score)))))
-  msg.headers.add('X-Spam-Score', score)
-  msg.headers.add('X-Spam-Flag', 'YES')
-  if (!subjectPrefix) return
-  const subject = msg.headers.get('subject') ?? ''
-  // Relayed twice, a message keeps one prefix.
-  if (!subject.startsWith(subjectPrefix)) msg.headers.set('Subject', subject ? `${subjectPrefix} ${subject}` : subjectPrefix)
-}
-
-/** `first`, then `list` (comma-separated) folded so that no line grows past 78 characters. */
-function fold(first: string, list: string): string {
-  let out = first
-  let line = `X-Spam-Status: ${first}`.length
-  for (const [i, word] of list.split(/(?<=,)/).entries()) {
-    if (!word) continue
-    const sep = i === 0 ? ' ' : ''
-    if (line + sep.length + word.length > 78) {
-      out += `\r\n\t${word}`
-      line = 8 + word.length
-    } else {
-      out += sep + word
-      line += sep.length + word.length
-    }
-  }
-  return out
 }
 
 function positive(value: number, name: string): number {

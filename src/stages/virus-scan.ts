@@ -12,7 +12,7 @@
  */
 import { RelayError, SmtpError } from '../errors.js'
 import type { Logger } from '../logger.js'
-import { describeFailure, quarantine, scanWithin, spoolMessage } from '../scanners/run.js'
+import { describeFailure, notScanned, quarantine, scanWithin, spoolMessage } from '../scanners/run.js'
 import type { VirusScanner, VirusVerdict } from '../scanners/types.js'
 import type { Stage, Transport } from '../types.js'
 
@@ -73,8 +73,6 @@ export function virusScan(options: VirusScanOptions): Stage {
   if (onInfected === 'quarantine' && !options.quarantine) throw invalid("onInfected: 'quarantine' needs a quarantine transport")
   if (!['reject', 'tempfail', 'accept'].includes(onTooLarge)) throw invalid("onTooLarge must be 'reject', 'tempfail' or 'accept'")
   if (!['tempfail', 'accept'].includes(onError)) throw invalid("onError must be 'tempfail' or 'accept'")
-  const unscannable = (reason: string, cause?: unknown) =>
-    new SmtpError(451, '4.7.1', 'Message could not be checked, please try again later', { reason, cause })
 
   return {
     name: 'virus-scan',
@@ -83,10 +81,11 @@ export function virusScan(options: VirusScanOptions): Stage {
       let verdict: VirusVerdict
       try {
         verdict = await scanWithin(scanner, msg, spooled, timeout)
+        if (!isVerdict(verdict)) throw new Error(`the scanner answered ${JSON.stringify(verdict)}`)
       } catch (err) {
         const reason = `virus scanner failed: ${describeFailure(err)}`
         logger?.warn({ id: msg.id, stage: 'virus-scan', err: reason, onError }, 'virus scan failed')
-        if (onError === 'tempfail') throw unscannable(reason, err)
+        if (onError === 'tempfail') throw notScanned(reason, err)
         msg.state.virus = { status: 'unscanned' }
         return next()
       }
@@ -96,7 +95,7 @@ export function virusScan(options: VirusScanOptions): Stage {
       if (verdict.status === 'too-large') {
         const reason = `too large for the virus scanner (${spooled.size} bytes)`
         if (onTooLarge === 'reject') throw new SmtpError(552, '5.3.4', 'Message too big to be checked', { reason })
-        if (onTooLarge === 'tempfail') throw unscannable(reason)
+        if (onTooLarge === 'tempfail') throw notScanned(reason)
         return next()
       }
       if (onInfected === 'quarantine') return quarantine(msg, options.quarantine!, 'virus-scan')
@@ -106,6 +105,11 @@ export function virusScan(options: VirusScanOptions): Stage {
       await options.quarantine?.close?.()
     },
   }
+}
+
+function isVerdict(value: VirusVerdict | undefined): value is VirusVerdict {
+  if (value?.status === 'infected') return Array.isArray(value.viruses)
+  return value?.status === 'clean' || value?.status === 'too-large'
 }
 
 function invalid(message: string): RelayError {

@@ -95,6 +95,12 @@ describe('spam-scan with a scanner function', () => {
     expect(Date.now() - started).toBeLessThan(2000)
   })
 
+  it('treats an answer without a score as a failed scan: 451 4.7.1', async () => {
+    const err = await failure(runStage(spamScan({ scanner: () => ({ score: Number.NaN }) }), await testMessage()))
+    expect(err.toReply()).toBe('451 4.7.1 Message could not be checked, please try again later')
+    expect(err.reason).toBe('spam scanner failed: the scanner answered without a score: {"score":null}')
+  })
+
   it("passes the message with X-Spam-Status: Unknown when the scanner fails and onError is 'accept'", async () => {
     const transport = memoryTransport()
     const msg = await testMessage()

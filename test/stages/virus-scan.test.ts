@@ -36,6 +36,15 @@ describe('virus-scan with a scanner function', () => {
   })
 })
 
+describe('virus-scan with a scanner that answers nonsense', () => {
+  it('treats an answer that is not a verdict as a failed scan: 451 4.7.1', async () => {
+    const confused = (() => ({ status: 'infected' })) as unknown as VirusScanner
+    const err = await runStage(virusScan({ scanner: confused }), await testMessage()).catch((e: SmtpError) => e)
+    expect((err as SmtpError).toReply()).toBe('451 4.7.1 Message could not be checked, please try again later')
+    expect((err as SmtpError).reason).toBe('virus scanner failed: the scanner answered {"status":"infected"}')
+  })
+})
+
 describe.skipIf(!havePeer('clamd', 'apt-get install -y clamav-daemon'))('virus-scan with a real clamd, end to end', () => {
   let daemon: Daemon
   let sink: Sink
