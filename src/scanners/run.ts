@@ -5,7 +5,7 @@
  */
 import { Readable } from 'node:stream'
 import { SmtpError } from '../errors.js'
-import type { DeliveryReport, Message, Transport } from '../types.js'
+import type { DeliveryReport, Message, SpooledBody, Transport } from '../types.js'
 import type { ScanInput } from './types.js'
 
 /** The whole message, spooled: its size and a way to read it again. */
@@ -17,13 +17,14 @@ export async function spoolMessage(msg: Message): Promise<SpooledMessage> {
   const head = msg.headers.toBuffer()
   return {
     size: head.length + spool.size,
-    open: () => Readable.from(prepend(head, spool.open()), { objectMode: false }),
+    // The spool is opened only once the stream is read, so a stream never read holds no file.
+    open: () => Readable.from(whole(head, spool), { objectMode: false }),
   }
 }
 
-async function* prepend(head: Buffer, body: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+async function* whole(head: Buffer, spool: SpooledBody): AsyncGenerator<Buffer> {
   if (head.length) yield head
-  yield* body
+  yield* spool.open()
 }
 
 /**

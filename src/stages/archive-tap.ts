@@ -81,12 +81,15 @@ export function archiveTap(options: ArchiveTapOptions): Stage {
     const archived = new MessageImpl({ id: msg.id, session: msg.session, mailFrom: msg.original.mailFrom, state: { archive: record } })
     for (const rcpt of msg.original.rcptTo) archived.addOriginalRecipient(rcpt)
     archived.setEnvelope({ mailFrom: msg.envelope.mailFrom, rcptTo: recipients ?? msg.envelope.rcptTo })
-    archived.attachContent(headers.clone(), spool.open())
+    const body = spool.open()
+    archived.attachContent(headers.clone(), body)
     try {
       const report = await to.send(archived)
       if (report.rejected.length) throw report.rejected[0]!.error
       logger?.info({ id: msg.id, stage: 'archive-tap', copy, response: report.response }, 'message archived')
     } finally {
+      // An archive that failed before reading the copy would leave its file handle open.
+      body.destroy()
       await archived.dispose()
     }
   }
