@@ -179,6 +179,9 @@ const RSPAMD_OFF = [
   'ratelimit', 'history_redis', 'replies', 'emails', 'whitelist', 'dkim_signing', 'maillist', 'once_received',
 ]
 
+/** A cold start compiles the hyperscan cache: 15–20 s alone, longer on a busy machine. */
+export const RSPAMD_READY_WITHIN = 90_000
+
 /**
  * rspamd's normal worker, offline. Its hyperscan cache lives in a stable temp dir, so only the
  * first start on a machine compiles (15–20 s); later starts take about a second.
@@ -224,7 +227,7 @@ export async function startRspamd(): Promise<Daemon> {
     '--var', `DBDIR=${cache}`, '--var', `RUNDIR=${run}`, '--var', `LOGDIR=${join(dir, 'log')}`,
     ...(isRoot ? ['-u', '_rspamd', '-g', '_rspamd'] : []),
   ]
-  return launch('rspamd', 'rspamd', args, dir, port, async () => (await httpGet(port, '/ping')).trim() === 'pong', 60_000)
+  return launch('rspamd', 'rspamd', args, dir, port, async () => (await httpGet(port, '/ping')).trim() === 'pong', RSPAMD_READY_WITHIN)
 }
 
 const inputs: Message[] = []

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { rspamd } from '../../src/index.js'
 import { havePeer } from '../helpers/peers.js'
-import { type Daemon, disposeScanInputs, freePort, GTUBE, scanInput, startRspamd } from '../helpers/scanners.js'
+import { type Daemon, disposeScanInputs, freePort, GTUBE, RSPAMD_READY_WITHIN, scanInput, startRspamd } from '../helpers/scanners.js'
 
 const HAM = 'From: Ann <ann@example.com>\r\nTo: Bob <bob@example.org>\r\nSubject: minutes\r\nDate: Sat, 28 Nov 2026 10:00:00 +0000\r\nMessage-ID: <m1@example.com>\r\n\r\nHi Bob, the minutes of today are below.\r\n'
 
@@ -9,7 +9,7 @@ describe.skipIf(!havePeer('rspamd', 'apt-get install -y rspamd'))('rspamd() agai
   let daemon: Daemon
   beforeAll(async () => {
     daemon = await startRspamd()
-  })
+  }, RSPAMD_READY_WITHIN + 10_000)
   afterAll(async () => {
     await disposeScanInputs()
     await daemon?.stop()

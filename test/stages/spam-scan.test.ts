@@ -4,7 +4,7 @@ import type { SpamScanResult } from '../../src/stages/spam-scan.js'
 import { memoryTransport, runStage, startSink, testMessage, type Sink } from '../../src/testing/index.js'
 import { havePeer } from '../helpers/peers.js'
 import { allowAll, refusal, startRelay, type TestRelay } from '../helpers/relay.js'
-import { GTUBE, startRspamd, startSpamd, type Daemon } from '../helpers/scanners.js'
+import { GTUBE, RSPAMD_READY_WITHIN, startRspamd, startSpamd, type Daemon } from '../helpers/scanners.js'
 
 const HAM = 'From: Ann <ann@example.com>\r\nTo: Bob <bob@example.org>\r\nSubject: minutes\r\nDate: Sat, 28 Nov 2026 10:00:00 +0000\r\nMessage-ID: <m1@example.com>\r\n\r\nHi Bob, the minutes of today are below.\r\n'
 const SPAM = `From: Ann <ann@example.com>\r\nTo: Bob <bob@example.org>\r\nSubject: offer\r\nDate: Sat, 28 Nov 2026 10:00:00 +0000\r\nMessage-ID: <m2@example.com>\r\n\r\n${GTUBE}\r\n`
@@ -216,7 +216,7 @@ describe.skipIf(!havePeer('rspamd', 'apt-get install -y rspamd'))('spam-scan wit
   beforeAll(async () => {
     ;[daemon, sink] = await Promise.all([startRspamd(), startSink()])
     t = await startRelay({ stages: [allowAll, spamScan({ scanner: rspamd({ port: daemon.port }) })], transport: smtpTransport({ host: sink.host, port: sink.port }) })
-  })
+  }, RSPAMD_READY_WITHIN + 10_000)
   afterAll(async () => {
     await t?.close()
     await sink?.close()
