@@ -19,7 +19,7 @@
 import { readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createTransport } from 'nodemailer'
-import { archiveTap, createRelay, fileTransport, headers, smtpTransport, type Stage } from 'relaychain'
+import { archiveTap, createRelay, fileTransport, headers, relayPolicy, smtpTransport } from 'relaychain'
 import { startSink } from 'relaychain/testing'
 
 const env = {
@@ -32,18 +32,13 @@ const env = {
 }
 const once = process.argv.includes('--once')
 
-/** Submission policy for the demo: any recipient, from local clients only. */
-const localClients: Stage = {
-  name: 'local-clients',
-  grantsRelay: true,
-  rcptTo: (tx) => (tx.session.remoteAddress === '127.0.0.1' ? { relay: true, reason: 'local client' } : undefined),
-}
 const internalHop = new RegExp(`\\bby [\\w.-]+\\.${env.internal.replace(/\./g, '\\.')}\\b`, 'i')
 
 const sink = env.upstreamHost ? undefined : await startSink()
 const relay = createRelay({
   stages: [
-    localClients,
+    // Relaying for local clients only (Postfix's mynetworks).
+    relayPolicy({ authenticated: false, networks: ['127.0.0.1/32'] }),
     // First in the chain: the archive keeps the message exactly as the client sent it.
     archiveTap({ to: fileTransport({ dir: env.archiveDir }) }),
     headers({ remove: ['X-Originating-IP', { name: 'Received', value: internalHop }], set: { Organization: 'Example Corp' } }),

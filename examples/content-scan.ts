@@ -25,7 +25,7 @@
  *   UPSTREAM_PORT   its port                                            [25]
  */
 import { createTransport } from 'nodemailer'
-import { clamd, consoleLogger, createRelay, smtpTransport, spamd, spamScan, virusScan, type Stage } from 'relaychain'
+import { clamd, consoleLogger, createRelay, relayPolicy, smtpTransport, spamd, spamScan, virusScan } from 'relaychain'
 import { startSink } from 'relaychain/testing'
 
 const env = {
@@ -42,17 +42,12 @@ const once = process.argv.includes('--once')
 const GTUBE = 'XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X'
 const EICAR = 'X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*'
 
-/** Submission policy for the demo: any recipient, from local clients only. */
-const localClients: Stage = {
-  name: 'local-clients',
-  grantsRelay: true,
-  rcptTo: (tx) => (tx.session.remoteAddress === '127.0.0.1' ? { relay: true, reason: 'local client' } : undefined),
-}
 
 const sink = env.upstreamHost ? undefined : await startSink()
 const relay = createRelay({
   stages: [
-    localClients,
+    // Relaying for local clients only (Postfix's mynetworks).
+    relayPolicy({ authenticated: false, networks: ['127.0.0.1/32'] }),
     virusScan({ scanner: clamd(env.clamd) }),
     spamScan({ scanner: spamd(env.spamd), actions: { tag: 5, reject: 10 }, subjectPrefix: '[SPAM]' }),
   ],
