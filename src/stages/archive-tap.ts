@@ -61,7 +61,7 @@ export interface ArchiveTapOptions {
  * @example
  * ```ts
  * const relay = createRelay({
- *   stages: [submissionAuth, archiveTap({ to: fileTransport({ dir: '/var/mail-archive' }) }), spamScan({ scanner: spamd() })],
+ *   stages: [relayPolicy(), archiveTap({ to: fileTransport({ dir: '/var/mail-archive' }) }), spamScan({ scanner: spamd() })],
  *   transport: smtpTransport({ host: 'smarthost.example', port: 587 }),
  * })
  * ```

@@ -73,7 +73,7 @@ const THRESHOLDS = ['tag', 'quarantine', 'reject'] as const
  * @example
  * ```ts
  * const relay = createRelay({
- *   stages: [submissionAuth, spamScan({ scanner: spamd({ port: 783 }), actions: { tag: 5, reject: 10 }, subjectPrefix: '[SPAM]' })],
+ *   stages: [relayPolicy(), spamScan({ scanner: spamd({ port: 783 }), actions: { tag: 5, reject: 10 }, subjectPrefix: '[SPAM]' })],
  *   transport: smtpTransport({ host: 'smarthost.example', port: 587 }),
  * })
  * ```

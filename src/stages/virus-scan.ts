@@ -56,7 +56,7 @@ export interface VirusScanOptions {
  * @example
  * ```ts
  * const relay = createRelay({
- *   stages: [submissionAuth, virusScan({ scanner: clamd({ host: '127.0.0.1', port: 3310 }) })],
+ *   stages: [relayPolicy(), virusScan({ scanner: clamd({ host: '127.0.0.1', port: 3310 }) })],
  *   transport: smtpTransport({ host: 'smarthost.example', port: 587 }),
  * })
  * ```
