@@ -101,7 +101,7 @@ function checkMatcher(matcher: HeaderMatcher): void {
   if (typeof matcher === 'string' || matcher instanceof RegExp) return
   const { name, value } = matcher ?? {}
   const nameOk = typeof name === 'string' || name instanceof RegExp
-  if (!nameOk || !(value instanceof RegExp || typeof value === 'function')) throw invalid(`remove: ${String(matcher)} is not a name, a RegExp or { name, value }`)
+  if (!nameOk || !(value instanceof RegExp || typeof value === 'function')) throw invalid(`remove: ${JSON.stringify(matcher)} is not a name, a RegExp or { name, value }`)
 }
 
 function invalid(message: string): RelayError {
