@@ -119,11 +119,14 @@ export class HeaderBlock {
     return this.#touch()
   }
 
-  /** Removes every field of that name; returns how many were removed. */
-  remove(name: string): number {
+  /**
+   * Removes every field of that name, or only those `where` accepts (e.g. the `Received` fields
+   * of internal hosts); returns how many were removed.
+   */
+  remove(name: string, where?: (field: HeaderField) => boolean): number {
     const lower = name.toLowerCase()
     const before = this.#entries.length
-    this.#entries = this.#entries.filter((e) => e.lower !== lower)
+    this.#entries = this.#entries.filter((e) => e.lower !== lower || (where !== undefined && !where({ name: e.name, value: valueOf(e), raw: e.raw })))
     if (this.#entries.length !== before) this.#touch()
     return before - this.#entries.length
   }

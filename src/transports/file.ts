@@ -15,6 +15,7 @@ import { hostname } from 'node:os'
 import { dirname, join } from 'node:path'
 import { chain } from '../body/chain.js'
 import { toCrlf } from '../body/line-endings.js'
+import type { ArchiveRecord } from '../stages/archive-tap.js'
 import type { Message, Transport } from '../types.js'
 
 /** Options of {@link fileTransport}. */
@@ -33,6 +34,8 @@ export interface FileEnvelopeRecord {
   rcptTo: string[]
   original: { mailFrom: string | null; rcptTo: string[] }
   client: { address: string; helo: string; user?: string }
+  /** Present when the message is an archive copy (`archiveTap`): which copy, and what became of the original. */
+  archive?: ArchiveRecord
 }
 
 /**
@@ -98,6 +101,7 @@ export function fileTransport(options: FileTransportOptions): Transport {
         rcptTo: msg.envelope.rcptTo.map((r) => r.address),
         original: { mailFrom: msg.original.mailFrom?.address ?? null, rcptTo: msg.original.rcptTo.map((r) => r.address) },
         client: { address: msg.session.remoteAddress, helo: msg.session.heloName, ...(msg.session.user ? { user: msg.session.user } : {}) },
+        ...(msg.state.archive ? { archive: msg.state.archive } : {}),
       }
       await writeDurably(`${base}.json.tmp`, `${base}.json`, async (h) => void (await h.writeFile(`${JSON.stringify(record, null, 2)}\n`)))
       await writeMessage(msg, `${base}.eml.tmp`, `${base}.eml`)

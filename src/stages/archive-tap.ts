@@ -1,0 +1,139 @@
+/**
+ * `archiveTap()`: keeps an exact copy of every message in an archive — any transport: a
+ * `fileTransport` (`.eml` files with a JSON sidecar of envelope and delivery outcome, or a
+ * Maildir), or an archive mailbox over SMTP (BCC-style: give `recipients`). The copy is the
+ * message as it reached this stage (`copy: 'received'`; put the stage first to keep exactly what
+ * the client sent) or as the transport got it (`copy: 'delivered'`; the stage then declares that
+ * it seals the message, so the pipeline refuses any stage after it that would change it).
+ *
+ * Best effort by default: the copy is written after delivery, with the outcome, and a failure is
+ * logged but never loses or delays the mail. `mandatory: true` writes the copy before delivery
+ * and tempfails the message (`451 4.3.0`) when the archive cannot take it, so no message is
+ * delivered unarchived; the outcome is then only logged.
+ */
+import type { HeaderBlock } from '../body/header-block.js'
+import { RelayError, reject, toSmtpError } from '../errors.js'
+import type { Logger } from '../logger.js'
+import { MessageImpl } from '../message.js'
+import type { Address, DeliveryReport, Message, SpooledBody, Stage, Transport } from '../types.js'
+
+/** What became of the archived message. */
+export interface ArchiveOutcome {
+  /** `'delivered'`: every recipient accepted; `'partial'`: some; `'refused'`: none, or the chain refused the message. */
+  readonly status: 'delivered' | 'partial' | 'refused'
+  readonly accepted: readonly string[]
+  readonly rejected: ReadonlyArray<{ readonly rcpt: string; readonly reply: string }>
+  /** The next hop's last reply, or the reply the client got when the chain refused the message. */
+  readonly response?: string
+}
+
+/** What the archive learns besides the message; a `fileTransport` writes it into the JSON sidecar. */
+export interface ArchiveRecord {
+  readonly copy: 'received' | 'delivered'
+  /** Absent when the copy was written before delivery (`mandatory: true`). */
+  readonly outcome?: ArchiveOutcome
+}
+
+declare module 'relaychain' {
+  interface MessageState {
+    /** Set by archive-tap on the copy it hands the archive transport. */
+    archive?: ArchiveRecord
+  }
+}
+
+/** Options of {@link archiveTap}. */
+export interface ArchiveTapOptions {
+  /** The archive: e.g. `fileTransport({ dir: '/var/archive' })` or `smtpTransport({ … })`. Closed with the stage. */
+  to: Transport
+  /** `'received'` (default): the message as it reached this stage. `'delivered'`: as the transport got it. */
+  copy?: 'received' | 'delivered'
+  /** Envelope recipients of the copy (an archive mailbox). Default: the message's own recipients. */
+  recipients?: readonly string[]
+  /** Tempfail a message the archive cannot take (written before delivery). Default false: best effort. */
+  mandatory?: boolean
+  /** Receives archive failures (best effort) and one line per archived message. */
+  logger?: Logger
+}
+
+/**
+ * Creates an archive-tap stage.
+ *
+ * @example
+ * ```ts
+ * const relay = createRelay({
+ *   stages: [relayPolicy(), archiveTap({ to: fileTransport({ dir: '/var/mail-archive' }) }), spamScan({ scanner: spamd() })],
+ *   transport: smtpTransport({ host: 'smarthost.example', port: 587 }),
+ * })
+ * ```
+ */
+export function archiveTap(options: ArchiveTapOptions): Stage {
+  const { to, logger } = options
+  const copy = options.copy ?? 'received'
+  const mandatory = options.mandatory ?? false
+  const recipients = options.recipients?.map((address): Address => ({ address }))
+  if (!to || typeof to.send !== 'function') throw invalid('to must be a transport')
+  if (copy !== 'received' && copy !== 'delivered') throw invalid("copy must be 'received' or 'delivered'")
+  if (mandatory && copy === 'delivered') throw invalid("a mandatory archive is written before delivery: use copy: 'received' and place the stage where the copy should be taken")
+  if (recipients && (!recipients.length || recipients.some((r) => !/^[^\s<>@]+@[^\s<>@]+$/.test(r.address)))) throw invalid('recipients must be mail addresses')
+
+  async function archive(msg: Message, headers: HeaderBlock, spool: SpooledBody, outcome?: ArchiveOutcome): Promise<void> {
+    const record: ArchiveRecord = { copy, ...(outcome ? { outcome } : {}) }
+    const archived = new MessageImpl({ id: msg.id, session: msg.session, mailFrom: msg.original.mailFrom, state: { archive: record } })
+    for (const rcpt of msg.original.rcptTo) archived.addOriginalRecipient(rcpt)
+    archived.setEnvelope({ mailFrom: msg.envelope.mailFrom, rcptTo: recipients ?? msg.envelope.rcptTo })
+    const body = spool.open()
+    archived.attachContent(headers.clone(), body)
+    try {
+      const report = await to.send(archived)
+      if (report.rejected.length) throw report.rejected[0]!.error
+      logger?.info({ id: msg.id, stage: 'archive-tap', copy, response: report.response }, 'message archived')
+    } finally {
+      // An archive that failed before reading the copy would leave its file handle open.
+      body.destroy()
+      await archived.dispose()
+    }
+  }
+
+  return {
+    name: 'archive-tap',
+    ...(copy === 'delivered' ? { seals: 'message' as const } : {}),
+    async data(msg, next) {
+      const spool = await msg.body.spool()
+      if (mandatory) {
+        await archive(msg, msg.headers, spool).catch((err: unknown) => {
+          throw reject.tempFail(err, `mandatory archive failed: ${toSmtpError(err).reason ?? String(err)}`)
+        })
+        return next()
+      }
+      const headers = copy === 'received' ? msg.headers.clone() : undefined
+      let report: DeliveryReport | undefined
+      let failure: unknown
+      try {
+        report = await next()
+      } catch (err) {
+        failure = err
+      }
+      // 'delivered': the headers as the transport wrote them, later trace fields included.
+      await archive(msg, headers ?? msg.headers, spool, outcomeOf(report, failure)).catch((err: unknown) => {
+        logger?.error({ id: msg.id, stage: 'archive-tap', err: toSmtpError(err).reason ?? String(err) }, 'archive failed; the message was not archived')
+      })
+      if (report) return report
+      throw failure
+    },
+    async close() {
+      await to.close?.()
+    },
+  }
+}
+
+function outcomeOf(report: DeliveryReport | undefined, failure: unknown): ArchiveOutcome {
+  if (!report) return { status: 'refused', accepted: [], rejected: [], response: toSmtpError(failure).toReply() }
+  const accepted = report.accepted.map((a) => a.address)
+  const rejected = report.rejected.map((r) => ({ rcpt: r.rcpt.address, reply: r.error.toReply() }))
+  const status = !accepted.length ? 'refused' : rejected.length ? 'partial' : 'delivered'
+  return { status, accepted, rejected, ...(report.response ? { response: report.response } : {}) }
+}
+
+function invalid(message: string): RelayError {
+  return new RelayError('ERR_RELAY_INVALID_OPTION', `archive-tap: ${message}`)
+}
