@@ -25,6 +25,12 @@ export { fileTransport } from './transports/file.js'
 export type { FileEnvelopeRecord, FileTransportOptions } from './transports/file.js'
 export { routeTransport } from './transports/route.js'
 export type { Route, RouteTransportOptions } from './transports/route.js'
+export { disclaimer } from './stages/disclaimer.js'
+export type { DisclaimerContent, DisclaimerOptions } from './stages/disclaimer.js'
+export { addressRewrite } from './stages/address-rewrite.js'
+export type { AddressHeaderField, AddressRewriteOptions } from './stages/address-rewrite.js'
+export type { AddressMap, AddressMapFunction, AddressMapResult, AddressMapRule } from './address/map.js'
+export type { SrsOptions } from './address/srs.js'
 export type {
   Address,
   Awaitable,

@@ -25,7 +25,7 @@ export interface PreparedDisclaimer {
 /** What a part needs: nothing (`skip`), only the tail (`raw`), or decoding and re-encoding (`codec`). */
 export type PartPlan =
   | { readonly kind: 'skip'; readonly reason: string }
-  | { readonly kind: 'raw'; readonly edit: (final?: boolean) => Transform }
+  | { readonly kind: 'raw'; readonly edit: (final?: boolean) => PartEditor }
   | {
       readonly kind: 'codec'
       /** The part becomes UTF-8 (its charset cannot hold the disclaimer). */
@@ -33,7 +33,7 @@ export type PartPlan =
       /** Charset to convert the content from, when its bytes are not UTF-8 already. */
       readonly transcode: string | undefined
       readonly encoding: 'base64' | 'quoted-printable'
-      readonly edit: (final?: boolean) => Transform
+      readonly edit: (final?: boolean) => PartEditor
     }
 
 /** The MIME facts about a part that the plan depends on. */
@@ -64,7 +64,7 @@ export function planPart(part: PartInfo, d: PreparedDisclaimer, iconv: Iconv): P
   }
   const charset = (part.charset || 'us-ascii').toLowerCase()
   const addition = part.html ? d.html : d.text
-  const edit = (bytes: Buffer) => (final = false) => (part.html ? new HtmlInserter(bytes, final) : new TextAppender(bytes, final))
+  const edit = (bytes: Buffer) => (final = false) => (part.html ? new HtmlEditor(bytes, final) : new TextEditor(bytes, final))
   const reencode = encoding === 'base64' ? 'base64' : 'quoted-printable'
   const native = inCharset(iconv, addition, charset)
   if (native) {
@@ -110,20 +110,25 @@ function toAsciiHtml(html: string): string {
 
 const CRLF = Buffer.from('\r\n')
 const LF = Buffer.from('\n')
+const EMPTY = Buffer.alloc(0)
 const PGP = '-----BEGIN PGP '
 
 /**
- * Base of the two edits: passes the part through and follows its line breaks. Decoded base64
- * text sometimes breaks lines with LF alone; the addition then does the same.
+ * The edit of one part's decoded content, as a synchronous state machine (no stream per part):
+ * `write()` each chunk and pass on what it returns, then pass on `end()`. Decoded base64 text
+ * sometimes breaks lines with LF alone; the addition then does the same.
  */
-abstract class PartEdit extends Transform {
+export abstract class PartEditor {
   #last = 0x0a
   #lfOnly = false
 
-  /** `final`: the part is the whole message body, which ends with a line break. */
-  constructor(readonly addition: Buffer, readonly final: boolean) {
-    super()
-  }
+  /** `final`: the part is the whole message body, which must end with a line break. */
+  constructor(readonly addition: Buffer, readonly final: boolean) {}
+
+  /** Takes the next chunk of the part; returns what may be passed on now. */
+  abstract write(chunk: Buffer): Buffer
+  /** Returns the rest, addition included. */
+  abstract end(): Buffer
 
   protected observe(chunk: Buffer): void {
     const lf = chunk.lastIndexOf(0x0a)
@@ -141,57 +146,51 @@ abstract class PartEdit extends Transform {
     return this.#lfOnly ? Buffer.from(this.addition.toString('latin1').replace(/\r\n/g, '\n'), 'latin1') : this.addition
   }
 
-  /** Whether the part so far ends with a line break. */
-  protected get atLineStart(): boolean {
-    return this.#last === 0x0a
+  /** A line break if the part so far does not end with one. */
+  protected get lineBreak(): Buffer {
+    return this.#last === 0x0a ? EMPTY : this.eol
   }
 
-  /** Pushes `parts`, then a line break if the part is the message body and does not end with one. */
-  protected finish(callback: TransformCallback, ...parts: Buffer[]): void {
-    let last = this.#last
-    for (const part of parts) {
-      if (!part.length) continue
-      this.push(part)
-      last = part[part.length - 1]!
-    }
-    if (this.final && last !== 0x0a) this.push(this.eol)
-    callback()
+  /** `parts` joined, then a line break if the part is the message body and does not end with one. */
+  protected finish(...parts: Buffer[]): Buffer {
+    const out = Buffer.concat(parts)
+    const last = out.length ? out[out.length - 1] : this.#last
+    return this.final && last !== 0x0a ? Buffer.concat([out, this.eol]) : out
   }
 }
 
-/** Passes a text part through and appends the disclaimer on lines of its own. Inline PGP stays untouched. */
-export class TextAppender extends PartEdit {
+/** Appends the disclaimer to a text part, on lines of its own. Inline PGP stays untouched. */
+export class TextEditor extends PartEditor {
   #first = true
   #pgp = false
 
-  override _transform(chunk: Buffer, _e: BufferEncoding, callback: TransformCallback): void {
-    if (!chunk.length) return callback()
+  write(chunk: Buffer): Buffer {
+    if (!chunk.length) return chunk
     if (this.#first) this.#pgp = chunk.toString('latin1', 0, 64).trimStart().startsWith(PGP)
     this.#first = false
     this.observe(chunk)
-    callback(null, chunk)
+    return chunk
   }
 
-  override _flush(callback: TransformCallback): void {
-    if (this.#pgp) return callback()
-    this.finish(callback, this.atLineStart ? Buffer.alloc(0) : this.eol, this.tail)
+  end(): Buffer {
+    return this.#pgp ? EMPTY : this.finish(this.lineBreak, this.tail)
   }
 }
 
 const MARKERS = ['</body', '</html'] as const
 
 /**
- * Passes an HTML part through and inserts the fragment before its last `</body` (else its last
- * `</html`, else at the end). From a marker on, bytes are held back until a later marker or the
- * end; beyond {@link HOLD_LIMIT} that marker is given up (it was not the closing one).
+ * Inserts the fragment into an HTML part before its last `</body` (else its last `</html`, else
+ * at the end). From a marker on, bytes are held back until a later marker or the end; beyond
+ * {@link HOLD_LIMIT} that marker is given up (it was not the closing one).
  */
-export class HtmlInserter extends PartEdit {
-  #pending: Buffer = Buffer.alloc(0)
+export class HtmlEditor extends PartEditor {
+  #pending: Buffer = EMPTY
   /** Which marker `#pending` starts with: 0 `</body`, 1 `</html`, -1 none (a possible partial marker). */
   #holding = -1
 
-  override _transform(chunk: Buffer, _e: BufferEncoding, callback: TransformCallback): void {
-    if (!chunk.length) return callback()
+  write(chunk: Buffer): Buffer {
+    if (!chunk.length) return chunk
     this.observe(chunk)
     const buf = this.#pending.length ? Buffer.concat([this.#pending, chunk]) : chunk
     const lower = buf.toString('latin1').toLowerCase()
@@ -202,28 +201,44 @@ export class HtmlInserter extends PartEdit {
       at = lower.lastIndexOf(MARKERS[1])
       kind = 1
     }
+    let out: Buffer
     if (at >= from) {
-      this.push(buf.subarray(0, at))
+      out = buf.subarray(0, at)
       this.#pending = buf.subarray(at)
       this.#holding = kind
     } else if (this.#holding >= 0) {
+      out = EMPTY
       this.#pending = buf
     } else {
       // Keep a tail that could be the start of a marker split across chunks.
       const keep = Math.min(buf.length, MARKERS[0].length - 1)
-      this.push(buf.subarray(0, buf.length - keep))
+      out = buf.subarray(0, buf.length - keep)
       this.#pending = buf.subarray(buf.length - keep)
     }
     if (this.#holding >= 0 && this.#pending.length > HOLD_LIMIT) {
-      this.push(this.#pending)
-      this.#pending = Buffer.alloc(0)
+      out = Buffer.concat([out, this.#pending])
+      this.#pending = EMPTY
       this.#holding = -1
     }
-    callback()
+    return out
   }
 
-  override _flush(callback: TransformCallback): void {
-    if (this.#holding >= 0) return this.finish(callback, this.eol, this.tail, this.eol, this.#pending)
-    this.finish(callback, this.#pending, this.atLineStart ? Buffer.alloc(0) : this.eol, this.tail)
+  end(): Buffer {
+    if (this.#holding >= 0) return this.finish(this.eol, this.tail, this.eol, this.#pending)
+    return this.finish(this.#pending, this.lineBreak, this.tail)
   }
+}
+
+/** A part editor as a stream transform. */
+export function editorTransform(editor: PartEditor): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _e, callback: TransformCallback) {
+      const out = editor.write(chunk)
+      callback(null, out.length ? out : undefined)
+    },
+    flush(callback: TransformCallback) {
+      const out = editor.end()
+      callback(null, out.length ? out : undefined)
+    },
+  })
 }

@@ -6,12 +6,11 @@
  * and ends re-encoded base64 with a bare LF). Optionally a part is added at the end of a root
  * multipart/mixed that had no part to edit.
  */
-import { PassThrough, pipeline, type Readable, type Transform } from 'node:stream'
+import { PassThrough, type Readable, type Transform, type Writable } from 'node:stream'
 import type { MessageChunk, MimeNode, SplitterChunk } from '@zone-eu/mailsplit'
 import type iconvLite from 'iconv-lite'
-import { chain } from '../body/chain.js'
 import { SmtpError } from '../errors.js'
-import type { PartPlan } from './disclaimer-part.js'
+import { editorTransform, type PartEditor, type PartPlan } from './disclaimer-part.js'
 
 /** What to do with a message. */
 export interface MimeEdits {
@@ -24,16 +23,21 @@ export interface MimeEdits {
 const LF = 0x0a
 const CRLF = Buffer.from('\r\n')
 
+let loading: Promise<[typeof import('@zone-eu/mailsplit'), typeof import('iconv-lite')]> | undefined
+const libs = () => (loading ??= Promise.all([import('@zone-eu/mailsplit'), import('iconv-lite').then((m) => m.default)]))
+
 /** A whole-message transform (for `msg.rewrite`) applying `edits`. */
 export function mimeRewrite(edits: MimeEdits) {
   return async function* mimeRewriter(source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
-    const [{ Splitter }, { default: iconv }] = await Promise.all([import('@zone-eu/mailsplit'), import('iconv-lite')])
+    const [{ Splitter }, iconv] = await libs()
     const splitter = new Splitter()
-    pipeline(source, splitter, () => {})
+    // The splitter's typings narrow the stream events; it is a Writable all the same.
+    void feed(source, splitter as unknown as Writable)
     const parts = splitter[Symbol.asyncIterator]() as AsyncIterator<SplitterChunk>
     let root: MimeNode | undefined
     let candidates = 0
     let added = false
+    let finished = false
     try {
       let next = await parts.next()
       while (!next.done) {
@@ -42,10 +46,15 @@ export function mimeRewrite(edits: MimeEdits) {
           root ??= chunk
           const plan = chunk.multipart ? undefined : edits.plan(chunk)
           if (plan) candidates++
-          if (plan && plan.kind !== 'skip') {
-            const transforms = prepareNode(chunk, plan, iconv)
+          if (plan?.kind === 'raw') {
             yield chunk.getHeaders()
-            next = yield* editBody(parts, chunk, transforms)
+            next = yield* editRaw(parts, chunk, plan.edit(chunk.root))
+            continue
+          }
+          if (plan?.kind === 'codec') {
+            const transforms = codecTransforms(chunk, plan, iconv)
+            yield chunk.getHeaders()
+            next = yield* editEncoded(parts, chunk, transforms)
             continue
           }
           yield chunk.getHeaders()
@@ -58,62 +67,89 @@ export function mimeRewrite(edits: MimeEdits) {
         }
         next = await parts.next()
       }
+      finished = true
     } catch (err) {
       if ((err as { code?: string }).code === 'EMAXLEN') {
         throw new SmtpError(554, '5.6.0', 'Message structure not supported', { reason: (err as Error).message, cause: err })
       }
       throw err
     } finally {
-      splitter.destroy()
+      if (!finished) splitter.destroy()
     }
   }
 }
 
+/** Writes `source` into `target` with backpressure (cheaper than a `pipeline()` per message). */
+function feed(source: AsyncIterable<Buffer>, target: Writable): Promise<void> {
+  return (async () => {
+    for await (const chunk of source) if (!target.write(chunk) && !target.destroyed) await drained(target)
+    target.end()
+  })().catch((err: Error) => void target.destroy(err))
+}
+
+/** The body chunks of `node`, and whatever comes after them. */
+async function* bodyOf(parts: AsyncIterator<SplitterChunk>, node: MimeNode, after: { next?: IteratorResult<SplitterChunk> }): AsyncGenerator<Buffer> {
+  for (;;) {
+    const next = await parts.next()
+    if (next.done || next.value.type !== 'body' || next.value.node !== node) {
+      after.next = next
+      return
+    }
+    yield (next.value as MessageChunk).value
+  }
+}
+
+/** A part whose transfer encoding stays: its bytes go through the editor as they are, no stream needed. */
+async function* editRaw(parts: AsyncIterator<SplitterChunk>, node: MimeNode, editor: PartEditor): AsyncGenerator<Buffer, IteratorResult<SplitterChunk>> {
+  const after: { next?: IteratorResult<SplitterChunk> } = {}
+  for await (const chunk of bodyOf(parts, node, after)) {
+    const out = editor.write(chunk)
+    if (out.length) yield out
+  }
+  const rest = editor.end()
+  if (rest.length) yield rest
+  return after.next!
+}
+
 /** Sets the part's new headers (charset, transfer encoding) and returns its transforms. */
-function prepareNode(node: MimeNode, plan: Exclude<PartPlan, { kind: 'skip' }>, iconv: typeof iconvLite): Transform[] {
-  if (plan.kind === 'raw') return [plan.edit()]
+function codecTransforms(node: MimeNode, plan: Extract<PartPlan, { kind: 'codec' }>, iconv: typeof iconvLite): Transform[] {
   const transforms: Transform[] = [node.getDecoder()]
   if (plan.transcode) transforms.push(iconv.decodeStream(plan.transcode) as Transform, iconv.encodeStream('utf-8') as Transform)
   if (plan.toUtf8) node.setCharset('utf-8')
-  transforms.push(plan.edit(), node.getEncoder(plan.encoding))
+  transforms.push(editorTransform(plan.edit()), node.getEncoder(plan.encoding))
   return transforms
 }
 
 /**
- * Streams the body chunks of `node` through `transforms`, yielding their output; returns the
- * first chunk after the body. A root part (a single-part message) still ends with a line break.
+ * Streams the body chunks of `node` through decoding, editing and encoding transforms, with
+ * backpressure; returns the first chunk after the body. A root part (a single-part message)
+ * still ends with a line break.
  */
-async function* editBody(parts: AsyncIterator<SplitterChunk>, node: MimeNode, transforms: Transform[]): AsyncGenerator<Buffer, IteratorResult<SplitterChunk>> {
+async function* editEncoded(parts: AsyncIterator<SplitterChunk>, node: MimeNode, transforms: Transform[]): AsyncGenerator<Buffer, IteratorResult<SplitterChunk>> {
   const input = new PassThrough()
-  const output: Readable = chain(input, transforms)
-  let after: IteratorResult<SplitterChunk> | undefined
-  const feeding = (async () => {
-    try {
-      for (;;) {
-        after = await parts.next()
-        if (after.done || after.value.type !== 'body' || after.value.node !== node) break
-        if (!input.write((after.value as MessageChunk).value) && !input.destroyed) await drained(input)
-      }
-      input.end()
-    } catch (err) {
-      input.destroy(err as Error)
-    }
-  })()
+  const streams = [input, ...transforms]
+  // Piped, each error ending the output: cheaper than a pipeline() per part.
+  const output = transforms[transforms.length - 1]!
+  transforms.reduce<Readable>((from, to) => from.on('error', (err: Error) => output.destroy(err)).pipe(to), input)
+  const after: { next?: IteratorResult<SplitterChunk> } = {}
+  const feeding = feed(bodyOf(parts, node, after), input)
   let last = LF
+  let finished = false
   try {
     for await (const data of output as AsyncIterable<Buffer>) {
       if (data.length) last = data[data.length - 1]!
       yield data
     }
+    finished = true
   } finally {
-    input.destroy()
+    if (!finished) for (const stream of streams) stream.destroy()
   }
   await feeding
   if (node.root && last !== LF) yield CRLF
-  return after!
+  return after.next!
 }
 
-function drained(stream: PassThrough): Promise<void> {
+function drained(stream: Writable): Promise<void> {
   return new Promise((resolve) => {
     const done = () => {
       stream.off('drain', done).off('close', done)

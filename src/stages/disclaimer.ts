@@ -13,7 +13,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import { RelayError } from '../errors.js'
-import { planPart, prepareDisclaimer, type PartInfo, type PreparedDisclaimer } from '../mime/disclaimer-part.js'
+import { editorTransform, planPart, prepareDisclaimer, type PartInfo, type PreparedDisclaimer } from '../mime/disclaimer-part.js'
 import { mimeRewrite } from '../mime/mime-rewrite.js'
 import { domainOf } from '../address/map.js'
 import type { MimeNode } from '@zone-eu/mailsplit'
@@ -85,7 +85,7 @@ export function disclaimer(options: DisclaimerOptions): Stage {
       } else if (/^text\/(plain|html)$/.test(mediaType) && disposition.value.toLowerCase() !== 'attachment' && !disposition.params.filename && !type.params.name) {
         const single = planPart(top, d, iconv)
         if (single.kind === 'skip') return next()
-        if (single.kind === 'raw') msg.body.transform(single.edit(true))
+        if (single.kind === 'raw') msg.body.transform(editorTransform(single.edit(true)))
         else await msg.rewrite(mimeRewrite({ plan }))
       } else {
         wrapInMixed(msg, d.part)
