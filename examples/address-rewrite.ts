@@ -16,26 +16,20 @@
  * It sends four transactions, prints what the upstream received and each refusal, and exits.
  */
 import { createTransport } from 'nodemailer'
-import { addressRewrite, createRelay, smtpTransport, type Stage } from 'relaychain'
+import { addressRewrite, createRelay, relayPolicy, smtpTransport } from 'relaychain'
 import { startSink, type Sink } from 'relaychain/testing'
 
 const srsDomain = process.env.SRS_DOMAIN ?? 'srs.new.example'
 const ours = ['new.example', 'old.example', srsDomain]
 
-// Relay permission: in a real gateway this is relayPolicy(). It comes BEFORE address-rewrite, so
-// that it judges the recipient the client gave: a bounce to SRS0=…@srs.new.example is for us,
-// while the address it reverses to (the original sender, elsewhere) is not. Rewritten and
-// expanded recipients keep the permission their original got.
-const ownDomains: Stage = {
-  name: 'own-domains',
-  grantsRelay: true,
-  rcptTo: (_tx, to) => (ours.includes(to.address.slice(to.address.lastIndexOf('@') + 1).toLowerCase()) ? { relay: true } : undefined),
-}
-
 const sink: Sink | undefined = process.env.UPSTREAM_HOST ? undefined : await startSink()
 const relay = createRelay({
   stages: [
-    ownDomains,
+    // Relay permission comes BEFORE address-rewrite, so that it judges the recipient the client
+    // gave: a bounce to SRS0=…@srs.new.example is for one of our domains, while the address it
+    // reverses to (the original sender, elsewhere) is not. Rewritten and expanded recipients keep
+    // the permission their original got.
+    relayPolicy({ domains: ours }),
     // The migration, Postfix canonical-style: envelope and header fields.
     addressRewrite({
       sender: { '@old.example': '@new.example' },

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { createTransport } from 'nodemailer'
-import { createRelay, smtpTransport, SmtpError, type Stage } from 'relaychain'
+import { createRelay, relayPolicy, smtpTransport, SmtpError } from 'relaychain'
 import { memoryTransport, runStage, startSink, testMessage } from 'relaychain/testing'
 import { requireSubject } from './custom-stage.js'
 
@@ -24,8 +24,7 @@ describe('require-subject (unit: one stage, no relay)', () => {
 describe('require-subject (integration: a real relay and upstream)', () => {
   it('refuses MAIL FROM a foreign domain with 550 5.7.1 and relays the rest tagged', async () => {
     const sink = await startSink()
-    const anyRecipient: Stage = { name: 'any-recipient', grantsRelay: true, rcptTo: () => ({ relay: true }) }
-    const relay = createRelay({ stages: [anyRecipient, stage], transport: smtpTransport({ host: sink.host, port: sink.port }), listeners: [{ port: 0, mode: 'submission' }] })
+    const relay = createRelay({ stages: [relayPolicy({ domains: ['example.org'] }), stage], transport: smtpTransport({ host: sink.host, port: sink.port }), listeners: [{ port: 0, mode: 'submission' }] })
     const [bound] = await relay.listen()
     const client = createTransport({ host: '127.0.0.1', port: bound!.port, ignoreTLS: true })
     try {

@@ -82,12 +82,12 @@ export function requireSubject(options: RequireSubjectOptions): Stage {
 /** Runs the stage in a relay against a local test server, sends a good and a bad message, exits. */
 async function demo(): Promise<void> {
   const { createTransport } = await import('nodemailer')
-  const { createRelay, smtpTransport } = await import('relaychain')
+  const { createRelay, relayPolicy, smtpTransport } = await import('relaychain')
   const { startSink } = await import('relaychain/testing')
   const sink = await startSink()
-  const anyRecipient: Stage = { name: 'any-recipient', grantsRelay: true, rcptTo: () => ({ relay: true }) }
   const relay = createRelay({
-    stages: [anyRecipient, requireSubject({ senderDomains: ['example.com'] })],
+    // relayPolicy decides who may relay (here: mail for example.org); your stage comes after it.
+    stages: [relayPolicy({ domains: ['example.org'] }), requireSubject({ senderDomains: ['example.com'] })],
     transport: smtpTransport({ host: sink.host, port: sink.port }),
     listeners: [{ port: 0, mode: 'submission' }],
   })

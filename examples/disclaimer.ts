@@ -14,21 +14,20 @@
  * text each arrived with, and exits.
  */
 import { createTransport } from 'nodemailer'
-import { createRelay, disclaimer, smtpTransport, type Stage } from 'relaychain'
+import { createRelay, disclaimer, relayPolicy, smtpTransport } from 'relaychain'
 import { startSink, type Sink } from 'relaychain/testing'
 
 const text =
   process.env.DISCLAIMER_TEXT ??
   'This e-mail is confidential and intended only for its addressee.\nIf you received it in error, please tell the sender and delete it.'
 
-// Relay permission: in a real gateway this is relayPolicy() (SMTP AUTH, client networks). It must
-// come first; the disclaimer goes after the scanners and before any signer (DKIM, S/MIME).
-const submissionOnly: Stage = { name: 'loopback-clients', grantsRelay: true, rcptTo: (tx) => (tx.session.remoteAddress === '127.0.0.1' ? { relay: true } : undefined) }
 
 const sink: Sink | undefined = process.env.UPSTREAM_HOST ? undefined : await startSink()
 const relay = createRelay({
+  // Relay permission first (here: clients on this machine; a real gateway adds SMTP AUTH); the
+  // disclaimer after the scanners and before any signer (DKIM, S/MIME).
   stages: [
-    submissionOnly,
+    relayPolicy({ networks: ['127.0.0.1'] }),
     disclaimer({ text, domains: { 'subsidiary.example': { text: 'Subsidiary Ltd · registered in England, no. 01234567.' } } }),
   ],
   transport: smtpTransport({ host: process.env.UPSTREAM_HOST ?? sink!.host, port: Number(process.env.UPSTREAM_PORT ?? sink!.port) }),

@@ -164,6 +164,8 @@ export const RelayErrorCode = {
   ERR_RELAY_INVALID_REPORT: 'ERR_RELAY_INVALID_REPORT',
   /** The relay is closed or not listening. */
   ERR_RELAY_NOT_RUNNING: 'ERR_RELAY_NOT_RUNNING',
+  /** The installed smtp-server is not a version whose command handlers relaychain can hook. */
+  ERR_RELAY_INCOMPATIBLE_SERVER: 'ERR_RELAY_INCOMPATIBLE_SERVER',
 } as const
 
 /** One of the {@link RelayErrorCode} values. */

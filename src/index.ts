@@ -17,6 +17,20 @@ export { toCrlf } from './body/line-endings.js'
 export type { BareLineEndingPolicy } from './body/line-endings.js'
 export type { SpoolOptions } from './body/spool.js'
 export type { TraceMode } from './relay/received.js'
+export type { AddressOptions } from './relay/address.js'
+export type { AuthMechanism, AuthThrottleOptions, RelayAuthOptions } from './relay/auth.js'
+export { staticAuthenticator } from './auth/static.js'
+export type { StaticUsers } from './auth/static.js'
+export { hashPassword, passwordFile } from './auth/password-file.js'
+export type { PasswordFileOptions, PasswordScheme } from './auth/password-file.js'
+export { popBeforeSmtp } from './policy/pop-before-smtp.js'
+export type { ClientAuthorizationStore, PopBeforeSmtp, PopBeforeSmtpOptions } from './policy/pop-before-smtp.js'
+export type { Duration } from './policy/duration.js'
+export type { SharedStore } from './policy/store.js'
+export { relayPolicy } from './stages/relay-policy.js'
+export type { RelayPolicyOptions } from './stages/relay-policy.js'
+export { rateLimit } from './stages/rate-limit.js'
+export type { RateLimitOptions, RateLimitRule } from './stages/rate-limit.js'
 export { consoleLogger, noopLogger } from './logger.js'
 export type { ConsoleLoggerOptions, Logger, LogLevel } from './logger.js'
 export { smtpTransport } from './transports/smtp.js'
@@ -25,6 +39,10 @@ export { fileTransport } from './transports/file.js'
 export type { FileEnvelopeRecord, FileTransportOptions } from './transports/file.js'
 export { routeTransport } from './transports/route.js'
 export type { Route, RouteTransportOptions } from './transports/route.js'
+export { smimeSign } from './stages/smime-sign.js'
+export type { CertificateInput, PrivateKeyInput, SmimeSigner, SmimeSignOptions } from './stages/smime-sign.js'
+export { smimeEncrypt } from './stages/smime-encrypt.js'
+export type { CertificateLookup, KeyTransport, RecipientCertificates, SmimeEncryptOptions } from './stages/smime-encrypt.js'
 export { disclaimer } from './stages/disclaimer.js'
 export type { DisclaimerContent, DisclaimerOptions } from './stages/disclaimer.js'
 export { addressRewrite } from './stages/address-rewrite.js'
@@ -33,6 +51,8 @@ export type { AddressMap, AddressMapFunction, AddressMapResult, AddressMapRule }
 export type { SrsOptions } from './address/srs.js'
 export type {
   Address,
+  AuthIdentity,
+  Authenticator,
   Awaitable,
   BodyTransform,
   DeliveryReport,

@@ -2,7 +2,8 @@
  * A pipeline: stages in order, ending at a transport. It runs the envelope hooks phase by phase,
  * the `data` hooks as an onion, and is itself a `Transport`, so pipelines nest and can be routed
  * to. It checks the chain when it is built: shapes, and that nothing changes what a signer sealed
- * (after DKIM only new trace fields may be added; after S/MIME the body must not change).
+ * (after DKIM only new trace fields may be added; after S/MIME the body must not change, except
+ * by another S/MIME layer wrapping it whole).
  */
 import { compose, type StageTimings } from './compose.js'
 import { RelayError, SmtpError, toSmtpError } from './errors.js'
@@ -282,7 +283,10 @@ export function strongest<T extends string>(order: readonly T[], values: Readonl
 function checkOrder(stages: readonly Stage[], transport: Transport): void {
   let seal: { by: string; what: Seals } | undefined
   for (const item of [...stages, transport] as ReadonlyArray<{ name: string; modifies?: Modifies; seals?: Seals }>) {
-    if (item.modifies && seal && MODIFIES_ORDER.indexOf(item.modifies) > MODIFIES_ORDER.indexOf(ALLOWED_AFTER[seal.what])) {
+    // An S/MIME layer after another wraps the sealed entity whole (sign, then encrypt): it changes
+    // the body, but not what the earlier layer signed.
+    const wraps = seal?.what === 'body' && item.seals === 'body'
+    if (item.modifies && seal && !wraps && MODIFIES_ORDER.indexOf(item.modifies) > MODIFIES_ORDER.indexOf(ALLOWED_AFTER[seal.what])) {
       throw new RelayError(
         'ERR_RELAY_UNSAFE_ORDER',
         `"${item.name}" modifies the message (${item.modifies}) after "${seal.by}" sealed its ${seal.what}; move it before "${seal.by}"`,

@@ -12,8 +12,13 @@ import type { SpoolOptions } from './body/spool.js'
 import { RelayError } from './errors.js'
 import { noopLogger, type Logger } from './logger.js'
 import { createPipeline, type Pipeline } from './pipeline.js'
+import type { AddressOptions } from './relay/address.js'
+import type { RelayAuthOptions } from './relay/auth.js'
 import { createHandlers } from './relay/handlers.js'
+import { relayHooks } from './relay/hooks.js'
 import type { TraceMode } from './relay/received.js'
+import { SessionView } from './relay/session.js'
+import { COMMAND_HOOKS, type CommandHooks } from './smtp/commands.js'
 import { GREETING_DELAY, installGreetingDelay } from './smtp/greeting-delay.js'
 import type { Stage, Transport } from './types.js'
 
@@ -80,6 +85,10 @@ export interface RelayOptions {
   spool?: SpoolOptions
   /** Reverse DNS of clients: off by default (no lookups leave the relay unless asked). */
   reverseLookup?: boolean
+  /** SMTP AUTH: who checks passwords, which mechanisms, throttling. Without it, AUTH is not offered. */
+  auth?: RelayAuthOptions
+  /** Address checks at MAIL and RCPT (source routes, `%`, `!`, IP literals, SMTPUTF8): all refuse by default. */
+  addresses?: AddressOptions
 }
 
 /** An address the relay listens on. */
@@ -135,6 +144,10 @@ export function createRelay(options: RelayOptions): Relay {
   const listeners = (options.listeners ?? [{}]).map(normalizeListener)
   checkListeners(listeners, options.tls)
   const delayPatched = installGreetingDelay()
+  const commands = relayHooks(
+    { auth: options.auth, addresses: options.addresses, hasTls: options.tls !== undefined, hosts: listeners.map((l) => l.host) },
+    { hostname, logger, view: (session) => servers.map((s) => s.handlers.view(session.id)).find(Boolean) ?? new SessionView(session, '') },
+  )
 
   let closing = false
   const inFlight = new Map<string, Promise<unknown>>()
@@ -157,14 +170,15 @@ export function createRelay(options: RelayOptions): Relay {
 
   const servers = listeners.map((listener) => {
     const handlers = createHandlers(listener.name, ctx)
-    const serverOptions: SMTPServerOptions & { [GREETING_DELAY]?: number } = {
+    const serverOptions: SMTPServerOptions & { [GREETING_DELAY]?: number; [COMMAND_HOOKS]: CommandHooks } = {
       name: hostname,
       secure: listener.mode === 'submissions',
       ...(options.tls ?? {}),
       minVersion: options.tls?.minVersion ?? 'TLSv1.2',
       size: ctx.maxSize,
       authOptional: true,
-      disabledCommands: options.tls ? ['AUTH'] : ['AUTH', 'STARTTLS'],
+      authMethods: [...commands.mechanisms],
+      disabledCommands: [...(options.auth ? [] : ['AUTH']), ...(options.tls ? [] : ['STARTTLS'])],
       hideDSN: false,
       disableReverseLookup: !options.reverseLookup,
       maxClients: limits.connections ?? 200,
@@ -176,6 +190,7 @@ export function createRelay(options: RelayOptions): Relay {
       onData: handlers.onData,
       onClose: handlers.onClose,
       [GREETING_DELAY]: listener.greetingDelay,
+      [COMMAND_HOOKS]: commands.hooks,
     }
     return { listener, handlers, server: new SMTPServer(serverOptions) }
   })
@@ -217,6 +232,7 @@ export function createRelay(options: RelayOptions): Relay {
       // Past the deadline whatever is left is cut off; its message was not acknowledged.
       for (const { server } of servers) for (const conn of server.connections) destroySocket(conn)
       await Promise.all(closed)
+      await commands.close()
       await pipeline.close()
       logger.info({}, 'relay closed')
     },

@@ -7,7 +7,10 @@
  *
  * ```text
  * connect ─▶ stage.connect (each stage, in order) ─────── throw → 554 5.7.1 / 421 4.3.2, connection closed
- * MAIL    ─▶ stage.mailFrom (may rewrite the sender) ──── throw → the error (550 5.7.1, 451 4.3.0 …)
+ * AUTH    ─▶ the relay's Authenticator (after TLS) ───── 235 2.7.0 / 535 5.7.8 / 454 4.7.0; 538 5.7.11 before TLS
+ * MAIL    ─▶ address checks, then stage.mailFrom (may rewrite the sender)
+ *            bad or routing address ──────────────────── 501 5.1.7 / 553 5.1.7 / 553 5.6.7
+ *            throw ──────────────────────────────────── the error (550 5.7.1, 451 4.3.0 …)
  * RCPT    ─▶ stage.rcptTo, per recipient (may rewrite, expand, grant relay)
  *            no stage granted relay ───────────────────── 554 5.7.1 Relay access denied (this recipient only)
  * DATA    ─▶ stage[0].data ─▶ stage[1].data ─▶ … ─▶ transport.send(msg)
@@ -61,8 +64,42 @@ export interface Session {
   readonly heloName: string
   /** True once the connection is encrypted (implicit TLS or after STARTTLS). */
   readonly secure: boolean
-  /** The authenticated identity, once the client authenticated. */
+  /** The authenticated login name, once the client authenticated (SMTP AUTH). */
   readonly user?: string | undefined
+  /** The authenticated identity, once the client authenticated: who it is and which senders it owns. */
+  readonly auth?: AuthIdentity | undefined
+}
+
+/** Who a client authenticated as (SMTP AUTH), as an {@link Authenticator} answered. */
+export interface AuthIdentity {
+  /** The login name; becomes `Session.user` and the `user` of log lines. */
+  readonly user: string
+  /**
+   * Envelope senders this identity owns, for `relayPolicy({ senderLogin: true })` (Postfix
+   * `smtpd_sender_login_maps`): addresses (`alice@example.com`) or whole domains
+   * (`@example.com`). Without it the identity owns only its login, if that is an address.
+   */
+  readonly senders?: readonly string[]
+}
+
+/**
+ * Checks a user name and password for SMTP AUTH (PLAIN, LOGIN). Resolves with the identity, or
+ * `null` for wrong credentials — the same answer, and ideally the same time, for an unknown user
+ * and a wrong password, so a client cannot learn which names exist.
+ *
+ * Called by the relay once per attempt, only over TLS (unless `auth.allowInsecure`), and never
+ * for a client or user name that is locked out after repeated failures. Throwing means the check
+ * could not be made: the client gets `454 4.7.0` and may retry; the error is logged.
+ */
+export interface Authenticator {
+  (user: string, password: string, session: Session): Awaitable<AuthIdentity | null>
+  /**
+   * The plaintext password of `user`, or `null`. Only needed for CRAM-MD5, which proves knowledge
+   * of the password without sending it and so needs it stored in plaintext: authenticators over
+   * hashed passwords cannot offer it. The relay then calls the authenticator itself with this
+   * secret to get the identity.
+   */
+  readonly secret?: (user: string, session: Session) => Awaitable<string | null>
 }
 
 /**
@@ -162,8 +199,13 @@ export interface RcptVerdict {
   readonly reason?: string
 }
 
-/** Calls the rest of the chain (the next stage, at the end the transport). */
-export type Next = () => Promise<DeliveryReport>
+/**
+ * Calls the rest of the chain (the next stage, at the end the transport) with the message. A stage
+ * that must treat groups of recipients differently (S/MIME encryption for those with a
+ * certificate, plain text for the others) passes a fork of the message per group instead, one
+ * call each, and merges the reports; passing a recipient on twice is a `RelayError`.
+ */
+export type Next = (part?: Message) => Promise<DeliveryReport>
 
 /**
  * What a stage or transport may change, so a pipeline can check the chain's order:
@@ -173,8 +215,9 @@ export type Next = () => Promise<DeliveryReport>
 export type Modifies = 'trace' | 'headers' | 'body'
 
 /**
- * What a signer fixes. `'body'` (S/MIME): the content; header fields may still change.
- * `'message'` (DKIM): the body and the signed header fields; only new trace fields may follow.
+ * What a signer fixes. `'body'` (S/MIME): the content; header fields may still change, and
+ * another S/MIME layer may wrap it whole (sign, then encrypt). `'message'` (DKIM): the body and the
+ * signed header fields; only new trace fields may follow.
  */
 export type Seals = 'body' | 'message'
 
@@ -192,7 +235,7 @@ export interface Stage {
   /**
    * What `data` may change. Declared so the pipeline can refuse unsafe orders at build time: after
    * a stage that seals `'message'` only `'trace'` stages may follow; after one that seals `'body'`,
-   * nothing that modifies `'body'`.
+   * nothing that modifies `'body'` but another stage that seals `'body'` (an S/MIME layer).
    */
   readonly modifies?: Modifies
   /** Set by signers: what their signature fixes (S/MIME `'body'`, DKIM `'message'`). */
@@ -217,7 +260,8 @@ export interface Stage {
   rcptTo?(tx: Transaction, to: Address): Awaitable<RcptVerdict | Address | readonly Address[] | void>
   /**
    * Called once per message after the client sent DATA, koa-style: inspect or edit headers,
-   * transform or spool the body, then `return next()` (exactly once) to pass the message on.
+   * transform or spool the body, then `return next()` (exactly once, or once per fork: see
+   * {@link Next}) to pass the message on.
    * Code after `await next()` sees the {@link DeliveryReport}. Throwing before `next()`
    * refuses the message; a stage may also answer without calling `next()` (quarantine).
    */

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest'
 import { createPipeline, RelayError, SmtpError, type Stage, type Transport } from '../src/index.js'
+import { forkMessage } from '../src/message.js'
 import { memoryTransport, testMessage } from '../src/testing/index.js'
+import { relayError } from './helpers/relay.js'
 
 const signer: Stage = { name: 'signer', modifies: 'trace', seals: 'message', data: (_m, next) => next() }
 const smime: Stage = { name: 'smime', modifies: 'body', seals: 'body', data: (_m, next) => next() }
@@ -8,41 +10,32 @@ const received: Stage = { name: 'received', modifies: 'trace', data: (_m, next) 
 const footer: Stage = { name: 'footer', modifies: 'body', data: (_m, next) => next() }
 const tagger: Stage = { name: 'tagger', modifies: 'headers', data: (_m, next) => next() }
 
-function errorOf(fn: () => unknown): RelayError {
-  try {
-    fn()
-  } catch (err) {
-    if (err instanceof RelayError) return err
-    throw err
-  }
-  throw new Error('expected a RelayError')
-}
-
 describe('createPipeline: checks at build time', () => {
   it('refuses a stage that modifies the message after one that seals it', () => {
-    const err = errorOf(() => createPipeline({ stages: [signer, footer], transport: memoryTransport() }))
+    const err = relayError(() => createPipeline({ stages: [signer, footer], transport: memoryTransport() }))
     expect(err.code).toBe('ERR_RELAY_UNSAFE_ORDER')
     expect(err.message).toContain('"footer" modifies the message (body) after "signer" sealed its message')
-    expect(errorOf(() => createPipeline({ stages: [signer, tagger], transport: memoryTransport() })).code).toBe('ERR_RELAY_UNSAFE_ORDER')
+    expect(relayError(() => createPipeline({ stages: [signer, tagger], transport: memoryTransport() })).code).toBe('ERR_RELAY_UNSAFE_ORDER')
     expect(() => createPipeline({ stages: [footer, tagger, signer, received], transport: memoryTransport() })).not.toThrow()
   })
 
-  it('lets DKIM follow S/MIME, but not S/MIME follow DKIM', () => {
+  it('lets DKIM follow S/MIME, and S/MIME wrap S/MIME, but not S/MIME follow DKIM', () => {
     expect(() => createPipeline({ stages: [smime, tagger, signer], transport: memoryTransport() })).not.toThrow()
-    expect(errorOf(() => createPipeline({ stages: [signer, smime], transport: memoryTransport() })).message).toContain('"smime" modifies the message (body)')
-    expect(errorOf(() => createPipeline({ stages: [smime, footer], transport: memoryTransport() })).message).toContain('sealed its body')
+    expect(() => createPipeline({ stages: [smime, { ...smime, name: 'smime-encrypt' }], transport: memoryTransport() })).not.toThrow()
+    expect(relayError(() => createPipeline({ stages: [signer, smime], transport: memoryTransport() })).message).toContain('"smime" modifies the message (body)')
+    expect(relayError(() => createPipeline({ stages: [smime, footer], transport: memoryTransport() })).message).toContain('sealed its body')
   })
 
   it('refuses a nested pipeline that modifies after an outer stage sealed', () => {
     const inner = createPipeline({ stages: [tagger], transport: memoryTransport() })
-    expect(errorOf(() => createPipeline({ stages: [signer], transport: inner })).code).toBe('ERR_RELAY_UNSAFE_ORDER')
+    expect(relayError(() => createPipeline({ stages: [signer], transport: inner })).code).toBe('ERR_RELAY_UNSAFE_ORDER')
   })
 
   it('refuses malformed stages and transports', () => {
-    expect(errorOf(() => createPipeline({ stages: [{ name: 'Bad Name' }], transport: memoryTransport() })).code).toBe('ERR_RELAY_INVALID_STAGE')
-    expect(errorOf(() => createPipeline({ stages: [{ name: 'x', data: 42 } as unknown as Stage], transport: memoryTransport() })).message).toContain('data must be a function')
-    expect(errorOf(() => createPipeline({ stages: [], transport: {} as Transport })).code).toBe('ERR_RELAY_INVALID_STAGE')
-    expect(errorOf(() => createPipeline({ stages: [{ name: 'x', seals: true } as unknown as Stage], transport: memoryTransport() })).message).toContain('seals must be one of body, message')
+    expect(relayError(() => createPipeline({ stages: [{ name: 'Bad Name' }], transport: memoryTransport() })).code).toBe('ERR_RELAY_INVALID_STAGE')
+    expect(relayError(() => createPipeline({ stages: [{ name: 'x', data: 42 } as unknown as Stage], transport: memoryTransport() })).message).toContain('data must be a function')
+    expect(relayError(() => createPipeline({ stages: [], transport: {} as Transport })).code).toBe('ERR_RELAY_INVALID_STAGE')
+    expect(relayError(() => createPipeline({ stages: [{ name: 'x', seals: true } as unknown as Stage], transport: memoryTransport() })).message).toContain('seals must be one of body, message')
   })
 
   it('describes itself, nested pipelines indented', () => {
@@ -97,6 +90,26 @@ describe('createPipeline: the data onion', () => {
     const err = await createPipeline({ stages: [twice], transport }).deliver(await testMessage()).catch((e: unknown) => e)
     expect((err as RelayError).code).toBe('ERR_RELAY_NEXT_CALLED_TWICE')
     expect(transport.messages).toHaveLength(1)
+  })
+
+  it('lets a stage pass forks for disjoint recipients, but never a recipient twice', async () => {
+    const errors: string[] = []
+    const split: Stage = {
+      name: 'split',
+      async data(msg, next) {
+        const part = (address: string) => forkMessage(msg, { mailFrom: msg.envelope.mailFrom, rcptTo: [{ address }] }, true)
+        const reports = [await next(await part('a@example.org')), await next(await part('b@example.org'))]
+        for (const again of [() => part('A@example.org').then(next), () => next()]) {
+          await again().catch((err: RelayError) => errors.push(err.code))
+        }
+        return { accepted: reports.flatMap((r) => r.accepted), rejected: [] }
+      },
+    }
+    const transport = memoryTransport()
+    const report = await createPipeline({ stages: [split], transport }).deliver(await testMessage({ to: ['a@example.org', 'b@example.org'] }))
+    expect(report.accepted.map((a) => a.address)).toEqual(['a@example.org', 'b@example.org'])
+    expect(transport.messages.map((m) => m.envelope.rcptTo.map((r) => r.address))).toEqual([['a@example.org'], ['b@example.org']])
+    expect(errors).toEqual(['ERR_RELAY_NEXT_CALLED_TWICE', 'ERR_RELAY_NEXT_CALLED_TWICE'])
   })
 
   it('fails a stage that resolves before the next() it started settled', async () => {

@@ -4,8 +4,8 @@
  * case and compare internationalised domains in their ASCII (punycode) form, so `bücher.example`
  * and `xn--bcher-kva.example` are the same key.
  */
-import { domainToASCII } from 'node:url'
 import { RelayError } from '../errors.js'
+import { domainKey } from '../relay/address.js'
 import type { Awaitable, Transaction } from '../types.js'
 
 /** A map's answer: one address rewrites, several expand (recipients only); `undefined` leaves it. */
@@ -32,15 +32,9 @@ export type AddressMap = Readonly<Record<string, string | readonly string[]>> | 
 /** A compiled map: the replacement addresses, or `undefined` when the map has no entry. */
 export type Lookup = (address: string, tx: Transaction) => Promise<string[] | undefined>
 
-/** The domain of an address, lower case, internationalised names in ASCII form. */
-export function domainOf(address: string): string {
-  const domain = address.slice(address.lastIndexOf('@') + 1).toLowerCase()
-  return domainToASCII(domain) || domain
-}
-
 function keyOf(address: string): string {
   const at = address.lastIndexOf('@')
-  return `${address.slice(0, at).toLowerCase()}@${domainOf(address)}`
+  return `${address.slice(0, at).toLowerCase()}@${domainKey(address)}`
 }
 
 const VALID = /^[^\s<>@]+@[^\s<>@]+$|^@[^\s<>@]+$/
@@ -91,10 +85,10 @@ export function compileMap(map: AddressMap, what: string, single: boolean): Look
     if (!VALID.test(key)) throw new RelayError('ERR_RELAY_INVALID_OPTION', `${what}: key ${JSON.stringify(key)} is not an address or @domain`)
     const values = checked(what, list(value))
     if (single && values.length !== 1) throw new RelayError('ERR_RELAY_INVALID_OPTION', `${what}: ${key} maps to ${values.length} addresses`)
-    table.set(key.startsWith('@') ? `@${domainOf(key)}` : keyOf(key), values)
+    table.set(key.startsWith('@') ? `@${domainKey(key)}` : keyOf(key), values)
   }
   return async (address) => {
-    const values = table.get(keyOf(address)) ?? table.get(`@${domainOf(address)}`)
+    const values = table.get(keyOf(address)) ?? table.get(`@${domainKey(address)}`)
     return values?.map((v) => replace(v, address))
   }
 }

@@ -11,7 +11,7 @@
  */
 import { createHmac, timingSafeEqual } from 'node:crypto'
 import { RelayError } from '../errors.js'
-import { domainOf } from './map.js'
+import { domainKey } from '../relay/address.js'
 
 /** SRS settings. */
 export interface SrsOptions {
@@ -58,7 +58,7 @@ export function createSrs(options: SrsOptions): Srs {
   const maxAge = options.maxAge ?? 21
   if (!Number.isInteger(maxAge) || maxAge < 1 || maxAge > 1000) throw new RelayError('ERR_RELAY_INVALID_OPTION', 'srs.maxAge: whole days, 1 to 1000')
   const domain = options.domain
-  const local = new Set([domain, ...(options.localDomains ?? [])].map((d) => domainOf(`@${d}`)))
+  const local = new Set([domain, ...(options.localDomains ?? [])].map((d) => domainKey(`@${d}`)))
 
   // Mail::SRS lower-cases (ASCII) every part and feeds them to one HMAC.
   const digest = (secret: string, parts: readonly string[]) =>
@@ -74,8 +74,8 @@ export function createSrs(options: SrsOptions): Srs {
   }
 
   return {
-    owns: (address) => domainOf(address) === domainOf(`@${domain}`) && (SRS0.test(address) || SRS1.test(address)),
-    rewrites: (address) => !local.has(domainOf(address)),
+    owns: (address) => domainKey(address) === domainKey(`@${domain}`) && (SRS0.test(address) || SRS1.test(address)),
+    rewrites: (address) => !local.has(domainKey(address)),
     forward(address, now = Date.now()) {
       const [user, host] = split(address)
       if (SRS1.test(user)) {

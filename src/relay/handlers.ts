@@ -11,6 +11,7 @@ import type { Logger } from '../logger.js'
 import { MessageImpl } from '../message.js'
 import { sameAddress } from '../pipeline.js'
 import type { Address } from '../types.js'
+import { checkedAddress } from './address.js'
 import { receiveMessage, type DataContext } from './data.js'
 import { SessionView } from './session.js'
 
@@ -42,8 +43,10 @@ export function toServerError(err: SmtpError): Error & { responseCode: number } 
   return Object.assign(new Error(`${err.enhanced} ${err.response}`), { responseCode: err.code })
 }
 
-function toAddress(address: SMTPServerAddress): Address {
-  return address.args ? { address: address.address, args: address.args } : { address: address.address }
+/** The address as the address hook checked and normalised it, with smtp-server's parameters. */
+function toAddress(address: SMTPServerAddress, session: SMTPServerSession): Address {
+  const checked = checkedAddress(session, address.address)
+  return address.args ? { address: checked, args: address.args } : { address: checked }
 }
 
 /** Builds the smtp-server handlers of one listener. */
@@ -69,6 +72,9 @@ export function createHandlers(listener: string, ctx: HandlerContext) {
   }
 
   return {
+    /** The session view of a connection of this listener, if it is one. */
+    view: (sessionId: string) => conns.get(sessionId)?.view,
+
     /** Whether a connection has a message in DATA (close() lets those finish). */
     inData: (sessionId: string) => conns.get(sessionId)?.inData === true,
 
@@ -92,7 +98,7 @@ export function createHandlers(listener: string, ctx: HandlerContext) {
         async () => {
           const conn = connOf(session)
           if (ctx.closing()) throw reject.unavailable('relay closing')
-          const from = address.address ? toAddress(address) : null
+          const from = address.address ? toAddress(address, session) : null
           const tx = new MessageImpl({ session: conn.view, mailFrom: from })
           conn.tx = undefined
           conn.origins = new Map()
@@ -111,7 +117,7 @@ export function createHandlers(listener: string, ctx: HandlerContext) {
           const tx = conn.tx
           if (!tx) throw new SmtpError(503, '5.5.1', 'Error: need MAIL command')
           if (tx.envelope.rcptTo.length >= ctx.maxRecipients) throw reject.tooManyRecipients()
-          const to = toAddress(address)
+          const to = toAddress(address, session)
           const result = await ctx.pipeline.rcptTo(tx, to)
           if (!result.relay) throw reject.noRelay(result.reasons.join('; ') || 'no stage granted relay permission')
           const added = result.recipients.filter((r) => !tx.envelope.rcptTo.some((e) => sameAddress(e, r)))

@@ -1,6 +1,9 @@
 /** A live, read-only view of an smtp-server session in relaychain's terms. */
 import type { SMTPServerSession } from 'smtp-server'
-import type { Session } from '../types.js'
+import type { AuthIdentity, Session } from '../types.js'
+
+/** Where the relay keeps the identity of an authenticated session (on smtp-server's session object). */
+export const AUTH_IDENTITY = Symbol('relaychain.authIdentity')
 
 /** Exposes `session` as a {@link Session}; reads are live (EHLO, STARTTLS and AUTH change them). */
 export class SessionView implements Session {
@@ -39,6 +42,11 @@ export class SessionView implements Session {
   get user(): string | undefined {
     const user: unknown = this.#s.user
     return typeof user === 'string' ? user : undefined
+  }
+  get auth(): AuthIdentity | undefined {
+    // STARTTLS clears smtp-server's user; the identity goes with it.
+    const identity = (this.#s as unknown as Record<symbol, AuthIdentity | undefined>)[AUTH_IDENTITY]
+    return identity && identity.user === this.user ? identity : undefined
   }
   /** The protocol name for trace headers (`ESMTP`, `ESMTPS`, `ESMTPSA` …). */
   get protocol(): string {

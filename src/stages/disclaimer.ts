@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto'
 import { RelayError } from '../errors.js'
 import { editorTransform, planPart, prepareDisclaimer, type PartInfo, type PreparedDisclaimer } from '../mime/disclaimer-part.js'
 import { mimeRewrite } from '../mime/mime-rewrite.js'
-import { domainOf } from '../address/map.js'
+import { domainKey } from '../relay/address.js'
 import type { MimeNode } from '@zone-eu/mailsplit'
 import type { Message, Stage } from '../types.js'
 
@@ -140,11 +140,11 @@ function chooser(options: DisclaimerOptions): (msg: Message) => PreparedDisclaim
   }
   if (options.text === undefined && !options.domains) throw new RelayError('ERR_RELAY_INVALID_OPTION', 'disclaimer: give text, domains or select')
   const fallback = options.text === undefined ? undefined : prepare({ text: options.text, ...(options.html ? { html: options.html } : {}) })
-  const byDomain = new Map(Object.entries(options.domains ?? {}).map(([domain, c]) => [domainOf(`@${domain}`), c ? prepare(c) : undefined]))
+  const byDomain = new Map(Object.entries(options.domains ?? {}).map(([domain, c]) => [domainKey(`@${domain}`), c ? prepare(c) : undefined]))
   return (msg) => {
     const from = msg.envelope.mailFrom
     if (!from) return undefined
-    const domain = domainOf(from.address)
+    const domain = domainKey(from.address)
     return byDomain.has(domain) ? byDomain.get(domain) : fallback
   }
 }

@@ -1,12 +1,16 @@
 /**
- * A relay in its own process for the memory test: a body-transforming stage and a spooling stage
- * in front of an SMTP upstream. Prints {"port"} when listening; on stdin, `mark` records the
- * peak RSS so far and `report` prints {"baseline","peak"} in KiB.
+ * A relay in its own process for the memory tests, in front of an SMTP upstream. Chain `spool`: a
+ * body-transforming stage and a spooling stage; chain `smime`: S/MIME signing (alice) then
+ * encryption (for bob). Prints {"port"} when listening; on stdin, `mark` records the peak RSS so
+ * far and `report` prints {"baseline","peak"} in KiB.
  */
 import { createInterface } from 'node:readline'
 import { Transform } from 'node:stream'
 import { createRelay, smtpTransport, type Stage } from '../../src/index.js'
+import { smimeEncrypt } from '../../src/stages/smime-encrypt.js'
+import { smimeSign } from '../../src/stages/smime-sign.js'
 import { allowAll } from './relay.js'
+import { credentials, fixture } from './smime.js'
 
 const upstreamPort = Number(process.argv[2])
 
@@ -35,8 +39,16 @@ const spoolBody: Stage = {
   },
 }
 
+const chains: Record<string, () => Stage[]> = {
+  spool: () => [transformBody, spoolBody],
+  smime: () => [
+    smimeSign({ certificates: { 'alice@example.com': credentials('alice') } }),
+    smimeEncrypt({ certificates: { 'bob@example.org': fixture('bob.pem') } }),
+  ],
+}
+
 const relay = createRelay({
-  stages: [allowAll, transformBody, spoolBody],
+  stages: [allowAll, ...chains[process.argv[3] ?? 'spool']!()],
   transport: smtpTransport({ host: '127.0.0.1', port: upstreamPort }),
   listeners: [{ port: 0, mode: 'submission' }],
   limits: { messageSize: 256 * 1024 * 1024 },

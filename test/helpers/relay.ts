@@ -1,6 +1,6 @@
 /** Starting a relay for a test: loopback, port 0, greeting at once, reverse lookups off. */
 import { createTransport, type Transporter } from 'nodemailer'
-import { createRelay, type Relay, type RelayOptions, type Stage } from '../../src/index.js'
+import { createRelay, RelayError, type Relay, type RelayOptions, type Stage } from '../../src/index.js'
 
 /** Grants relay permission for every recipient: the one-line policy the core tests use. */
 export const allowAll: Stage = { name: 'allow-all', grantsRelay: true, rcptTo: () => ({ relay: true }) }
@@ -54,4 +54,15 @@ export async function refusal(promise: Promise<unknown>): Promise<{ response: st
     return { response: String(e.response), responseCode: Number(e.responseCode) }
   }
   throw new Error('expected the send to be refused')
+}
+
+/** The RelayError `fn` throws (a chain refused when it is built). */
+export function relayError(fn: () => unknown): RelayError {
+  try {
+    fn()
+  } catch (err) {
+    if (err instanceof RelayError) return err
+    throw err
+  }
+  throw new Error('expected a RelayError')
 }

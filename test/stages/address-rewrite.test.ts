@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process'
 import { afterEach, describe, expect, it } from 'vitest'
-import { smtpTransport, type Stage } from '../../src/index.js'
+import { relayPolicy, smtpTransport, type Stage } from '../../src/index.js'
 import { addressRewrite, type AddressRewriteOptions } from '../../src/stages/address-rewrite.js'
 import { createSrs } from '../../src/address/srs.js'
 import { memoryTransport, runStage, startSink, testMessage } from '../../src/testing/index.js'
@@ -196,6 +196,15 @@ describe('address-rewrite: SRS', () => {
     ])
     const [message] = await sink.waitForMessages(1)
     expect(message!.rcptTo).toEqual(['alice@origin.example'])
+  })
+
+  it('must follow relay-policy: placed before it, a valid bounce is refused 554 5.7.1 (the reversed address is not ours)', async () => {
+    const policy = () => relayPolicy({ domains: ['example.com', 'srs.example.com'] })
+    const bounce = srs.forward('alice@origin.example')
+    const after = await relayWith([policy(), addressRewrite({ srs: SRS })])
+    expect((await after.session('', [bounce]))[1]).toBe('250 Accepted')
+    const before = await relayWith([addressRewrite({ srs: SRS }), policy()])
+    expect((await before.session('', [bounce]))[1]).toBe('554 5.7.1 Relay access denied')
   })
 
   const perl = havePerlModule('Mail::SRS', 'apt-get install -y libmail-srs-perl')

@@ -1,0 +1,41 @@
+/**
+ * The command hooks of one relay (see `smtp/commands.ts`): address checks at MAIL and RCPT always,
+ * AUTH when the relay has an authenticator. Shared by all its listeners, so that AUTH throttling
+ * counts a client's failures on every port together.
+ */
+import type { SMTPServerSession } from 'smtp-server'
+import { RelayError } from '../errors.js'
+import type { Logger } from '../logger.js'
+import { installCommandHooks, type CommandHooks } from '../smtp/commands.js'
+import type { Session } from '../types.js'
+import { addressHook, type AddressOptions } from './address.js'
+import { checkAuthOptions, createAuth, type AuthMechanism, type RelayAuthOptions } from './auth.js'
+
+/** The hooks, the mechanisms to advertise, and what to release on close. */
+export interface RelayHooks {
+  readonly hooks: CommandHooks
+  readonly mechanisms: readonly AuthMechanism[]
+  close(): Promise<void>
+}
+
+/** Builds the hooks; throws a `RelayError` for bad auth options or an smtp-server that cannot be hooked. */
+export function relayHooks(
+  options: { auth?: RelayAuthOptions | undefined; addresses?: AddressOptions | undefined; hasTls: boolean; hosts: readonly string[] },
+  ctx: { hostname: string; logger: Logger; view(session: SMTPServerSession): Session },
+): RelayHooks {
+  if (!installCommandHooks()) {
+    throw new RelayError('ERR_RELAY_INCOMPATIBLE_SERVER', 'this smtp-server version cannot be hooked for address checks and AUTH; use the version relaychain declares')
+  }
+  const mechanisms = options.auth ? checkAuthOptions(options.auth, options.hosts, options.hasTls) : []
+  const auth = options.auth && createAuth(options.auth, mechanisms, ctx)
+  return {
+    hooks: {
+      // Without an authenticator AUTH stays a disabled command; these two are never called then.
+      authOffered: auth?.authOffered ?? (() => false),
+      auth: auth?.auth ?? ((conn, _args, done) => (conn.reply(502, '5.5.1 Command not implemented'), done())),
+      address: addressHook(options.addresses ?? {}, ctx.logger),
+    },
+    mechanisms,
+    close: async () => auth?.close(),
+  }
+}

@@ -1,0 +1,137 @@
+/**
+ * Lets the relay answer AUTH, MAIL and RCPT itself where smtp-server cannot be configured to.
+ *
+ * smtp-server strips source routes and converts punycode domains to Unicode before its callbacks
+ * see an address, refuses `user@example.com.` instead of normalising it, and writes its own
+ * replies without enhanced status codes; its AUTH is offered in clear text whenever STARTTLS is
+ * not configured and has no place to throttle. For servers that carry {@link COMMAND_HOOKS} in
+ * their options we therefore wrap four command handlers: EHLO (AUTH is listed only when the hooks
+ * offer it), AUTH (handled entirely by the hooks), MAIL and RCPT (the hooks see the raw path
+ * first and may refuse it or hand smtp-server a normalised command). As with the greeting delay,
+ * nothing is patched unless the handlers are still the code these wrappers were written for;
+ * `commandHooksInstalled()` reports whether they are, and the relay refuses to start without them.
+ */
+import type { SMTPServerSession } from 'smtp-server'
+import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js'
+import type { SmtpError } from '../errors.js'
+
+/** The option key under which a server's {@link CommandHooks} are stored. */
+export const COMMAND_HOOKS = Symbol.for('relaychain.commandHooks')
+
+/** What a hook may do with a connection. */
+export interface HookConnection {
+  readonly session: SMTPServerSession
+  /** True once the connection is encrypted. */
+  readonly secure: boolean
+  /** Writes one reply line. */
+  reply(code: number, text: string): void
+  /** Routes the client's next line (an AUTH continuation) to `handler`. */
+  expectLine(handler: (line: string, done: () => void) => void): void
+  /** Marks the session authenticated as `user` (Received then says ESMTPSA). */
+  authenticated(user: string): void
+}
+
+/** The hooks of one server. */
+export interface CommandHooks {
+  /** Whether EHLO lists AUTH for this connection. */
+  authOffered(conn: HookConnection): boolean
+  /** Handles an AUTH command (`args` are the words after AUTH); calls `done` once answered. */
+  auth(conn: HookConnection, args: string[], done: () => void): void
+  /**
+   * Checks a MAIL or RCPT command before smtp-server parses it. Returns the refusal, or the
+   * command line smtp-server should parse instead (the path normalised).
+   */
+  address(session: SMTPServerSession, kind: 'MAIL' | 'RCPT', line: string): SmtpError | string
+}
+
+type Handler = (this: Internals, command: Buffer, callback: () => void) => void
+
+interface Internals {
+  secure: boolean
+  session: SMTPServerSession & { disabledCommands?: string[]; transmissionType?: string }
+  _server: { options: Record<string | symbol, unknown> & { disabledCommands: string[] } }
+  _nextHandler: Handler | false
+  _transmissionType(): string
+  send(code: number, data: string, context?: false): void
+}
+
+/** Fingerprints of the smtp-server 3.21 code the wrappers rely on. */
+const FINGERPRINTS: Record<string, string> = {
+  handler_EHLO: "this._isSupported('AUTH')",
+  handler_AUTH: 'SASL_',
+  handler_MAIL: "this._parseAddressCommand('mail from', command)",
+  handler_RCPT: "this._parseAddressCommand('rcpt to', command)",
+  _onCommand: 'handler = this._nextHandler',
+}
+
+let state: boolean | undefined
+
+/** Installs the wrappers once; returns whether they are active. */
+export function installCommandHooks(): boolean {
+  if (state !== undefined) return state
+  const proto = SMTPConnection.prototype as unknown as Record<string, Handler>
+  const compatible =
+    Object.entries(FINGERPRINTS).every(([name, code]) => typeof proto[name] === 'function' && proto[name].toString().includes(code)) &&
+    typeof proto._transmissionType === 'function'
+  if (!compatible) return (state = false)
+  const hooksOf = (conn: Internals) => conn._server.options[COMMAND_HOOKS] as CommandHooks | undefined
+  const wrap = (name: string, wrapper: (original: Handler, hooks: CommandHooks) => Handler) => {
+    const original = proto[name]!
+    proto[name] = function (this: Internals, command, callback) {
+      const hooks = hooksOf(this)
+      return hooks ? wrapper(original, hooks).call(this, command, callback) : original.call(this, command, callback)
+    }
+  }
+
+  wrap('handler_EHLO', (original, hooks) =>
+    function ehlo(command, callback) {
+      if (hooks.authOffered(view(this))) return original.call(this, command, callback)
+      // Hide AUTH from this reply only: the command stays, so that it can be answered 538.
+      const session = this.session
+      const saved = session.disabledCommands
+      const restore = () => void (session.disabledCommands = saved)
+      session.disabledCommands = [...this._server.options.disabledCommands, 'AUTH']
+      try {
+        original.call(this, command, () => (restore(), callback()))
+      } finally {
+        restore()
+      }
+    },
+  )
+  wrap('handler_AUTH', (_original, hooks) =>
+    function auth(command, callback) {
+      hooks.auth(view(this), command.toString().trim().split(/\s+/).slice(1), callback)
+    },
+  )
+  for (const kind of ['MAIL', 'RCPT'] as const) {
+    wrap(`handler_${kind}`, (original, hooks) =>
+      function address(command, callback) {
+        const result = hooks.address(this.session, kind, command.toString())
+        if (typeof result === 'string') return original.call(this, Buffer.from(result), callback)
+        this.send(result.code, `${result.enhanced} ${result.response}`)
+        callback()
+      },
+    )
+  }
+  return (state = true)
+}
+
+/** True if the hooks can be installed on this smtp-server version. */
+export function commandHooksInstalled(): boolean {
+  return installCommandHooks()
+}
+
+function view(conn: Internals): HookConnection {
+  return {
+    session: conn.session,
+    secure: conn.secure,
+    reply: (code, text) => conn.send(code, text, false),
+    expectLine(handler) {
+      conn._nextHandler = (command, callback) => handler(command.toString(), callback)
+    },
+    authenticated(user) {
+      conn.session.user = user
+      conn.session.transmissionType = conn._transmissionType()
+    },
+  }
+}

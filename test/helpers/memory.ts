@@ -1,0 +1,56 @@
+/** Measuring a relay's peak memory: the relay runs in a child process (test/helpers/memory-relay.ts). */
+import { spawn } from 'node:child_process'
+import { createInterface } from 'node:readline'
+import { Readable } from 'node:stream'
+
+/** A message of `head` then about `size` bytes of 78-character lines, generated as it is read. */
+export function bigMessage(size: number, head = 'Subject: big\r\n\r\n'): Readable {
+  const line = Buffer.from(`${'abcdefghij'.repeat(7)}abcdef\r\n`)
+  const block = Buffer.concat(Array.from({ length: 800 }, () => line))
+  let sent = 0
+  return new Readable({
+    read() {
+      if (sent === 0) this.push(head)
+      if (sent >= size) return void this.push(null)
+      sent += block.length
+      this.push(block)
+    },
+  })
+}
+
+/** A relay in a child process, in front of the SMTP server on `upstreamPort`. */
+export interface MeasuredRelay {
+  readonly port: number
+  /** Records the peak RSS so far as the baseline. */
+  mark(): Promise<void>
+  /** Peak RSS growth since `mark()`, in MiB. */
+  growth(): Promise<number>
+  stop(): Promise<void>
+}
+
+/** Starts the relay with the named chain (see memory-relay.ts). */
+export async function startMeasuredRelay(upstreamPort: number, chain: 'spool' | 'smime'): Promise<MeasuredRelay> {
+  const child = spawn(process.execPath, ['--import', 'tsx', new URL('./memory-relay.ts', import.meta.url).pathname, String(upstreamPort), chain], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  })
+  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]()
+  const next = async () => JSON.parse(String((await lines.next()).value)) as Record<string, number>
+  const exited = new Promise((resolve) => child.once('exit', resolve))
+  const { port } = await next()
+  return {
+    port: port!,
+    async mark() {
+      child.stdin.write('mark\n')
+      await next()
+    },
+    async growth() {
+      child.stdin.write('report\n')
+      const { baseline, peak } = await next()
+      return (peak! - baseline!) / 1024
+    },
+    async stop() {
+      child.stdin.end('exit\n')
+      await exited
+    },
+  }
+}
