@@ -2,9 +2,9 @@
  * The disclaimer for one MIME text part: what to add (in the part's own charset when it can hold
  * the text, else the part is transcoded to UTF-8), how the part must be re-encoded (not at all if
  * possible: a 7bit/8bit part that gets plain ASCII keeps every byte and gains only the tail), and
- * the byte transforms that append after the text or insert before the closing `</body>` of HTML.
- * The transforms work on decoded bytes of an ASCII-compatible charset and hold back at most
- * {@link HOLD_LIMIT} bytes, so memory does not grow with the part.
+ * the edits that append after the text or insert before the closing `</body>` of HTML. The edits
+ * work on decoded bytes of an ASCII-compatible charset and hold back at most {@link HOLD_LIMIT}
+ * bytes, so memory does not grow with the part.
  */
 import { Transform, type TransformCallback } from 'node:stream'
 import type iconvLite from 'iconv-lite'
@@ -24,7 +24,7 @@ export interface PreparedDisclaimer {
 
 /** What a part needs: nothing (`skip`), only the tail (`raw`), or decoding and re-encoding (`codec`). */
 export type PartPlan =
-  | { readonly kind: 'skip'; readonly reason: string }
+  | { readonly kind: 'skip' }
   | { readonly kind: 'raw'; readonly edit: (final?: boolean) => PartEditor }
   | {
       readonly kind: 'codec'
@@ -59,9 +59,8 @@ export function prepareDisclaimer(text: string, html: string | undefined): Prepa
 /** Plans the edit of one text part; `iconv` is iconv-lite, loaded by the caller on first use. */
 export function planPart(part: PartInfo, d: PreparedDisclaimer, iconv: Iconv): PartPlan {
   const encoding = (part.encoding || '').toLowerCase()
-  if (!IDENTITY.has(encoding) && encoding !== 'base64' && encoding !== 'quoted-printable') {
-    return { kind: 'skip', reason: `unknown transfer encoding ${encoding}` }
-  }
+  // An encoding we cannot re-encode (x-uuencode …) or a charset we do not know: leave the part.
+  if (!IDENTITY.has(encoding) && encoding !== 'base64' && encoding !== 'quoted-printable') return { kind: 'skip' }
   const charset = (part.charset || 'us-ascii').toLowerCase()
   const addition = part.html ? d.html : d.text
   const edit = (bytes: Buffer) => (final = false) => (part.html ? new HtmlEditor(bytes, final) : new TextEditor(bytes, final))
@@ -74,7 +73,7 @@ export function planPart(part: PartInfo, d: PreparedDisclaimer, iconv: Iconv): P
     if (encoding === 'quoted-printable' && !part.html) return { kind: 'raw', edit: edit(Buffer.from(qpWrap(qpEncode(native), 76))) }
     return { kind: 'codec', toUtf8: false, transcode: undefined, encoding: reencode, edit: edit(native) }
   }
-  if (!iconv.encodingExists(charset)) return { kind: 'skip', reason: `unsupported charset ${charset}` }
+  if (!iconv.encodingExists(charset)) return { kind: 'skip' }
   // Declared US-ASCII (or nothing): its bytes are valid UTF-8 as they are, only the label changes.
   const transcode = charset === 'us-ascii' || charset === 'ascii' ? undefined : charset
   return { kind: 'codec', toUtf8: true, transcode, encoding: reencode, edit: edit(Buffer.from(addition)) }
@@ -99,7 +98,7 @@ function longestLine(bytes: Buffer): number {
 const ENTITIES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }
 
 /** Escapes text for HTML element content and attribute values. */
-export function escapeHtml(text: string): string {
+function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => ENTITIES[c]!)
 }
 

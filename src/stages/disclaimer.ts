@@ -124,7 +124,8 @@ function wrapInMixed(msg: Message, part: Buffer): void {
 }
 
 function chooser(options: DisclaimerOptions): (msg: Message) => PreparedDisclaimer | undefined {
-  const prepared = new Map<DisclaimerContent, PreparedDisclaimer>()
+  // Weak: select() may return a new object per message.
+  const prepared = new WeakMap<DisclaimerContent, PreparedDisclaimer>()
   const prepare = (content: DisclaimerContent) => {
     if (typeof content?.text !== 'string' || !content.text.trim()) {
       throw new RelayError('ERR_RELAY_INVALID_OPTION', 'disclaimer: every disclaimer needs a non-empty text')
