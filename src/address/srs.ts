@@ -58,6 +58,7 @@ export function createSrs(options: SrsOptions): Srs {
   const maxAge = options.maxAge ?? 21
   if (!Number.isInteger(maxAge) || maxAge < 1 || maxAge > 1000) throw new RelayError('ERR_RELAY_INVALID_OPTION', 'srs.maxAge: whole days, 1 to 1000')
   const domain = options.domain
+  const ownDomain = domainKey(`@${domain}`)
   const local = new Set([domain, ...(options.localDomains ?? [])].map((d) => domainKey(`@${d}`)))
 
   // Mail::SRS lower-cases (ASCII) every part and feeds them to one HMAC.
@@ -74,8 +75,8 @@ export function createSrs(options: SrsOptions): Srs {
   }
 
   return {
-    owns: (address) => domainKey(address) === domainKey(`@${domain}`) && (SRS0.test(address) || SRS1.test(address)),
-    rewrites: (address) => !local.has(domainKey(address)),
+    owns: (address) => domainKey(address) === ownDomain && (SRS0.test(address) || SRS1.test(address)),
+    rewrites: (address) => address.includes('@') && !local.has(domainKey(address)),
     forward(address, now = Date.now()) {
       const [user, host] = split(address)
       if (SRS1.test(user)) {

@@ -82,7 +82,10 @@ export function mimeRewrite(edits: MimeEdits) {
 /** Writes `source` into `target` with backpressure (cheaper than a `pipeline()` per message). */
 function feed(source: AsyncIterable<Buffer>, target: Writable): Promise<void> {
   return (async () => {
-    for await (const chunk of source) if (!target.write(chunk) && !target.destroyed) await drained(target)
+    for await (const chunk of source) {
+      if (target.destroyed) return // the reader is gone: stop reading
+      if (!target.write(chunk)) await drained(target)
+    }
     target.end()
   })().catch((err: Error) => void target.destroy(err))
 }

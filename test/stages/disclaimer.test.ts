@@ -12,6 +12,7 @@ import { memoryTransport, runStage, startSink, testMessage } from '../../src/tes
 import { havePeer } from '../helpers/peers.js'
 import { fixture, hasBareLineEnding, longestLine, parseMime, PYTHON, type ParsedPart } from '../helpers/mime.js'
 import { allowAll, startRelay } from '../helpers/relay.js'
+import { RawSmtp } from '../helpers/raw-smtp.js'
 
 const TEXT = 'Confidential – Société Example GmbH.\n<Do not forward> & keep it safe.'
 /** TEXT as a decoder shows it. */
@@ -231,6 +232,21 @@ describe('disclaimer in a relay', () => {
     expect(String(parsed.html).replace(/\r\n/g, '\n')).toBe(`<html><body><p>Figures attached.</p>\n${HTML}\n</body></html>`)
     expect(createHash('sha256').update(parsed.attachments[0]!.content).digest('hex')).toBe(createHash('sha256').update(Buffer.from(attachment, 'hex')).digest('hex'))
     expect(hasBareLineEnding(message!.raw)).toBe(false)
+  })
+
+  it('abandons a multipart message whose client disconnects mid-attachment, and delivers nothing', async () => {
+    const t = await startRelay({ stages: [allowAll, disclaimer({ text: TEXT })], transport: smtpTransport({ host: sink.host, port: sink.port }) })
+    const { client } = await RawSmtp.connect(t.port)
+    expect(await client.startMessage('ann@example.com', ['bob@example.org'])).toMatch(/^354/)
+    const eml = fixture('gmail-mixed.eml')
+    client.write(eml.subarray(0, eml.length - 2000))
+    client.write(`${'QUFBQUFB'.repeat(9)}AAAA\r\n`.repeat(20_000))
+    client.close()
+    const before = sink.messages.length
+    const started = performance.now()
+    await t.close()
+    expect(performance.now() - started).toBeLessThan(2000)
+    expect(sink.messages.length).toBe(before)
   })
 
   it('passes a client message it cannot change through unchanged (createTransport over the relay)', async () => {
