@@ -6,12 +6,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createTransport } from 'nodemailer'
 import { simpleParser } from 'mailparser'
 import { createHash } from 'node:crypto'
-import { createPipeline, RelayError, SmtpError, smtpTransport, type Stage } from '../../src/index.js'
+import { createPipeline, SmtpError, smtpTransport, type Stage } from '../../src/index.js'
 import { disclaimer, type DisclaimerOptions } from '../../src/stages/disclaimer.js'
 import { memoryTransport, runStage, startSink, testMessage } from '../../src/testing/index.js'
 import { havePeer } from '../helpers/peers.js'
 import { fixture, hasBareLineEnding, longestLine, parseMime, PYTHON, type ParsedPart } from '../helpers/mime.js'
-import { allowAll, startRelay } from '../helpers/relay.js'
+import { allowAll, relayError, startRelay } from '../helpers/relay.js'
 import { RawSmtp } from '../helpers/raw-smtp.js'
 
 const TEXT = 'Confidential – Société Example GmbH.\n<Do not forward> & keep it safe.'
@@ -191,15 +191,7 @@ describe('disclaimer', () => {
 
   it('is refused after a signer by the pipeline order lint (ERR_RELAY_UNSAFE_ORDER)', () => {
     const dkim: Stage = { name: 'dkim-sign', seals: 'message' }
-    const err = (() => {
-      try {
-        createPipeline({ stages: [dkim, disclaimer({ text: TEXT })], transport: memoryTransport() })
-      } catch (e) {
-        return e
-      }
-    })()
-    expect(err).toBeInstanceOf(RelayError)
-    expect((err as RelayError).code).toBe('ERR_RELAY_UNSAFE_ORDER')
+    expect(relayError(() => createPipeline({ stages: [dkim, disclaimer({ text: TEXT })], transport: memoryTransport() })).code).toBe('ERR_RELAY_UNSAFE_ORDER')
   })
 })
 
