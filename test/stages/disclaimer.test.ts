@@ -140,6 +140,14 @@ describe('disclaimer', () => {
     }
   })
 
+  it('leaves a signed part inside multipart/mixed byte for byte, and edits the text beside it', async () => {
+    const signed = fixture('smime-signed.eml').toString('latin1')
+    const entity = signed.slice(signed.indexOf('Content-Type: multipart/signed'))
+    const eml = `Content-Type: multipart/mixed; boundary="outer"\r\n\r\n--outer\r\nContent-Type: text/plain\r\n\r\nSee the signed part.\r\n--outer\r\n${entity}\r\n--outer--\r\n`
+    const out = (await apply({ text: 'Footer.' }, Buffer.from(eml, 'latin1'))).toString('latin1')
+    expect(out).toContain(`See the signed part.\r\n\r\nFooter.\r\n--outer\r\n${entity}\r\n--outer--\r\n`)
+  })
+
   it.runIf(havePeer('openssl', 'apt-get install -y openssl'))('leaves an S/MIME signature that openssl still verifies', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'relaychain-smime-'))
     try {
