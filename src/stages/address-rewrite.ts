@@ -13,11 +13,11 @@
  * the rewritten recipients keep the permission their original was granted. Place it before any
  * signer: it declares `modifies: 'headers'` when it rewrites header fields.
  */
-import { SmtpError } from '../errors.js'
+import { RelayError, SmtpError } from '../errors.js'
 import { rewriteAddressField } from '../address/header-fields.js'
 import { compileMap, type AddressMap, type Lookup } from '../address/map.js'
 import { createSrs, type SrsOptions } from '../address/srs.js'
-import type { Address, Message, Stage } from '../types.js'
+import type { Address, Message, Next, Stage, Transaction } from '../types.js'
 
 /** An address header field the stage can rewrite. */
 export type AddressHeaderField = 'from' | 'sender' | 'reply-to' | 'to' | 'cc'
@@ -54,34 +54,39 @@ export function addressRewrite(options: AddressRewriteOptions): Stage {
   const sender = options.sender && compileMap(options.sender, 'address-rewrite sender', true)
   const recipients = options.recipients && compileMap(options.recipients, 'address-rewrite recipients', false)
   const srs = options.srs && createSrs(options.srs)
+  if (!sender && !recipients && !srs) throw new RelayError('ERR_RELAY_INVALID_OPTION', 'address-rewrite: give sender, recipients or srs')
+  const unknown = options.headers?.find((f) => !ALL_FIELDS.includes(f))
+  if (unknown) throw new RelayError('ERR_RELAY_INVALID_OPTION', `address-rewrite: cannot rewrite header field ${JSON.stringify(unknown)}`)
   const fields = (options.headers ?? ALL_FIELDS).filter((f) => (SENDER_FIELDS.includes(f) ? sender : recipients))
-  const stage: Stage = {
-    name: 'address-rewrite',
-    async mailFrom(tx, from) {
-      if (!from) return
-      let address = (await sender?.(from.address, tx))?.[0] ?? from.address
-      if (srs?.rewrites(address)) address = srs.forward(address)
-      return address === from.address ? undefined : { ...from, address }
-    },
-    async rcptTo(tx, to) {
-      if (srs?.owns(to.address)) {
-        const result = srs.reverse(to.address)
-        if ('failure' in result) throw new SmtpError(550, '5.1.1', 'Invalid or expired SRS address', { reason: `SRS ${result.failure}: ${to.address}` })
-        return { ...to, address: result.address }
-      }
-      const expanded = await recipients?.(to.address, tx)
-      if (!expanded || (expanded.length === 1 && expanded[0] === to.address)) return
-      return expanded.map((address): Address => ({ ...to, address }))
-    },
-  }
-  if (!fields.length) return stage
   return {
-    ...stage,
-    modifies: 'headers',
-    async data(msg, next) {
-      for (const field of fields) await rewriteField(msg, field, (SENDER_FIELDS.includes(field) ? sender : recipients)!)
-      return next()
-    },
+    name: 'address-rewrite',
+    ...((sender || srs) && {
+      async mailFrom(tx: Transaction, from: Address | null) {
+        if (!from) return
+        let address = (await sender?.(from.address, tx))?.[0] ?? from.address
+        if (srs?.rewrites(address)) address = srs.forward(address)
+        return address === from.address ? undefined : { ...from, address }
+      },
+    }),
+    ...((recipients || srs) && {
+      async rcptTo(tx: Transaction, to: Address) {
+        if (srs?.owns(to.address)) {
+          const result = srs.reverse(to.address)
+          if ('failure' in result) throw new SmtpError(550, '5.1.1', 'Invalid or expired SRS address', { reason: `SRS ${result.failure}: ${to.address}` })
+          return { ...to, address: result.address }
+        }
+        const expanded = await recipients?.(to.address, tx)
+        if (!expanded || (expanded.length === 1 && expanded[0] === to.address)) return
+        return expanded.map((address): Address => ({ ...to, address }))
+      },
+    }),
+    ...(fields.length > 0 && {
+      modifies: 'headers' as const,
+      async data(msg: Message, next: Next) {
+        for (const field of fields) await rewriteField(msg, field, (SENDER_FIELDS.includes(field) ? sender : recipients)!)
+        return next()
+      },
+    }),
   }
 }
 

@@ -98,6 +98,8 @@ describe('address-rewrite: envelope maps', () => {
       { recipients: { 'a@example.com': [] } },
       { srs: { secret: 'short', domain: 'srs.example.com' } },
       { srs: { secret: SECRET, domain: 'srs.example.com', maxAge: 0 } },
+      {},
+      { sender: {}, headers: ['subject' as 'from'] },
     ]
     for (const options of bad) expect(() => addressRewrite(options)).toThrow(expect.objectContaining({ code: 'ERR_RELAY_INVALID_OPTION' }))
   })
