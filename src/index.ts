@@ -65,6 +65,12 @@ export type { RspamdOptions } from './scanners/rspamd.js'
 export { clamd } from './scanners/clamd.js'
 export type { ClamdOptions } from './scanners/clamd.js'
 export type { ScanInput, SpamAction, SpamScanner, SpamVerdict, VirusScanner, VirusVerdict } from './scanners/types.js'
+export { disclaimer } from './stages/disclaimer.js'
+export type { DisclaimerContent, DisclaimerOptions } from './stages/disclaimer.js'
+export { addressRewrite } from './stages/address-rewrite.js'
+export type { AddressHeaderField, AddressRewriteOptions } from './stages/address-rewrite.js'
+export type { AddressMap, AddressMapFunction, AddressMapResult, AddressMapRule } from './address/map.js'
+export type { SrsOptions } from './address/srs.js'
 export type {
   Address,
   AuthIdentity,

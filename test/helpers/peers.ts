@@ -17,3 +17,13 @@ export function havePeer(binary: string, install: string, probe?: readonly strin
   console.warn(`\n*** SKIPPING tests that need ${binary}: ${message} ***\n`)
   return false
 }
+
+/** True if perl can load `module` (e.g. Mail::SRS); a missing one is handled as by {@link havePeer}. */
+export function havePerlModule(module: string, install: string): boolean {
+  if (!havePeer('perl', 'apt-get install -y perl')) return false
+  if (spawnSync('perl', [`-M${module}`, '-e', '1']).status === 0) return true
+  const message = `perl module ${module} is not installed; install it with: ${install}`
+  if (process.env.RELAYCHAIN_REQUIRE_PEERS === '1') throw new Error(`${message} (required: RELAYCHAIN_REQUIRE_PEERS=1)`)
+  console.warn(`\n*** SKIPPING tests that need ${module}: ${message} ***\n`)
+  return false
+}
