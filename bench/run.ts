@@ -12,9 +12,10 @@
  * own process and runs the built package (the bench script builds first); every figure is the
  * median of BENCH_RUNS runs (default 3).
  *
- * Servers: baseline, relaychain (a grant stage) and relaychain-dkim (plus DKIM signing with
- * RSA-2048); see bench/servers.mjs. The signing stage's own CPU per message is measured
- * in-process by bench/dkim-cost.ts.
+ * Servers (bench/servers.mjs): baseline; relaychain (a grant stage only); relaychain-full (the
+ * outbound gateway without scanners: relay policy, address rewrite, header edits, disclaimer and
+ * an archive copy over SMTP); relaychain-dkim (a grant stage and DKIM signing, RSA-2048). Single
+ * stages' CPU per message is measured in-process by bench/stage-cpu.ts and bench/dkim-cost.ts.
  *
  * Environment: BENCH_SESSIONS (20), BENCH_RUNS (3), BENCH_SIZES (e.g. "4K,256K"), BENCH_SERVERS
  * (e.g. "baseline,relaychain"), BENCH_MODES ("reuse,per-connection").
@@ -33,7 +34,7 @@ const SIZES = [
   { label: '256K', bytes: 256 * 1024, reuse: 600, perConnection: 300 },
   { label: '5M', bytes: 5 * 1024 * 1024, reuse: 60, perConnection: 40 },
 ].filter((s) => !process.env.BENCH_SIZES || process.env.BENCH_SIZES.split(',').includes(s.label))
-const SERVERS = (process.env.BENCH_SERVERS ?? 'baseline,relaychain,relaychain-dkim').split(',')
+const SERVERS = (process.env.BENCH_SERVERS ?? 'baseline,relaychain,relaychain-full,relaychain-dkim').split(',')
 const MODES = (process.env.BENCH_MODES ?? 'reuse,per-connection').split(',') as Array<'reuse' | 'per-connection'>
 
 const hasTool = (tool: string) => spawnSync('sh', ['-c', `command -v ${tool}`]).status === 0

@@ -14,7 +14,7 @@ import { generateKeyPairSync } from 'node:crypto'
 import { createInterface } from 'node:readline'
 import { createTransport } from 'nodemailer'
 import { SMTPServer } from 'smtp-server'
-import { createRelay, dkimSign, smtpTransport } from '../dist/index.js'
+import { addressRewrite, archiveTap, createRelay, disclaimer, dkimSign, headers, relayPolicy, smtpTransport } from '../dist/index.js'
 
 const [impl = 'baseline', upstreamPortArg = '2600', poolArg = '20'] = process.argv.slice(2)
 const upstream = { host: '127.0.0.1', port: Number(upstreamPortArg) }
@@ -67,6 +67,16 @@ const servers = {
   baseline,
   relaychain: () => relaychain([grantAll]),
   'relaychain-dkim': () => relaychain([grantAll, dkimSign({ keys: { 'example.com': rsaKey() } })]),
+  // The outbound gateway of issue 4 without its scanners (their speed is theirs): policy, a
+  // domain migration, header hygiene, a disclaimer, and a BCC-style archive copy over SMTP.
+  'relaychain-full': () =>
+    relaychain([
+      relayPolicy({ domains: ['example.org'] }),
+      addressRewrite({ sender: { '@example.com': '@example.net' } }),
+      headers({ remove: ['X-Originating-IP'], add: { Organization: 'Example Corp' } }),
+      disclaimer({ text: 'This message is confidential. If you received it in error, please delete it.' }),
+      archiveTap({ to: smtpTransport({ ...upstream, pool: { maxConnections: pool, maxMessages: Infinity } }), recipients: ['archive@example.org'] }),
+    ]),
 }
 const start = servers[impl]
 if (!start) throw new Error(`unknown server ${impl}; one of ${Object.keys(servers).join(', ')}`)
