@@ -1,7 +1,12 @@
 import { describe, expect, it } from 'vitest'
+import { mkdtemp, readdir, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { createTransport } from 'nodemailer'
 import { startSink } from '../src/testing/index.js'
 import { bigMessage, startMeasuredRelay } from './helpers/memory.js'
+import { havePeer } from './helpers/peers.js'
+import { startClamd, startSpamd } from './helpers/scanners.js'
 
 const MiB = 1024 * 1024
 
@@ -24,6 +29,52 @@ describe('memory', () => {
     } finally {
       await relay.stop()
       await sink.close()
+    }
+  })
+})
+
+const scanners = havePeer('spamd', 'apt-get install -y spamassassin spamd') && havePeer('clamd', 'apt-get install -y clamav-daemon')
+
+describe.skipIf(!scanners)('memory of the content stages', () => {
+  it('relays a 50 MB attachment through spam scan, virus scan, disclaimer and archive with peak RSS growth under 64 MB', async () => {
+    const [spamdDaemon, clamdDaemon] = await Promise.all([startSpamd(), startClamd({ streamMaxLength: '100M' })])
+    const archive = await mkdtemp(join(tmpdir(), 'relaychain-archive-'))
+    const sink = await startSink({ keepContent: false })
+    const relay = await startMeasuredRelay(sink.port, 'content', { SPAMD_PORT: String(spamdDaemon.port), CLAMD_PORT: String(clamdDaemon.port), ARCHIVE_DIR: archive })
+    try {
+      const client = createTransport({ host: '127.0.0.1', port: relay.port, ignoreTLS: true })
+      const envelope = { from: 'a@example.com', to: ['b@example.org'] }
+      await client.sendMail({ envelope, raw: 'Subject: warm-up\r\nContent-Type: text/plain\r\n\r\nsmall\r\n' })
+      await relay.mark()
+      const head = [
+        'Subject: report',
+        'MIME-Version: 1.0',
+        'Content-Type: multipart/mixed; boundary="b1"',
+        '',
+        '--b1',
+        'Content-Type: text/plain; charset=utf-8',
+        '',
+        'The report is attached.',
+        '--b1',
+        'Content-Type: application/octet-stream; name="report.bin"',
+        'Content-Transfer-Encoding: base64',
+        'Content-Disposition: attachment; filename="report.bin"',
+        '',
+        '',
+      ].join('\r\n')
+      await client.sendMail({ envelope, raw: bigMessage(50 * MiB, head, '--b1--\r\n') })
+      const growth = await relay.growth()
+      client.close()
+      const [, big] = await sink.waitForMessages(2)
+      expect(big!.size).toBeGreaterThan(50 * MiB)
+      expect((await readdir(archive)).filter((f) => f.endsWith('.eml'))).toHaveLength(2)
+      console.log(`relay peak RSS growth ${growth.toFixed(1)} MiB for a 50 MiB attachment through scan, disclaimer and archive`)
+      expect(growth).toBeLessThan(64)
+    } finally {
+      await relay.stop()
+      await sink.close()
+      await Promise.all([spamdDaemon.stop(), clamdDaemon.stop()])
+      await rm(archive, { recursive: true, force: true })
     }
   })
 })

@@ -2,12 +2,13 @@
  * A relay in its own process for the memory tests, in front of an SMTP upstream. Chain `spool`: a
  * body-transforming stage and a spooling stage; chain `smime`: S/MIME signing (alice) then
  * encryption (for bob); chain `dkim`: DKIM signing for example.com (selector `big`) with the PEM
- * key in DKIM_TEST_KEY. Prints {"port"} when listening; on stdin, `mark` records the peak RSS so
+ * key in DKIM_TEST_KEY; chain `content`: spam scan (spamd on SPAMD_PORT), virus scan (clamd on
+ * CLAMD_PORT), disclaimer and an archive copy into ARCHIVE_DIR. Prints {"port"} when listening; on stdin, `mark` records the peak RSS so
  * far and `report` prints {"baseline","peak"} in KiB.
  */
 import { createInterface } from 'node:readline'
 import { Transform } from 'node:stream'
-import { createRelay, smtpTransport, type Stage } from '../../src/index.js'
+import { archiveTap, clamd, createRelay, disclaimer, fileTransport, smtpTransport, spamd, spamScan, virusScan, type Stage } from '../../src/index.js'
 import { dkimSign } from '../../src/stages/dkim-sign.js'
 import { smimeEncrypt } from '../../src/stages/smime-encrypt.js'
 import { smimeSign } from '../../src/stages/smime-sign.js'
@@ -48,6 +49,12 @@ const chains: Record<string, () => Stage[]> = {
     smimeEncrypt({ certificates: { 'bob@example.org': fixture('bob.pem') } }),
   ],
   dkim: () => [dkimSign({ keys: { 'example.com': { selector: 'big', privateKey: process.env.DKIM_TEST_KEY ?? '' } } })],
+  content: () => [
+    spamScan({ scanner: spamd({ host: '127.0.0.1', port: Number(process.env.SPAMD_PORT) }) }),
+    virusScan({ scanner: clamd({ host: '127.0.0.1', port: Number(process.env.CLAMD_PORT), maxSize: 100 * 1024 * 1024 }) }),
+    disclaimer({ text: 'This message is confidential.' }),
+    archiveTap({ to: fileTransport({ dir: process.env.ARCHIVE_DIR ?? '' }) }),
+  ],
 }
 
 const relay = createRelay({

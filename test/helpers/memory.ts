@@ -3,15 +3,18 @@ import { spawn } from 'node:child_process'
 import { createInterface } from 'node:readline'
 import { Readable } from 'node:stream'
 
-/** A message of `head` then about `size` bytes of 78-character lines, generated as it is read. */
-export function bigMessage(size: number, head = 'Subject: big\r\n\r\n'): Readable {
+/** A message of `head`, about `size` bytes of 78-character lines, then `tail`, generated as it is read. */
+export function bigMessage(size: number, head = 'Subject: big\r\n\r\n', tail = ''): Readable {
   const line = Buffer.from(`${'abcdefghij'.repeat(7)}abcdef\r\n`)
   const block = Buffer.concat(Array.from({ length: 800 }, () => line))
   let sent = 0
   return new Readable({
     read() {
       if (sent === 0) this.push(head)
-      if (sent >= size) return void this.push(null)
+      if (sent >= size) {
+        if (tail) this.push(tail)
+        return void this.push(null)
+      }
       sent += block.length
       this.push(block)
     },
@@ -29,7 +32,7 @@ export interface MeasuredRelay {
 }
 
 /** Starts the relay with the named chain (see memory-relay.ts), with `env` added to its environment. */
-export async function startMeasuredRelay(upstreamPort: number, chain: 'spool' | 'smime' | 'dkim', env: Record<string, string> = {}): Promise<MeasuredRelay> {
+export async function startMeasuredRelay(upstreamPort: number, chain: 'spool' | 'smime' | 'dkim' | 'content', env: Record<string, string> = {}): Promise<MeasuredRelay> {
   const child = spawn(process.execPath, ['--import', 'tsx', new URL('./memory-relay.ts', import.meta.url).pathname, String(upstreamPort), chain], {
     stdio: ['pipe', 'pipe', 'inherit'],
     env: { ...process.env, ...env },

@@ -1,7 +1,7 @@
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { generateKeyPairSync, type KeyObject } from 'node:crypto'
 import { createTransport } from 'nodemailer'
-import { createPipeline, smtpTransport, type Message, type Stage } from '../../src/index.js'
+import { addressRewrite, createPipeline, disclaimer, smtpTransport, type Message, type Stage } from '../../src/index.js'
 import { dkimDnsRecord, type DkimKey } from '../../src/dkim/keys.js'
 import { dkimSign, type DkimSignOptions } from '../../src/stages/dkim-sign.js'
 import { smimeSign } from '../../src/stages/smime-sign.js'
@@ -142,6 +142,27 @@ describe.skipIf(!dkimpy)('dkimSign, verified by dkimpy', () => {
     expect(text).toContain('\r\nSubject: [external] quarterly report\r\n')
     expect(text.endsWith('Hello Bob.\r\n-- \r\nSent through the example.com relay\r\n')).toBe(true)
     expect((await verifyMessage(message!.raw, published('example.com', [key]))).signatures.map((s) => s.ok)).toEqual([true])
+  })
+
+  it('signs a multipart message after the real disclaimer and address-rewrite stages changed it', async () => {
+    const rewrite = addressRewrite({ sender: { '@old.example': '@example.com' } })
+    const footer = disclaimer({ text: 'Example Corp. This message is confidential.' })
+    const keys = [{ selector: 'rsa', privateKey: rsa }, { selector: 'ed', privateKey: ed }]
+    const { sink, t } = await relayWith([rewrite, footer, dkimSign({ keys: { 'example.com': keys } })])
+    await t.client().sendMail({
+      from: 'Ann Example <ann@old.example>',
+      to: 'bob@example.org',
+      subject: 'Grüße',
+      text: 'Hallo Bob, schöne Grüße.\n',
+      html: '<html><body><p>Hallo Bob, schöne Grüße.</p></body></html>',
+      attachments: [{ filename: 'data.bin', content: Buffer.alloc(3000, 7) }],
+    })
+    const [message] = await sink.waitForMessages(1)
+    const text = message!.raw.toString()
+    expect(message!.mailFrom).toBe('ann@example.com')
+    expect(text).toMatch(/^From: Ann Example <ann@example\.com>\r$/m)
+    expect(text).toContain('X-Disclaimer:')
+    expect((await verifyMessage(message!.raw, published('example.com', keys))).signatures.map((s) => s.ok)).toEqual([true, true])
   })
 
   it('signs the body as it is sent, with CRLF, when an earlier stage leaves a bare LF in it', async () => {
