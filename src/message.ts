@@ -18,7 +18,6 @@ import type {
   MessageState,
   Session,
   SpooledBody,
-  Transaction,
 } from './types.js'
 
 // Unique per process from the counter, across processes from the random prefix.

@@ -1,23 +1,19 @@
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { createServer } from 'node:net'
 import { once } from 'node:events'
 import { reject, smtpTransport, SmtpError, type Logger, type Stage } from '../src/index.js'
 import { memoryTransport, startSink } from '../src/testing/index.js'
 import { RawSmtp } from './helpers/raw-smtp.js'
 import { allowAll, allowDomains, refusal, startRelay } from './helpers/relay.js'
+import { afterTest } from './helpers/after-test.js'
 
 const RAW = 'From: <alice@example.com>\r\nTo: <bob@example.org>\r\nSubject: hello\r\n\r\nHi Bob.\r\n'
 
-let cleanup: Array<() => Promise<void>> = []
-afterEach(async () => {
-  for (const fn of cleanup.reverse()) await fn()
-  cleanup = []
-})
 
 async function sinkAndRelay(sinkOptions: Parameters<typeof startSink>[0] = {}, stages: Stage[] = [allowAll], extra = {}) {
   const sink = await startSink(sinkOptions)
   const t = await startRelay({ stages, transport: smtpTransport({ host: sink.host, port: sink.port }), ...extra })
-  cleanup.push(() => sink.close(), () => t.close())
+  afterTest(() => sink.close(), () => t.close())
   return { sink, t }
 }
 
@@ -78,7 +74,7 @@ describe('relaying to an upstream', () => {
     const port = (closed.address() as { port: number }).port
     await new Promise((resolve) => closed.close(resolve))
     const t = await startRelay({ stages: [allowAll], transport: smtpTransport({ host: '127.0.0.1', port }) })
-    cleanup.push(() => t.close())
+    afterTest(() => t.close())
     const err = await refusal(t.client().sendMail({ envelope: { from: 'alice@example.com', to: ['bob@example.org'] }, raw: RAW }))
     expect(err.response).toBe('451 4.4.1 Upstream server unavailable, try again later')
   })
@@ -113,7 +109,7 @@ describe('relaying to an upstream', () => {
       { logger: capture(logs) },
     )
     const { client } = await RawSmtp.connect(t.port)
-    cleanup.push(async () => client.close())
+    afterTest(async () => client.close())
     await client.command('EHLO raw.test')
     expect(await client.command('MAIL FROM:<alice@example.com>')).toBe('250 Accepted')
     expect(await client.command('RCPT TO:<bob@example.org>')).toBe('250 Accepted')
@@ -128,7 +124,7 @@ describe('relaying to an upstream', () => {
   it('answers pipelined MAIL, RCPT, RCPT and DATA in order', async () => {
     const { sink, t } = await sinkAndRelay({}, [allowDomains('example.org')])
     const { client } = await RawSmtp.connect(t.port)
-    cleanup.push(async () => client.close())
+    afterTest(async () => client.close())
     expect(await client.command('EHLO raw.test')).toContain('250-PIPELINING')
     client.write('MAIL FROM:<alice@example.com>\r\nRCPT TO:<bob@example.org>\r\nRCPT TO:<eve@elsewhere.test>\r\nDATA\r\n')
     expect(await client.reply()).toBe('250 Accepted')
@@ -163,7 +159,7 @@ describe('relaying to an upstream', () => {
   it('relays the null sender as MAIL FROM:<>', async () => {
     const { sink, t } = await sinkAndRelay()
     const { client } = await RawSmtp.connect(t.port)
-    cleanup.push(async () => client.close())
+    afterTest(async () => client.close())
     expect(await client.startMessage('', ['bob@example.org'])).toMatch(/^354/)
     expect(await client.command(`${RAW}.`)).toMatch(/^250 /)
     const [message] = await sink.waitForMessages(1)
@@ -173,7 +169,7 @@ describe('relaying to an upstream', () => {
   it('carries DSN parameters upstream, one transaction per distinct NOTIFY/ORCPT', async () => {
     const { sink, t } = await sinkAndRelay()
     const { client } = await RawSmtp.connect(t.port)
-    cleanup.push(async () => client.close())
+    afterTest(async () => client.close())
     await client.command('EHLO raw.test')
     expect(await client.command('MAIL FROM:<alice@example.com> RET=HDRS ENVID=env+2B1')).toBe('250 Accepted')
     expect(await client.command('RCPT TO:<bob@example.org> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;bob+2Bx@example.org')).toBe('250 Accepted')
@@ -192,7 +188,7 @@ describe('relaying to an upstream', () => {
   it('refuses a recipient beyond the limit with 452 4.5.3', async () => {
     const { t } = await sinkAndRelay({}, [allowAll], { limits: { recipients: 2 } })
     const { client } = await RawSmtp.connect(t.port)
-    cleanup.push(async () => client.close())
+    afterTest(async () => client.close())
     await client.command('EHLO raw.test')
     await client.command('MAIL FROM:<alice@example.com>')
     expect(await client.command('RCPT TO:<a@example.org>')).toBe('250 Accepted')
@@ -212,7 +208,7 @@ describe('stage hooks through the relay', () => {
     }
     const transport = memoryTransport()
     const t = await startRelay({ stages: [allowAll, broken], transport, logger: capture(logs) })
-    cleanup.push(() => t.close())
+    afterTest(() => t.close())
     const err = await refusal(t.client().sendMail({ envelope: { from: 'alice@example.com', to: ['bob@example.org'] }, raw: RAW }))
     expect(err.response).toBe('451 4.3.0 Temporary local problem, please try again later')
     expect(transport.messages).toHaveLength(0)
@@ -227,7 +223,7 @@ describe('stage hooks through the relay', () => {
       },
     }
     const t = await startRelay({ stages: [senders, allowAll], transport: memoryTransport() })
-    cleanup.push(() => t.close())
+    afterTest(() => t.close())
     const err = await refusal(t.client().sendMail({ envelope: { from: 'spammer@bad.test', to: ['bob@example.org'] }, raw: RAW }))
     expect(err.response).toBe('550 5.7.1 Message rejected due to local policy')
   })
@@ -241,7 +237,7 @@ describe('stage hooks through the relay', () => {
     }
     const transport = memoryTransport()
     const t = await startRelay({ stages: [noBob, allowAll], transport })
-    cleanup.push(() => t.close())
+    afterTest(() => t.close())
     const info = await t.client().sendMail({ envelope: { from: 'alice@example.com', to: ['bob@example.org', 'carol@example.org'] }, raw: RAW })
     expect(info.rejected).toEqual(['bob@example.org'])
     expect(transport.messages[0]!.envelope.rcptTo.map((r) => r.address)).toEqual(['carol@example.org'])
@@ -255,7 +251,7 @@ describe('stage hooks through the relay', () => {
     }
     const transport = memoryTransport()
     const t = await startRelay({ stages: [rewrite, allowAll], transport })
-    cleanup.push(() => t.close())
+    afterTest(() => t.close())
     await t.client().sendMail({ envelope: { from: 'alice@old.example', to: ['team@example.org', 'ann@example.org'] }, raw: RAW })
     const [delivery] = transport.messages
     expect(delivery!.envelope.mailFrom?.address).toBe('alice@new.example')
@@ -267,7 +263,7 @@ describe('stage hooks through the relay', () => {
     const logs: string[] = []
     const timed: Stage = { name: 'timed', data: (_msg, next) => next() }
     const t = await startRelay({ stages: [allowAll, timed], transport: memoryTransport(), logger: capture(logs) })
-    cleanup.push(() => t.close())
+    afterTest(() => t.close())
     await t.client().sendMail({ envelope: { from: 'alice@example.com', to: ['bob@example.org'] }, raw: RAW })
     const lines = logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === 'message relayed')
     expect(lines).toHaveLength(1)

@@ -1,18 +1,14 @@
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { smtpTransport } from '../src/index.js'
 import { startSink } from '../src/testing/index.js'
 import { RawSmtp } from './helpers/raw-smtp.js'
 import { allowAll, startRelay } from './helpers/relay.js'
+import { afterTest } from './helpers/after-test.js'
 
 // The end-of-data variants of the SMTP smuggling attacks (CVE-2023-51764/5/6).
 const SEQUENCES = ['\n.\n', '\r\n.\n', '\n.\r\n', '\r.\r', '\r.\r\n'] as const
 const SMUGGLED = 'MAIL FROM:<attacker@evil.test>\r\nRCPT TO:<victim@example.org>\r\nDATA\r\nSubject: SMUGGLED\r\n\r\nsmuggled body\r\n'
 
-let cleanup: Array<() => Promise<void>> = []
-afterEach(async () => {
-  for (const fn of cleanup.reverse()) await fn()
-  cleanup = []
-})
 
 async function setup(bareLineEndings?: 'reject' | 'normalize') {
   const sink = await startSink()
@@ -22,7 +18,7 @@ async function setup(bareLineEndings?: 'reject' | 'normalize') {
     ...(bareLineEndings ? { bareLineEndings } : {}),
   })
   const { client } = await RawSmtp.connect(t.port)
-  cleanup.push(() => sink.close(), () => t.close(), async () => client.close())
+  afterTest(() => sink.close(), () => t.close(), async () => client.close())
   return { sink, client }
 }
 

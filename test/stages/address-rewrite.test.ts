@@ -1,31 +1,25 @@
 import { spawnSync } from 'node:child_process'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { relayPolicy, smtpTransport, type Stage } from '../../src/index.js'
 import { addressRewrite, type AddressRewriteOptions } from '../../src/stages/address-rewrite.js'
 import { createSrs } from '../../src/address/srs.js'
-import { memoryTransport, runStage, startSink, testMessage } from '../../src/testing/index.js'
+import { memoryTransport, runStage, testMessage } from '../../src/testing/index.js'
 import { havePerlModule } from '../helpers/peers.js'
 import { RawSmtp } from '../helpers/raw-smtp.js'
 import { allowAll, allowDomains, startRelay } from '../helpers/relay.js'
+import { afterTest, relayToSink } from '../helpers/after-test.js'
 
 const SECRET = 'correct horse battery staple'
 const SRS = { secret: SECRET, domain: 'srs.example.com', localDomains: ['example.com'] }
 const DAY = 86_400_000
 
-let cleanup: Array<() => Promise<void>> = []
-afterEach(async () => {
-  for (const fn of cleanup.reverse()) await fn()
-  cleanup = []
-})
 
 /** A relay with `stages` in front of a sink; `session` sends raw SMTP to it. */
 async function relayWith(stages: Stage[]) {
-  const sink = await startSink()
-  const t = await startRelay({ stages, transport: smtpTransport({ host: sink.host, port: sink.port }) })
-  cleanup.push(() => sink.close(), () => t.close())
+  const { sink, t } = await relayToSink(stages)
   const session = async (from: string, to: readonly string[], body = 'Subject: x\r\n\r\nx\r\n') => {
     const { client } = await RawSmtp.connect(t.port)
-    cleanup.push(async () => client.close())
+    afterTest(async () => client.close())
     await client.command('EHLO client.test')
     const replies = [await client.command(`MAIL FROM:<${from}>`)]
     for (const rcpt of to) replies.push(await client.command(`RCPT TO:<${rcpt}>`))
@@ -65,9 +59,9 @@ describe('address-rewrite: envelope maps', () => {
     const { sink } = await relayWith([])
     const stage = addressRewrite({ recipients: { 'sales@example.com': ['ann@example.com', 'bob@example.com'], '@old.example': '@example.com' } })
     const t = await startRelay({ stages: [allowAll, stage], transport: smtpTransport({ host: sink.host, port: sink.port }) })
-    cleanup.push(() => t.close())
+    afterTest(() => t.close())
     const { client } = await RawSmtp.connect(t.port)
-    cleanup.push(async () => client.close())
+    afterTest(async () => client.close())
     await client.command('EHLO client.test')
     expect(await client.command('MAIL FROM:<ann@example.com>')).toBe('250 Accepted')
     expect(await client.command('RCPT TO:<sales@example.com> NOTIFY=FAILURE')).toBe('250 Accepted')

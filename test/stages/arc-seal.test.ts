@@ -1,4 +1,4 @@
-import { afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { beforeAll, describe, expect, it } from 'vitest'
 import { generateKeyPairSync, type KeyObject } from 'node:crypto'
 import { createPipeline, smtpTransport, type Stage } from '../../src/index.js'
 import { dkimDnsRecord } from '../../src/dkim/keys.js'
@@ -7,6 +7,7 @@ import { dkimSign } from '../../src/stages/dkim-sign.js'
 import { memoryTransport, startSink, testMessage, type Sink } from '../../src/testing/index.js'
 import { haveDkimpy, verifyMessage } from '../helpers/dkim-verify.js'
 import { allowAll, relayError, startRelay } from '../helpers/relay.js'
+import { afterTest } from '../helpers/after-test.js'
 
 const dkimpy = haveDkimpy()
 
@@ -52,22 +53,17 @@ function sealer(options: Partial<ArcSealOptions> = {}): Stage {
   return arcSeal({ domain: 'forwarder.test', selector: 'arc', privateKey: arcKey, authservId: 'mx.forwarder.test', resolver, ...options })
 }
 
-let cleanup: Array<() => Promise<void>> = []
-afterEach(async () => {
-  for (const fn of cleanup.reverse()) await fn()
-  cleanup = []
-})
 
 /** A forwarding relay with `stages` in front of `upstream` (a sink, or another relay's port). */
 async function forwarder(stages: Stage[], upstream: { host?: string; port: number }) {
   const t = await startRelay({ stages: [allowAll, ...stages], transport: smtpTransport({ host: upstream.host ?? '127.0.0.1', port: upstream.port }) })
-  cleanup.push(() => t.close())
+  afterTest(() => t.close())
   return t
 }
 
 async function sink(): Promise<Sink> {
   const s = await startSink()
-  cleanup.push(() => s.close())
+  afterTest(() => s.close())
   return s
 }
 

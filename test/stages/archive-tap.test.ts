@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -6,6 +6,7 @@ import { archiveTap, createPipeline, fileTransport, smtpTransport, type FileEnve
 import { memoryTransport, startSink } from '../../src/testing/index.js'
 import { freePort } from '../helpers/scanners.js'
 import { allowAll, refusal, startRelay } from '../helpers/relay.js'
+import { afterTest } from '../helpers/after-test.js'
 
 const RAW = 'From: Ann <ann@example.com>\r\nTo: Bob <bob@example.org>\r\nSubject: quarterly report\r\n\r\nThe figures are attached.\r\n'
 const envelope = { from: 'ann@example.com', to: ['bob@example.org'] }
@@ -24,15 +25,10 @@ const footer: Stage = {
 }
 const traceField: Stage = { name: 'trace-field', modifies: 'trace', async data(msg, next) { msg.headers.add('X-Gateway', 'out-1'); return next() } }
 
-let cleanup: Array<() => Promise<unknown>> = []
-afterEach(async () => {
-  for (const fn of cleanup.reverse()) await fn()
-  cleanup = []
-})
 
 async function archiveDir(): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'relaychain-archive-'))
-  cleanup.push(() => rm(dir, { recursive: true, force: true }))
+  afterTest(() => rm(dir, { recursive: true, force: true }))
   return dir
 }
 
@@ -47,7 +43,7 @@ async function archived(dir: string): Promise<Array<{ eml: Buffer; record: FileE
 async function setup(stages: Stage[], sinkOptions: Parameters<typeof startSink>[0] = {}, relayOptions = {}) {
   const sink = await startSink(sinkOptions)
   const t = await startRelay({ stages: [allowAll, ...stages], transport: smtpTransport({ host: sink.host, port: sink.port }), ...relayOptions })
-  cleanup.push(() => sink.close(), () => t.close())
+  afterTest(() => sink.close(), () => t.close())
   return { sink, t }
 }
 
@@ -116,7 +112,7 @@ describe('archive-tap', () => {
 
   it('sends a BCC-style copy to an archive mailbox over SMTP, unchanged', async () => {
     const archive = await startSink()
-    cleanup.push(() => archive.close())
+    afterTest(() => archive.close())
     const { sink, t } = await setup([archiveTap({ to: smtpTransport({ host: archive.host, port: archive.port }), recipients: ['journal@archive.example'] })])
     await t.client().sendMail({ envelope, raw: RAW })
     const [[delivered], [copy]] = await Promise.all([sink.waitForMessages(1), archive.waitForMessages(1)])

@@ -1,7 +1,7 @@
-import { afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { beforeAll, describe, expect, it } from 'vitest'
 import { generateKeyPairSync, type KeyObject } from 'node:crypto'
 import { createTransport } from 'nodemailer'
-import { addressRewrite, createPipeline, disclaimer, smtpTransport, type Message, type Stage } from '../../src/index.js'
+import { addressRewrite, createPipeline, disclaimer, type Message, type Stage } from '../../src/index.js'
 import { dkimDnsRecord, type DkimKey } from '../../src/dkim/keys.js'
 import { dkimSign, type DkimSignOptions } from '../../src/stages/dkim-sign.js'
 import { smimeSign } from '../../src/stages/smime-sign.js'
@@ -9,8 +9,9 @@ import { memoryTransport, startSink, testMessage } from '../../src/testing/index
 import { haveDkimpy, verifyMessage, verifyMessages } from '../helpers/dkim-verify.js'
 import { bigMessage, startMeasuredRelay } from '../helpers/memory.js'
 import { havePeer } from '../helpers/peers.js'
-import { allowAll, refusal, relayError, startRelay } from '../helpers/relay.js'
+import { allowAll, refusal, relayError } from '../helpers/relay.js'
 import { credentials, verify as smimeVerify } from '../helpers/smime.js'
+import { afterTest, relayToSink } from '../helpers/after-test.js'
 
 const dkimpy = haveDkimpy()
 const openssl = havePeer('openssl', 'apt-get install -y openssl')
@@ -57,18 +58,8 @@ function appending(name: string, text: string, edit: (msg: Message) => void = ()
   }
 }
 
-let cleanup: Array<() => Promise<void>> = []
-afterEach(async () => {
-  for (const fn of cleanup.reverse()) await fn()
-  cleanup = []
-})
 
-async function relayWith(stages: Stage[]) {
-  const sink = await startSink()
-  const t = await startRelay({ stages: [allowAll, ...stages], transport: smtpTransport({ host: sink.host, port: sink.port }) })
-  cleanup.push(() => sink.close(), () => t.close())
-  return { sink, t }
-}
+const relayWith = (stages: Stage[]) => relayToSink([allowAll, ...stages])
 
 const PLAIN = 'From: Ann Example <ann@example.com>\r\nTo: bob@example.org\r\nSubject: quarterly report\r\nDate: Sat, 28 Nov 2026 10:00:00 +0000\r\nMessage-ID: <q4@example.com>\r\n\r\nHello Bob.\r\n'
 
@@ -242,7 +233,7 @@ describe.skipIf(!dkimpy)('dkimSign, verified by dkimpy', () => {
     const key = { selector: 'big', privateKey: rsa }
     const sink = await startSink()
     const relay = await startMeasuredRelay(sink.port, 'dkim', { DKIM_TEST_KEY: rsa.export({ type: 'pkcs8', format: 'pem' }) as string })
-    cleanup.push(() => sink.close(), () => relay.stop())
+    afterTest(() => sink.close(), () => relay.stop())
     const client = createTransport({ host: '127.0.0.1', port: relay.port, ignoreTLS: true })
     const envelope = { from: 'ann@example.com', to: ['bob@example.org'] }
     const head = 'From: ann@example.com\r\nTo: bob@example.org\r\nSubject: big\r\n\r\n'

@@ -1,4 +1,4 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { RelayError, type SharedStore, type Stage } from '../../src/index.js'
 import { rateLimit, type RateLimitOptions } from '../../src/stages/rate-limit.js'
@@ -7,18 +7,14 @@ import { havePeer } from '../helpers/peers.js'
 import { RawSmtp } from '../helpers/raw-smtp.js'
 import { allowAll, startRelay, type TestRelay } from '../helpers/relay.js'
 import { startRedis, type TestRedis } from '../helpers/redis.js'
+import { afterTest } from '../helpers/after-test.js'
 
-let cleanup: Array<() => Promise<void>> = []
-afterEach(async () => {
-  for (const fn of cleanup.reverse()) await fn()
-  cleanup = []
-})
 
 /** A relay with `rateLimit(options)` after a relay-everything policy; the test's own key prefix keeps Redis runs apart. */
 async function limitedRelay(options: RateLimitOptions): Promise<{ t: TestRelay; transport: MemoryTransport }> {
   const transport = memoryTransport()
   const t = await startRelay({ stages: [allowAll, rateLimit(options)], transport })
-  cleanup.push(() => t.close())
+  afterTest(() => t.close())
   return { t, transport }
 }
 
@@ -107,7 +103,7 @@ describe.runIf(havePeer('redis-server', 'apt-get install -y redis-server'))('rat
     const stages = (): Stage[] => [allowAll, rateLimit({ store: { redis: redis.url }, limits: [{ key: 'sender-domain', messages: 2, window: '1h' }] })]
     const a = await startRelay({ stages: stages(), transport: memoryTransport() })
     const b = await startRelay({ stages: stages(), transport: memoryTransport() })
-    cleanup.push(() => a.close(), () => b.close())
+    afterTest(() => a.close(), () => b.close())
     expect((await send(a.port, 'x@shared.test', ['y@example.org']))[0]).toBe(OK)
     expect((await send(b.port, 'x@shared.test', ['y@example.org']))[0]).toBe(OK)
     expect((await send(a.port, 'x@shared.test', ['y@example.org']))[0]).toMatch(/^451 4\.7\.1 /)

@@ -1,8 +1,8 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { readFileSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { createTransport } from 'nodemailer'
-import { popBeforeSmtp, RelayError, smtpTransport, staticAuthenticator, type Logger, type RelayOptions } from '../../src/index.js'
+import { popBeforeSmtp, RelayError, staticAuthenticator, type Logger, type RelayOptions } from '../../src/index.js'
 import { relayPolicy, type RelayPolicyOptions } from '../../src/stages/relay-policy.js'
 import { networkMatcher } from '../../src/policy/ip.js'
 import { checkOpenRelay, memoryTransport, startSink, type Sink } from '../../src/testing/index.js'
@@ -10,6 +10,7 @@ import { havePeer } from '../helpers/peers.js'
 import { RawSmtp } from '../helpers/raw-smtp.js'
 import { refusal, startRelay, type TestRelay } from '../helpers/relay.js'
 import { startRedis, type TestRedis } from '../helpers/redis.js'
+import { afterTest, relayToSink } from '../helpers/after-test.js'
 
 const tls = { key: readFileSync(new URL('../fixtures/tls/key.pem', import.meta.url)), cert: readFileSync(new URL('../fixtures/tls/cert.pem', import.meta.url)) }
 const clientTls = { ca: tls.cert, servername: 'relay.test' }
@@ -19,17 +20,9 @@ const authenticator = staticAuthenticator({
 })
 const RAW = 'Subject: hi\r\n\r\nHello.\r\n'
 
-let cleanup: Array<() => Promise<void>> = []
-afterEach(async () => {
-  for (const fn of cleanup.reverse()) await fn()
-  cleanup = []
-})
 
 async function policyRelay(policy: RelayPolicyOptions, extra: Partial<RelayOptions> = {}): Promise<{ t: TestRelay; sink: Sink }> {
-  const sink = await startSink()
-  const t = await startRelay({ stages: [relayPolicy(policy)], transport: smtpTransport({ host: sink.host, port: sink.port }), tls, auth: { authenticator }, ...extra })
-  cleanup.push(() => sink.close(), () => t.close())
-  return { t, sink }
+  return relayToSink([relayPolicy(policy)], { tls, auth: { authenticator }, ...extra })
 }
 
 /** Tries one recipient from a raw client; returns the RCPT reply. */
@@ -76,7 +69,7 @@ describe('relay-policy: sender login', () => {
   async function submit(user: string, pass: string, from: string | null) {
     const { t } = await policyRelay({ senderLogin: true })
     const client = createTransport({ host: '127.0.0.1', port: t.port, requireTLS: true, tls: clientTls, auth: { user, pass } })
-    cleanup.push(async () => client.close())
+    afterTest(async () => client.close())
     return client.sendMail({ envelope: { from: from ?? '', to: ['victim@elsewhere.test'] }, raw: RAW })
   }
 
@@ -101,7 +94,7 @@ describe('relay-policy: sender login', () => {
   it('lets a function decide who owns a sender', async () => {
     const { t } = await policyRelay({ senderLogin: (identity, sender) => sender.startsWith(`${identity.user}+`) })
     const client = createTransport({ host: '127.0.0.1', port: t.port, requireTLS: true, tls: clientTls, auth: { user: 'alice', pass: 'wonderland' } })
-    cleanup.push(async () => client.close())
+    afterTest(async () => client.close())
     const send = (from: string) => client.sendMail({ envelope: { from, to: ['x@elsewhere.test'] }, raw: RAW })
     expect((await send('alice+news@example.test')).response).toMatch(/^250 /)
     expect((await refusal(send('alice@example.test'))).responseCode).toBe(553)
@@ -111,10 +104,10 @@ describe('relay-policy: sender login', () => {
 describe('relay-policy: client networks', () => {
   it('grants relaying to an IPv6 client in an IPv6 network and refuses it for IPv4-only networks', async () => {
     const sink = await startSink()
-    cleanup.push(() => sink.close())
+    afterTest(() => sink.close())
     for (const [networks, expected] of [[['::1/128'], '250 Accepted'], [['127.0.0.0/8'], '554 5.7.1 Relay access denied']] as const) {
       const t = await startRelay({ stages: [relayPolicy({ networks })], transport: memoryTransport(), listeners: [{ host: '::1', port: 0, mode: 'submission' }] })
-      cleanup.push(() => t.close())
+      afterTest(() => t.close())
       expect(await tryRcpt(t.port, 'a@example.test', 'victim@elsewhere.test', '::1')).toBe(expected)
     }
   })
@@ -164,7 +157,7 @@ describe('safe by construction', () => {
     const warnings: string[] = []
     const logger: Logger = { debug() {}, info() {}, error() {}, warn: (_f, m) => void warnings.push(m) }
     const t = await startRelay({ stages: [], transport: memoryTransport(), logger })
-    cleanup.push(() => t.close())
+    afterTest(() => t.close())
     expect(warnings).toContain('no stage declares grantsRelay: every recipient will be refused with 554 5.7.1')
     expect(await tryRcpt(t.port, 'a@example.test', 'b@example.test')).toBe('554 5.7.1 Relay access denied')
   })
@@ -194,7 +187,7 @@ describe('relay-policy: POP-before-SMTP', () => {
     it('lets one process authorize a client that another relay process then grants, until it expires', async () => {
       const watcher = popBeforeSmtp({ store: { redis: redis.url } })
       const relaySide = popBeforeSmtp({ store: { redis: redis.url } })
-      cleanup.push(() => watcher.close(), () => relaySide.close())
+      afterTest(() => watcher.close(), () => relaySide.close())
       const { t } = await policyRelay({ popBeforeSmtp: relaySide })
       await watcher.authorizeClient('127.0.0.1', '2s')
       const authorizedAt = Date.now()

@@ -1,17 +1,18 @@
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { createHash } from 'node:crypto'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createTransport } from 'nodemailer'
-import { createPipeline, SmtpError, smtpTransport, type Stage } from '../../src/index.js'
+import { createPipeline, SmtpError, type Stage } from '../../src/index.js'
 import { smimeEncrypt, type SmimeEncryptOptions } from '../../src/stages/smime-encrypt.js'
 import { smimeSign } from '../../src/stages/smime-sign.js'
 import { memoryTransport, runStage, startSink, testMessage } from '../../src/testing/index.js'
 import { bigMessage, startMeasuredRelay } from '../helpers/memory.js'
 import { havePeer } from '../helpers/peers.js'
-import { allowAll, refusal, relayError, startRelay } from '../helpers/relay.js'
+import { allowAll, refusal, relayError } from '../helpers/relay.js'
 import { credentials, decrypt, fixture, FIXTURES, headerOf, openssl, verify } from '../helpers/smime.js'
+import { afterTest, relayToSink } from '../helpers/after-test.js'
 
 const haveOpenssl = havePeer('openssl', 'apt-get install -y openssl')
 
@@ -19,18 +20,8 @@ const ENTITY = 'Content-Type: text/plain; charset=utf-8\r\n\r\nThe diagnosis is 
 const RAW = `From: Alice <alice@example.com>\r\nTo: bob@example.org, carol@example.org, dave@example.org\r\nSubject: Results\r\nMIME-Version: 1.0\r\n${ENTITY}`
 const CERTIFICATES = { 'bob@example.org': fixture('bob.pem'), 'carol@example.org': fixture('carol.pem') }
 
-let cleanup: Array<() => Promise<void>> = []
-afterEach(async () => {
-  for (const fn of cleanup.reverse()) await fn()
-  cleanup = []
-})
 
-async function setup(stages: Stage[]) {
-  const sink = await startSink()
-  const t = await startRelay({ stages: [allowAll, ...stages], transport: smtpTransport({ host: sink.host, port: sink.port }) })
-  cleanup.push(() => sink.close(), () => t.close())
-  return { sink, t }
-}
+const setup = (stages: Stage[]) => relayToSink([allowAll, ...stages])
 
 function send(t: Awaited<ReturnType<typeof setup>>['t'], to: string[], raw = RAW) {
   return t.client().sendMail({ envelope: { from: 'alice@example.com', to }, raw })
@@ -152,7 +143,7 @@ describe.skipIf(!haveOpenssl)('smime-encrypt, decrypted by openssl cms', () => {
     const sink = await startSink()
     const relay = await startMeasuredRelay(sink.port, 'smime')
     const dir = await mkdtemp(join(tmpdir(), 'relaychain-smime-'))
-    cleanup.push(() => sink.close(), () => relay.stop(), () => rm(dir, { recursive: true, force: true }))
+    afterTest(() => sink.close(), () => relay.stop(), () => rm(dir, { recursive: true, force: true }))
     const client = createTransport({ host: '127.0.0.1', port: relay.port, ignoreTLS: true })
     const envelope = { from: 'alice@example.com', to: ['bob@example.org'] }
     await client.sendMail({ envelope, raw: `${head}warm-up\r\n` })

@@ -1,10 +1,11 @@
-import { afterEach, describe, expect, it } from 'vitest'
-import { smtpTransport, type Stage } from '../../src/index.js'
+import { describe, expect, it } from 'vitest'
+import { type Stage } from '../../src/index.js'
 import { smimeSign, type SmimeSignOptions } from '../../src/stages/smime-sign.js'
-import { memoryTransport, runStage, startSink, testMessage } from '../../src/testing/index.js'
+import { memoryTransport, runStage, testMessage } from '../../src/testing/index.js'
 import { havePeer } from '../helpers/peers.js'
-import { allowAll, refusal, relayError, startRelay } from '../helpers/relay.js'
+import { allowAll, refusal, relayError } from '../helpers/relay.js'
 import { credentials, fixture, headerOf, verify } from '../helpers/smime.js'
+import { relayToSink } from '../helpers/after-test.js'
 
 const haveOpenssl = havePeer('openssl', 'apt-get install -y openssl')
 
@@ -14,17 +15,10 @@ const RAW =
   `Message-ID: <report-1@example.com>\r\nMIME-Version: 1.0\r\n${ENTITY}`
 const ALICE: SmimeSignOptions = { certificates: { 'alice@example.com': credentials('alice') } }
 
-let cleanup: Array<() => Promise<void>> = []
-afterEach(async () => {
-  for (const fn of cleanup.reverse()) await fn()
-  cleanup = []
-})
 
 /** A relay with `stages` in front of a sink; sends `raw` and returns what the sink received. */
 async function relayed(stages: Stage[], raw: string | Buffer, envelope: Record<string, unknown> = { from: 'alice@example.com', to: ['bob@example.org'] }) {
-  const sink = await startSink()
-  const t = await startRelay({ stages: [allowAll, ...stages], transport: smtpTransport({ host: sink.host, port: sink.port }) })
-  cleanup.push(() => sink.close(), () => t.close())
+  const { sink, t } = await relayToSink([allowAll, ...stages])
   await t.client().sendMail({ envelope: envelope as never, raw })
   return (await sink.waitForMessages(1))[0]!.raw
 }
@@ -131,9 +125,7 @@ describe('smime-sign policy for senders without a certificate', () => {
   })
 
   it('refuses it with 550 5.7.1 when withoutCertificate is reject', async () => {
-    const sink = await startSink()
-    const t = await startRelay({ stages: [allowAll, smimeSign({ ...ALICE, withoutCertificate: 'reject' })], transport: smtpTransport({ host: sink.host, port: sink.port }) })
-    cleanup.push(() => sink.close(), () => t.close())
+    const { sink, t } = await relayToSink([allowAll, smimeSign({ ...ALICE, withoutCertificate: 'reject' })])
     const err = await refusal(t.client().sendMail({ envelope: { from: 'mallory@example.com', to: ['bob@example.org'] }, raw: RAW.replace('alice@', 'mallory@') }))
     expect(err.response).toBe('550 5.7.1 Message rejected due to local policy')
     expect(sink.messages).toHaveLength(0)
