@@ -136,6 +136,11 @@ export const reject = {
  * Turns anything thrown into an `SmtpError`. An `SmtpError` passes through; anything else becomes
  * `451 4.3.0` with the original as `cause`, so an unexpected failure makes the client retry
  * instead of bouncing the message.
+ *
+ * @example
+ * ```ts
+ * try { await scanner(input) } catch (err) { throw toSmtpError(err) } // 451 4.3.0 unless it was an SmtpError
+ * ```
  */
 export function toSmtpError(err: unknown): SmtpError {
   if (err instanceof SmtpError) return err

@@ -17,7 +17,14 @@ export interface Logger {
 
 const LEVELS: Record<LogLevel, number> = { debug: 20, info: 30, warn: 40, error: 50 }
 
-/** A logger that drops everything; the default. */
+/**
+ * A logger that drops everything; the default.
+ *
+ * @example
+ * ```ts
+ * createRelay({ stages, transport, logger: process.env.DEBUG ? consoleLogger({ level: 'debug' }) : noopLogger })
+ * ```
+ */
 export const noopLogger: Logger = {
   debug() {},
   info() {},

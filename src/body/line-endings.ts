@@ -68,6 +68,11 @@ export function crlfNormalizer(): (chunk: Buffer | null) => Buffer | undefined {
 /**
  * A transform that makes every line ending CRLF: the last step of every writer of ours
  * (file, Maildir, archive), so that no stage can make the relay emit a bare CR or LF.
+ *
+ * @example
+ * ```ts
+ * for await (const chunk of msg.stream().pipe(toCrlf())) await file.write(chunk)
+ * ```
  */
 export function toCrlf(): Transform {
   const normalize = crlfNormalizer()
