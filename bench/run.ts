@@ -104,18 +104,22 @@ async function main(): Promise<void> {
   const sink = postfixTools
     ? spawn('smtp-sink', [...(process.getuid?.() === 0 ? ['-u', 'nobody'] : []), `127.0.0.1:${upstreamPort}`, '1024'], { stdio: 'ignore' })
     : startNodeSink(upstreamPort)
-  await waitForPort(upstreamPort)
   console.log(`relaychain bench: ${SESSIONS} sessions, median of ${RUNS} runs, load ${postfixTools ? 'smtp-source → … → smtp-sink' : 'node client → … → node sink'}`)
   console.log(`node ${process.version}, ${cpus().length} CPUs (${cpus()[0]?.model ?? 'unknown'})\n`)
 
   const rows: string[] = []
   try {
+    await waitForPort(upstreamPort)
     for (const mode of MODES) {
       for (const size of SIZES) {
         // Runs interleave the servers, so that drift in the machine's load hits each alike.
         const samples = new Map<string, Sample[]>(SERVERS.map((s) => [s, []]))
         for (let run = 0; run < RUNS; run++) {
-          for (const server of SERVERS) samples.get(server)!.push(await measure(server, upstreamPort, size, mode))
+          for (const server of SERVERS) {
+            const sample = await measure(server, upstreamPort, size, mode)
+            samples.get(server)!.push(sample)
+            console.log(`  ${mode} ${size.label} ${server} run ${run + 1}/${RUNS}: ${sample.msgsPerSec.toFixed(0)} msg/s${sample.failed ? `, ${sample.failed} failed` : ''}`)
+          }
         }
         const results = new Map<string, Sample>()
         for (const [server, list] of samples) {
