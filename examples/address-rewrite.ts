@@ -17,7 +17,7 @@
  */
 import { createTransport } from 'nodemailer'
 import { addressRewrite, createRelay, relayPolicy, smtpTransport } from 'relaychain'
-import { startSink, type Sink } from 'relaychain/testing'
+import { checkOpenRelay, startSink, type Sink } from 'relaychain/testing'
 
 const srsDomain = process.env.SRS_DOMAIN ?? 'srs.new.example'
 const ours = ['new.example', 'old.example', srsDomain]
@@ -81,6 +81,10 @@ try {
       for (const line of [header('From'), header('To'), header('Cc')].filter(Boolean)) console.log(`    ${line}`)
     }
   }
+  // Its relay policy accepts mail for our domains only: the classic relay tests must all fail.
+  const check = await checkOpenRelay({ host: bound!.host, port: bound!.port, domain: 'new.example' })
+  console.log(`\nopen-relay tests: ${check.tests.filter((t) => !t.accepted).length} of ${check.tests.length} refused`)
+  if (!check.passed) process.exitCode = 1
 } finally {
   client.close()
   await relay.close()

@@ -83,7 +83,7 @@ export function requireSubject(options: RequireSubjectOptions): Stage {
 async function demo(): Promise<void> {
   const { createTransport } = await import('nodemailer')
   const { createRelay, relayPolicy, smtpTransport } = await import('relaychain')
-  const { startSink } = await import('relaychain/testing')
+  const { checkOpenRelay, startSink } = await import('relaychain/testing')
   const sink = await startSink()
   const relay = createRelay({
     // relayPolicy decides who may relay (here: mail for example.org); your stage comes after it.
@@ -99,6 +99,9 @@ async function demo(): Promise<void> {
   console.log(`without a Subject: ${(bad as { response: string }).response}`)
   const [received] = await sink.waitForMessages(1)
   console.log(`upstream got it tagged: ${/^X-Checked-By: .*$/m.exec(received!.raw.toString())?.[0]}`)
+  const check = await checkOpenRelay({ host: bound!.host, port: bound!.port, domain: 'example.org' })
+  console.log(`open-relay tests:  ${check.tests.filter((t) => !t.accepted).length} of ${check.tests.length} refused`)
+  if (!check.passed) process.exitCode = 1
   client.close()
   await relay.close()
   await sink.close()

@@ -19,8 +19,8 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createTransport } from 'nodemailer'
-import { createRelay, smimeEncrypt, smimeSign, smtpTransport, type Stage } from 'relaychain'
-import { startSink } from 'relaychain/testing'
+import { createRelay, relayPolicy, smimeEncrypt, smimeSign, smtpTransport } from 'relaychain'
+import { checkOpenRelay, startSink } from 'relaychain/testing'
 
 const dir = process.env.SMIME_DIR ?? mkdtempSync(join(tmpdir(), 'relaychain-smime-'))
 const port = Number(process.env.RELAY_PORT ?? 0)
@@ -39,16 +39,11 @@ for (const who of ['alice', 'bob']) {
 console.log(`certificates and keys in ${dir}`)
 
 // 2. The relay: accept mail for example.test, sign it as its sender, encrypt it for its recipients.
-const ownDomain: Stage = {
-  name: 'own-domain',
-  grantsRelay: true,
-  rcptTo: (_tx, to) => (to.address.endsWith('@example.test') ? { relay: true } : undefined),
-}
 const sign = smimeSign({ certificates: { 'alice@example.test': { cert: readFileSync(file('alice.pem')), key: readFileSync(file('alice.key')) } } })
 const encrypt = smimeEncrypt({ certificates: { 'bob@example.test': readFileSync(file('bob.pem')) }, withoutCertificate: 'reject' })
 const sink = await startSink()
 const relay = createRelay({
-  stages: [ownDomain, sign, encrypt],
+  stages: [relayPolicy({ domains: ['example.test'] }), sign, encrypt],
   transport: smtpTransport({ host: sink.host, port: sink.port }),
   listeners: [{ host: '127.0.0.1', port, mode: 'submission' }],
 })
@@ -76,6 +71,10 @@ console.log(`check it by hand:\n  cd ${dir}\n  openssl ${decrypt.join(' ')}\n  o
 openssl(...decrypt)
 execFileSync('openssl', verify, { cwd: dir, stdio: 'inherit' })
 console.log(`\ncontent.txt (the signed entity):\n${readFileSync(file('content.txt'), 'utf8')}`)
+
+const check = await checkOpenRelay({ host: bound!.host, port: bound!.port, domain: 'example.test' })
+console.log(`open-relay tests: ${check.tests.filter((t) => !t.accepted).length} of ${check.tests.length} refused`)
+if (!check.passed) process.exitCode = 1
 
 client.close()
 await relay.close()
