@@ -7,22 +7,13 @@ import { memoryTransport, startSink } from '../../src/testing/index.js'
 import { freePort } from '../helpers/scanners.js'
 import { allowAll, refusal, startRelay } from '../helpers/relay.js'
 import { afterTest } from '../helpers/after-test.js'
+import { appending } from '../helpers/stages.js'
 
 const RAW = 'From: Ann <ann@example.com>\r\nTo: Bob <bob@example.org>\r\nSubject: quarterly report\r\n\r\nThe figures are attached.\r\n'
 const envelope = { from: 'ann@example.com', to: ['bob@example.org'] }
 
 /** Later stages that change the message, so that "as received" and "as delivered" differ. */
-const footer: Stage = {
-  name: 'footer',
-  modifies: 'body',
-  async data(msg, next) {
-    msg.body.transform(async function* (source) {
-      yield* source
-      yield Buffer.from('-- \r\nSent through the gateway\r\n')
-    })
-    return next()
-  },
-}
+const footer = appending('footer', '-- \r\nSent through the gateway\r\n')
 const traceField: Stage = { name: 'trace-field', modifies: 'trace', async data(msg, next) { msg.headers.add('X-Gateway', 'out-1'); return next() } }
 
 

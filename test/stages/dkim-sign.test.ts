@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest'
 import { generateKeyPairSync, type KeyObject } from 'node:crypto'
 import { createTransport } from 'nodemailer'
-import { addressRewrite, createPipeline, disclaimer, type Message, type Stage } from '../../src/index.js'
+import { addressRewrite, createPipeline, disclaimer, type Stage } from '../../src/index.js'
 import { dkimDnsRecord, type DkimKey } from '../../src/dkim/keys.js'
 import { dkimSign, type DkimSignOptions } from '../../src/stages/dkim-sign.js'
 import { smimeSign } from '../../src/stages/smime-sign.js'
@@ -9,6 +9,7 @@ import { memoryTransport, startSink, testMessage } from '../../src/testing/index
 import { haveDkimpy, verifyMessage, verifyMessages } from '../helpers/dkim-verify.js'
 import { bigMessage, startMeasuredRelay } from '../helpers/memory.js'
 import { havePeer } from '../helpers/peers.js'
+import { appending } from '../helpers/stages.js'
 import { allowAll, refusal, relayError } from '../helpers/relay.js'
 import { credentials, verify as smimeVerify } from '../helpers/smime.js'
 import { afterTest, relayToSink } from '../helpers/after-test.js'
@@ -42,21 +43,6 @@ function fieldNames(raw: Buffer): string[] {
   return head.split(/\r\n(?![ \t])/).map((f) => f.slice(0, f.indexOf(':')))
 }
 
-/** A stage that appends `text` to the body, as a disclaimer would, after `edit` changed headers. */
-function appending(name: string, text: string, edit: (msg: Message) => void = () => {}): Stage {
-  return {
-    name,
-    modifies: 'body',
-    async data(msg, next) {
-      edit(msg)
-      msg.body.transform(async function* (source) {
-        yield* source
-        yield Buffer.from(text)
-      })
-      return next()
-    },
-  }
-}
 
 
 const relayWith = (stages: Stage[]) => relayToSink([allowAll, ...stages])

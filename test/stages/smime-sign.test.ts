@@ -6,6 +6,7 @@ import { havePeer } from '../helpers/peers.js'
 import { allowAll, refusal, relayError } from '../helpers/relay.js'
 import { credentials, fixture, headerOf, verify } from '../helpers/smime.js'
 import { relayToSink } from '../helpers/after-test.js'
+import { appending } from '../helpers/stages.js'
 
 const haveOpenssl = havePeer('openssl', 'apt-get install -y openssl')
 
@@ -88,17 +89,7 @@ describe.skipIf(!haveOpenssl)('smime-sign, verified by openssl cms', () => {
   })
 
   it('signs what earlier stages made of the message (a body footer, a header rewrite)', async () => {
-    const footer: Stage = {
-      name: 'footer',
-      modifies: 'body',
-      async data(msg, next) {
-        msg.body.transform(async function* (body) {
-          yield* body
-          yield Buffer.from('-- \r\nExample Ltd, registered in Testland\r\n')
-        })
-        return next()
-      },
-    }
+    const footer = appending('footer', '-- \r\nExample Ltd, registered in Testland\r\n')
     const rewrite: Stage = {
       name: 'rewrite',
       modifies: 'headers',

@@ -2,8 +2,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createPipeline, fileTransport, type Stage } from '../../src/index.js'
+import { createPipeline, fileTransport } from '../../src/index.js'
 import { testMessage } from '../../src/testing/index.js'
+import { appending } from '../helpers/stages.js'
 
 const EML = 'Subject: stored\r\n\r\nbody\r\n'
 let dir: string
@@ -36,16 +37,7 @@ describe('fileTransport', () => {
   })
 
   it('writes CRLF line endings even when a stage produced a bare LF', async () => {
-    const sloppy: Stage = {
-      name: 'sloppy',
-      modifies: 'body',
-      async data(msg, next) {
-        msg.body.transform(async function* (source) {
-          for await (const chunk of source) yield Buffer.from(String(chunk) + 'added\nline\r')
-        })
-        return next()
-      },
-    }
+    const sloppy = appending('sloppy', 'added\nline\r')
     await createPipeline({ stages: [sloppy], transport: fileTransport({ dir }) }).deliver(await testMessage({ eml: EML }))
     const eml = (await readdir(dir)).find((f) => f.endsWith('.eml'))!
     expect(await readFile(join(dir, eml), 'utf8')).toBe('Subject: stored\r\n\r\nbody\r\nadded\r\nline\r\n')
