@@ -155,12 +155,17 @@ describe.skipIf(!havePeer('spamd', 'apt-get install -y spamassassin spamd'))('sp
     expect(info.response).toMatch(/^250 2\.0\.0 Ok: queued as /)
     const [message] = await sink.waitForMessages(1)
     const head = message!.raw.toString().split('\r\n\r\n')[0]!
-    expect(head).toMatch(/^X-Spam-Flag: YES\r\nX-Spam-Score: 10\d\d\.\d\r\nX-Spam-Level: \*{50}\r\nX-Spam-Status: Yes, score=10\d\d\.\d required=5\.0 tests=[^\r]*GTUBE/)
+    // The behaviour, not one rule set's arithmetic (Debian's SpamAssassin scores GTUBE 999.0 or 1000.x).
+    const unfolded = head.replace(/\r\n[ \t]+/g, ' ')
+    const fields = /^X-Spam-Flag: YES\r\nX-Spam-Score: (\d+\.\d)\r\nX-Spam-Level: \*{50}\r\nX-Spam-Status: Yes, score=(\d+\.\d) required=5\.0 tests=[^\r]*GTUBE/.exec(unfolded)
+    expect(fields, head).not.toBeNull()
+    expect(Number(fields![1])).toBeGreaterThan(5)
+    expect(fields![2]).toBe(fields![1])
     expect(head).toContain('\r\nSubject: [SPAM] offer')
     expect(message!.raw.toString()).toContain(GTUBE)
     const result = seen.at(-1)!
     expect(result.action).toBe('tag')
-    expect(result.action !== 'skipped' && result.verdict.symbols?.GTUBE).toBe(1000)
+    expect(result.action !== 'skipped' && result.verdict.symbols?.GTUBE).toBeGreaterThan(5)
   })
 
   it('relays an ordinary message byte for byte, without X-Spam fields', async () => {
