@@ -64,13 +64,28 @@ const relay = createRelay({
   limits: { messageSize: 256 * 1024 * 1024 },
 })
 const [bound] = await relay.listen()
+const collect = (globalThis as { gc?: () => void }).gc
+if (!collect) throw new Error('memory-relay needs node --expose-gc')
+const live = () => {
+  collect()
+  const { heapUsed, external } = process.memoryUsage()
+  return Math.round((heapUsed + external) / 1024)
+}
 let baseline = 0
+let liveBaseline = 0
+let livePeak = 0
+let sampler: NodeJS.Timeout | undefined
 console.log(JSON.stringify({ port: bound!.port }))
 for await (const line of createInterface({ input: process.stdin })) {
   const peak = process.resourceUsage().maxRSS
-  if (line === 'mark') baseline = peak
-  if (line === 'report') console.log(JSON.stringify({ baseline, peak }))
+  if (line === 'mark') {
+    baseline = peak
+    liveBaseline = livePeak = live()
+    sampler = setInterval(() => (livePeak = Math.max(livePeak, live())), 100)
+    console.log(JSON.stringify({ marked: baseline }))
+  }
+  if (line === 'report') console.log(JSON.stringify({ baseline, peak, liveBaseline, livePeak: Math.max(livePeak, live()) }))
   if (line === 'exit') break
-  if (line === 'mark') console.log(JSON.stringify({ marked: baseline }))
 }
+clearInterval(sampler)
 await relay.close()
