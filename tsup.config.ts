@@ -18,4 +18,6 @@ export default defineConfig({
   sourcemap: true,
   clean: true,
   splitting: true,
+  // import.meta.url in the CommonJS build (the smtp-server guards read its package.json).
+  shims: true,
 })

@@ -26,7 +26,11 @@ export function compose(stages: readonly Stage[], terminal: Terminal, terminalNa
       const started = performance.now()
       let downstream = 0
       try {
-        if (!stage) return await terminal(msg)
+        if (!stage) {
+          // The client left (or the reply time ran out) while the stages worked: forward nothing.
+          if (msg.signal.aborted) throw msg.signal.reason
+          return await terminal(msg)
+        }
         let whole = false
         let forked: Set<string> | undefined // recipients passed on in forks
         let pending = 0

@@ -167,9 +167,9 @@ export const RelayErrorCode = {
   ERR_RELAY_INVALID_REPLY: 'ERR_RELAY_INVALID_REPLY',
   /** A transport's report does not account for every recipient. */
   ERR_RELAY_INVALID_REPORT: 'ERR_RELAY_INVALID_REPORT',
-  /** The relay is closed or not listening. */
-  ERR_RELAY_NOT_RUNNING: 'ERR_RELAY_NOT_RUNNING',
-  /** The installed smtp-server is not a version whose command handlers relaychain can hook. */
+  /** A listener could not bind its address (port in use, no permission, address not local). */
+  ERR_RELAY_LISTEN: 'ERR_RELAY_LISTEN',
+  /** The installed smtp-server is not the code relaychain's adapter was written against. */
   ERR_RELAY_INCOMPATIBLE_SERVER: 'ERR_RELAY_INCOMPATIBLE_SERVER',
 } as const
 

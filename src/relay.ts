@@ -6,20 +6,25 @@
  */
 import { hostname as osHostname } from 'node:os'
 import type { SecureContextOptions } from 'node:tls'
-import { SMTPServer, type SMTPServerOptions } from 'smtp-server'
+import type { SMTPServerOptions } from 'smtp-server'
 import type { BareLineEndingPolicy } from './body/line-endings.js'
 import type { SpoolOptions } from './body/spool.js'
-import { RelayError } from './errors.js'
+import { RelayError, type SmtpError } from './errors.js'
 import { noopLogger, type Logger } from './logger.js'
 import { createPipeline, type Pipeline } from './pipeline.js'
+import type { Clock } from './policy/clock.js'
+import { networkMatcher } from './policy/ip.js'
 import type { AddressOptions } from './relay/address.js'
+import { Admission } from './relay/admission.js'
 import type { RelayAuthOptions } from './relay/auth.js'
 import { createHandlers } from './relay/handlers.js'
 import { relayHooks } from './relay/hooks.js'
+import { Listener } from './relay/listener.js'
 import type { TraceMode } from './relay/received.js'
 import { SessionView } from './relay/session.js'
 import { COMMAND_HOOKS, type CommandHooks } from './smtp/commands.js'
 import { GREETING_DELAY, installGreetingDelay } from './smtp/greeting-delay.js'
+import { checkServer, RelaySmtpServer } from './smtp/server.js'
 import type { Stage, Transport } from './types.js'
 
 /**
@@ -51,10 +56,39 @@ export interface RelayLimits {
   headerSize?: number
   /** Recipients per message (after expansion); more get `452 4.5.3`. Default 1000. */
   recipients?: number
-  /** Concurrent connections per listener; more get `421 4.3.2`. Default 200. */
+  /** Concurrent connections in all, on every listener together; more get `421 4.3.2`. Default 200. */
   connections?: number
+  /**
+   * Concurrent connections from one client address; more get `421 4.7.0` (Postfix
+   * `smtpd_client_connection_count_limit`). Default 50, so one client cannot take every slot.
+   */
+  connectionsPerClient?: number
+  /**
+   * New connections per minute from one client address; more get `421 4.7.0` (Postfix
+   * `smtpd_client_connection_rate_limit`). Default 600. `Infinity` turns it off.
+   */
+  connectionRatePerClient?: number
+  /**
+   * Client networks (CIDR) the per-client limits do not apply to, e.g. an application server
+   * that opens a connection per message (Postfix `smtpd_client_event_limit_exceptions`).
+   * Default none.
+   */
+  clientLimitExceptions?: readonly string[]
+  /**
+   * Milliseconds from connect (a TLS handshake on implicit-TLS listeners included) until the
+   * client's first command; a client that says nothing by then is let go with `421 4.4.2`.
+   * Default 30 000.
+   */
+  firstCommandTimeout?: number
   /** Milliseconds a client may stay silent while it owes us a command or data. Default 300 000 (RFC 5321 §4.5.3.2). */
   idleTimeout?: number
+  /**
+   * Milliseconds the relay may take to answer a command whose answer comes from stages (the
+   * connect, MAIL and RCPT hooks, and the chain after the final dot of DATA); a stage that takes
+   * longer is abandoned and the client gets `451 4.3.0` (`421 4.3.2` at connect). Default
+   * 240 000, under the 5 minutes RFC 5321 §4.5.3.2 has clients wait for MAIL and RCPT replies.
+   */
+  replyTimeout?: number
 }
 
 /** TLS for STARTTLS and implicit-TLS listeners. Without it, STARTTLS is not offered. */
@@ -77,7 +111,10 @@ export interface RelayOptions {
   limits?: RelayLimits
   /** pino-compatible logger. Default: none. */
   logger?: Logger
-  /** Bare CR or LF in a message: `'reject'` (default, `550 5.5.2`) or `'normalize'` to CRLF. */
+  /**
+   * Bare CR or LF: `'reject'` (default) refuses such a message with `550 5.5.2`; `'strict'` also
+   * ends a session whose command lines end in a bare LF; `'normalize'` turns them into CRLF.
+   */
   bareLineEndings?: BareLineEndingPolicy
   /** The Received field: `'full'` (default), `'hide-client'` (for submission privacy) or `'off'`. */
   trace?: TraceMode
@@ -89,6 +126,33 @@ export interface RelayOptions {
   auth?: RelayAuthOptions
   /** Address checks at MAIL and RCPT (source routes, `%`, `!`, IP literals, SMTPUTF8): all refuse by default. */
   addresses?: AddressOptions
+  /**
+   * Where `RCPT TO:<Postmaster>` (no domain) goes: RFC 5321 §4.5.1 requires accepting it, so it
+   * is rewritten to this address and relayed without a stage granting it (stages' RCPT hooks
+   * still run). Default `postmaster@` the relay's `hostname`.
+   */
+  postmaster?: string
+  /**
+   * Called for errors on the relay's side, never for a client's misbehaviour: a stage or
+   * transport that threw something other than an `SmtpError`, an exception inside the SMTP
+   * handling, a listening socket that failed after `listen()`. Each is also logged at `error`
+   * level. Client faults (resets, TLS garbage, timeouts) are logged at `info` and `debug` only.
+   * The process never exits because of a client, whether or not this is set.
+   */
+  onError?: (error: unknown, context: RelayErrorContext) => void
+  /** Milliseconds since the epoch, for the connection-rate windows; injectable for tests. Default `Date.now`. */
+  clock?: Clock
+}
+
+/** Where an error given to `RelayOptions.onError` happened. */
+export interface RelayErrorContext {
+  /** What failed, as in the log line: `'unexpected error in chain'`, `'listener error'` … */
+  readonly message: string
+  readonly listener?: string
+  readonly session?: string
+  readonly client?: string
+  /** The transaction (queue) id, if a message was involved. */
+  readonly id?: string
 }
 
 /** An address the relay listens on. */
@@ -143,11 +207,22 @@ export function createRelay(options: RelayOptions): Relay {
   const hostname = options.hostname ?? osHostname()
   const listeners = (options.listeners ?? [{}]).map(normalizeListener)
   checkListeners(listeners, options.tls)
+  checkServer()
+  const maxSize = limits.messageSize ?? 25 * MiB
   const delayPatched = installGreetingDelay()
+  const unexpected = reporter(logger, options.onError)
   const commands = relayHooks(
-    { auth: options.auth, addresses: options.addresses, hasTls: options.tls !== undefined, hosts: listeners.map((l) => l.host) },
+    { auth: options.auth, addresses: options.addresses, hasTls: options.tls !== undefined, hosts: listeners.map((l) => l.host), maxSize },
     { hostname, logger, view: (session) => servers.map((s) => s.handlers.view(session.id)).find(Boolean) ?? new SessionView(session, '') },
   )
+  const exempt = networkMatcher(limits.clientLimitExceptions ?? [], 'limits.clientLimitExceptions')
+  const admission = new Admission({
+    total: positive(limits.connections ?? 200, 'limits.connections'),
+    perClient: positive(limits.connectionsPerClient ?? 50, 'limits.connectionsPerClient'),
+    ratePerClient: positive(limits.connectionRatePerClient ?? 600, 'limits.connectionRatePerClient'),
+    exempt,
+    now: options.clock ?? Date.now,
+  })
 
   let closing = false
   const inFlight = new Map<string, Promise<unknown>>()
@@ -155,9 +230,13 @@ export function createRelay(options: RelayOptions): Relay {
     pipeline,
     hostname,
     logger,
-    maxSize: limits.messageSize ?? 25 * MiB,
+    unexpected,
+    nextHopDown: warnOnce(logger, 'next hop unavailable: every message to it is deferred with 451 (check its address, port, TLS and certificate)'),
+    maxSize,
     maxHeaderSize: limits.headerSize ?? MiB,
     maxRecipients: limits.recipients ?? 1000,
+    replyTimeout: positive(limits.replyTimeout ?? 240_000, 'limits.replyTimeout'),
+    postmaster: postmasterAddress(options.postmaster, hostname),
     bareLineEndings: options.bareLineEndings ?? 'reject',
     trace: options.trace ?? 'full',
     spool: options.spool ?? {},
@@ -167,6 +246,13 @@ export function createRelay(options: RelayOptions): Relay {
       void work.finally(() => inFlight.delete(id))
     },
   }
+  const listenerContext = {
+    admission,
+    hostname,
+    logger,
+    unexpected,
+    firstCommandTimeout: positive(limits.firstCommandTimeout ?? 30_000, 'limits.firstCommandTimeout'),
+  }
 
   const servers = listeners.map((listener) => {
     const handlers = createHandlers(listener.name, ctx)
@@ -175,15 +261,15 @@ export function createRelay(options: RelayOptions): Relay {
       secure: listener.mode === 'submissions',
       ...(options.tls ?? {}),
       minVersion: options.tls?.minVersion ?? 'TLSv1.2',
-      size: ctx.maxSize,
+      size: maxSize,
       authOptional: true,
       authMethods: [...commands.mechanisms],
       disabledCommands: [...(options.auth ? [] : ['AUTH']), ...(options.tls ? [] : ['STARTTLS'])],
       hideDSN: false,
       disableReverseLookup: !options.reverseLookup,
-      maxClients: limits.connections ?? 200,
+      // The listener's admission check counts every connection, TLS handshakes included.
+      maxClients: Infinity,
       socketTimeout: limits.idleTimeout ?? 300_000,
-      logger: false,
       onConnect: handlers.onConnect,
       onMailFrom: handlers.onMailFrom,
       onRcptTo: handlers.onRcptTo,
@@ -192,7 +278,17 @@ export function createRelay(options: RelayOptions): Relay {
       [GREETING_DELAY]: listener.greetingDelay,
       [COMMAND_HOOKS]: commands.hooks,
     }
-    return { listener, handlers, server: new SMTPServer(serverOptions) }
+    const server = new RelaySmtpServer(serverOptions, {
+      strictCommands: ctx.bareLineEndings === 'strict',
+      connectionError: handlers.onConnectionError,
+      serverError(err) {
+        // smtp-server reports failed implicit-TLS handshakes here: a client fault.
+        logger.info({ listener: listener.name, client: err.meta?.remoteAddress, err: err.message }, 'TLS handshake failed')
+      },
+      handlerError: (err, command) => unexpected(err, { listener: listener.name, command }, 'exception in SMTP command handler'),
+    })
+    const port = new Listener({ name: listener.name, host: listener.host, port: listener.port, implicitTls: listener.mode === 'submissions' }, server, listenerContext)
+    return { listener, handlers, server, port }
   })
 
   let addresses: BoundAddress[] = []
@@ -207,14 +303,26 @@ export function createRelay(options: RelayOptions): Relay {
         logger.warn({}, 'no stage declares grantsRelay: every recipient will be refused with 554 5.7.1')
       }
       if (!delayPatched) logger.warn({}, 'this smtp-server version cannot change its 100 ms greeting delay')
-      addresses = await Promise.all(servers.map(({ listener, server }) => bind(server, listener)))
+      const bound = await Promise.allSettled(servers.map(({ port }) => port.listen()))
+      const failed = bound.find((b): b is PromiseRejectedResult => b.status === 'rejected')
+      if (failed) {
+        // All or nothing: a relay half listening would look healthy and miss a port.
+        await Promise.all(servers.map(({ port }) => port.close()))
+        throw failed.reason
+      }
+      addresses = servers.map(({ listener }, i) => ({
+        name: listener.name,
+        mode: listener.mode,
+        host: listener.host,
+        port: (bound[i] as PromiseFulfilledResult<number>).value,
+      }))
       logger.info({ listeners: addresses, chain: pipeline.describe() }, 'relay listening')
       return addresses
     },
 
     async close({ timeout = 30_000 } = {}) {
       closing = true
-      const closed = servers.map(({ server }) => new Promise<void>((resolve) => server.server.close(() => resolve())))
+      const closed = servers.map(({ port }) => port.close())
       // Idle clients go now; a client whose message is in DATA gets its reply first.
       const kickIdle = () => {
         for (const { server, handlers } of servers) {
@@ -230,7 +338,7 @@ export function createRelay(options: RelayOptions): Relay {
       clearTimeout(timer)
       kickIdle()
       // Past the deadline whatever is left is cut off; its message was not acknowledged.
-      for (const { server } of servers) for (const conn of server.connections) destroySocket(conn)
+      for (const { port } of servers) port.destroyAll()
       await Promise.all(closed)
       await commands.close()
       await pipeline.close()
@@ -238,6 +346,49 @@ export function createRelay(options: RelayOptions): Relay {
     },
   }
   return relay
+}
+
+/** Logs an error on our side and passes it to `onError`, which must not be able to break the relay. */
+function reporter(logger: Logger, onError: RelayOptions['onError']) {
+  return function unexpected(err: unknown, fields: Record<string, unknown>, message: string): void {
+    logger.error({ ...fields, err }, message)
+    if (!onError) return
+    try {
+      onError(err, { ...fields, message } as RelayErrorContext)
+    } catch (thrown) {
+      logger.error({ err: thrown }, 'onError callback threw')
+    }
+  }
+}
+
+/** How long one reason for a dead next hop stays quiet after it was logged. */
+const WARN_AGAIN = 10 * 60_000
+
+/**
+ * Logs a failure at warn level once per distinct reason every ten minutes: a wrong CA or a dead
+ * smarthost is found from the log in minutes, without a line per message.
+ */
+function warnOnce(logger: Logger, message: string) {
+  const last = new Map<string, number>()
+  return function nextHopDown(failure: SmtpError): void {
+    const reason = failure.reason ?? failure.toReply()
+    const now = Date.now()
+    if (now - (last.get(reason) ?? -Infinity) < WARN_AGAIN) return
+    if (last.size > 100) last.clear()
+    last.set(reason, now)
+    logger.warn({ reply: failure.toReply(), reason, stage: failure.stage }, message)
+  }
+}
+
+function positive(value: number, option: string): number {
+  if (!(typeof value === 'number' && value > 0)) throw new RelayError('ERR_RELAY_INVALID_OPTION', `${option} must be a positive number, got ${String(value)}`)
+  return value
+}
+
+function postmasterAddress(address: string | undefined, hostname: string): string {
+  const value = address ?? `postmaster@${hostname}`
+  if (!/^[^\s@<>]+@[^\s@<>]+$/.test(value)) throw new RelayError('ERR_RELAY_INVALID_OPTION', `postmaster must be an address, got ${JSON.stringify(value)}`)
+  return value
 }
 
 function resolvePipeline(options: RelayOptions): Pipeline {
@@ -280,24 +431,4 @@ function checkListeners(listeners: NormalizedListener[], tls: RelayTlsOptions | 
     if (names.has(l.name)) throw new RelayError('ERR_RELAY_INVALID_OPTION', `two listeners are named ${l.name}`)
     names.add(l.name)
   }
-}
-
-/** Ends a connection at once (a client that ignores 421 would hold close() until its timeout). */
-function destroySocket(conn: unknown): void {
-  const socket = (conn as { _socket?: { destroy(): void } })._socket
-  if (socket) socket.destroy()
-  else (conn as { close(): void }).close()
-}
-
-function bind(server: SMTPServer, listener: NormalizedListener): Promise<BoundAddress> {
-  return new Promise((resolve, reject) => {
-    const onError = (err: Error) => reject(err)
-    server.server.once('error', onError)
-    server.server.listen(listener.port, listener.host, () => {
-      server.server.off('error', onError)
-      const address = server.server.address()
-      const port = typeof address === 'object' && address ? address.port : listener.port
-      resolve({ name: listener.name, mode: listener.mode, host: listener.host, port })
-    })
-  })
 }

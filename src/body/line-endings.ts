@@ -10,8 +10,13 @@
  */
 import { Transform, type TransformCallback } from 'node:stream'
 
-/** What the relay does with a bare CR or LF in a message. */
-export type BareLineEndingPolicy = 'reject' | 'normalize'
+/**
+ * What the relay does with a bare CR or LF. `'reject'`: a message with one is refused
+ * (`550 5.5.2`); command lines ending in a bare LF are accepted, as most MTAs do. `'strict'`: as
+ * `'reject'`, and a command line ending in a bare LF ends the session (`521 5.5.2`, as Postfix's
+ * `smtpd_forbid_bare_newline`). `'normalize'`: bare CR and LF in messages become CRLF.
+ */
+export type BareLineEndingPolicy = 'reject' | 'strict' | 'normalize'
 
 const CR = 0x0d
 const LF = 0x0a

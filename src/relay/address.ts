@@ -10,7 +10,7 @@
 import { isIPv4, isIPv6 } from 'node:net'
 import { domainToASCII } from 'node:url'
 import type { SMTPServerSession } from 'smtp-server'
-import { SmtpError } from '../errors.js'
+import { reject, SmtpError } from '../errors.js'
 import type { Logger } from '../logger.js'
 import type { CommandHooks } from '../smtp/commands.js'
 
@@ -55,10 +55,33 @@ function routing(kind: Kind, reason: string): SmtpError {
 /** Where the checked address waits for smtp-server's callback (which sees only its own parse). */
 const CHECKED = Symbol('relaychain.checkedAddress')
 
-/** The command hook that checks every MAIL and RCPT path and logs what it refuses. */
-export function addressHook(options: AddressOptions, logger: Logger): CommandHooks['address'] {
+/** ESMTP parameters the relay implements (SIZE, 8BITMIME, SMTPUTF8, DSN, AUTH); anything else is `555 5.5.4`. */
+const PARAMETERS: Record<Kind, ReadonlySet<string>> = {
+  MAIL: new Set(['SIZE', 'BODY', 'SMTPUTF8', 'RET', 'ENVID', 'AUTH']),
+  RCPT: new Set(['NOTIFY', 'ORCPT']),
+}
+
+/**
+ * Checks the ESMTP parameters after the path: each must be one we implement (RFC 5321
+ * §4.1.1.11), and a declared SIZE must fit the limit.
+ */
+export function checkParameters(kind: Kind, rest: string, maxSize: number): SmtpError | undefined {
+  for (const param of rest.trim().split(/\s+/)) {
+    if (!param) continue
+    const [key = '', value] = param.split('=', 2) as [string, string | undefined]
+    const name = key.toUpperCase()
+    if (!PARAMETERS[kind].has(name)) {
+      return new SmtpError(555, '5.5.4', `${kind === 'MAIL' ? 'MAIL FROM' : 'RCPT TO'} parameter ${name.slice(0, 32)} not recognized`, { reason: param.slice(0, 128) })
+    }
+    if (name === 'SIZE' && value !== undefined && /^\d{1,20}$/.test(value) && Number(value) > maxSize) return reject.tooBig(maxSize)
+  }
+  return undefined
+}
+
+/** The command hook that checks every MAIL and RCPT path and its parameters, and logs what it refuses. */
+export function addressHook(options: AddressOptions, logger: Logger, maxSize: number): CommandHooks['address'] {
   return function checkAddress(session, kind, line) {
-    const result = checkCommand(kind, line, kind === 'RCPT' && session.envelope?.smtpUtf8 === true, options)
+    const result = checkCommand(kind, line, kind === 'RCPT' && session.envelope?.smtpUtf8 === true, options, maxSize)
     if (result instanceof SmtpError) {
       const fields = { session: session.id, client: session.remoteAddress, [kind === 'MAIL' ? 'from' : 'rcpt']: line.trim().slice(0, 512) }
       logger.info({ ...fields, reply: result.toReply(), reason: result.reason }, kind === 'MAIL' ? 'sender refused' : 'recipient refused')
@@ -79,12 +102,20 @@ export function checkedAddress(session: SMTPServerSession, parsed: string): stri
  * Checks the path of a MAIL or RCPT command line and returns the line with the path normalised,
  * or the `SmtpError` to answer. `smtpUtf8` says whether the transaction announced SMTPUTF8.
  */
-export function checkCommand(kind: Kind, line: string, smtpUtf8: boolean, options: AddressOptions): { line: string; address: string | null } | SmtpError {
+export function checkCommand(
+  kind: Kind,
+  line: string,
+  smtpUtf8: boolean,
+  options: AddressOptions,
+  maxSize = Infinity,
+): { line: string; address: string | null } | SmtpError {
   const match = COMMAND.exec(line.replace(/\r?\n$/, ''))
   if (!match) return syntax(kind, 'no <path> in command')
   const [, head, path, rest] = match as unknown as [string, string, string, string]
   const address = checkPath(kind, path, smtpUtf8 || (kind === 'MAIL' && /(?:^|\s)SMTPUTF8(?:\s|$)/i.test(rest)), options)
   if (address instanceof SmtpError) return address
+  const parameters = checkParameters(kind, rest, maxSize)
+  if (parameters) return parameters
   return { line: `${head}<${address ?? ''}>${rest}`, address }
 }
 

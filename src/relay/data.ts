@@ -25,6 +25,12 @@ export interface DataContext {
   pipeline: Pipeline
   hostname: string
   logger: Logger
+  /** Reports an error on our side (logged at error, passed to the relay's `onError`). */
+  unexpected(err: unknown, fields: Record<string, unknown>, message: string): void
+  /** Warns (once per reason every few minutes) that the next hop did not answer. */
+  nextHopDown(failure: SmtpError): void
+  /** Milliseconds the chain may take after the final dot; see `RelayLimits.replyTimeout`. */
+  replyTimeout: number
   maxSize: number
   maxHeaderSize: number
   bareLineEndings: BareLineEndingPolicy
@@ -41,7 +47,7 @@ export async function receiveMessage(
   tx: MessageImpl,
   session: SessionView,
   origins: ReadonlyMap<string, Address>,
-  ctx: DataContext,
+  ctx: DataContext & { left: AbortSignal },
 ): Promise<string> {
   const started = performance.now()
   const ingress = new IngressStream({ policy: ctx.bareLineEndings, maxSize: ctx.maxSize, maxHeaderSize: ctx.maxHeaderSize })
@@ -67,7 +73,7 @@ export async function receiveMessage(
     const { head, separator } = await ingress.header
     tx.attachContent(HeaderBlock.parse(head, separator), ingress, ctx.spool)
     if (ctx.trace !== 'off') tx.headers.add('Received', receivedValue(session, tx.envelope, tx.id, ctx.hostname, ctx.trace))
-    report = complete(await ctx.pipeline.deliver(tx, timings), tx, ctx.logger)
+    report = complete(await untilAnswered(ctx.pipeline.deliver(tx, timings), tx, inputDone, ctx), tx, ctx.logger)
     if (!stream.readableEnded) ingress.destroy() // the chain finished without reading everything
     await inputDone
     if (ingress.failure) throw ingress.failure
@@ -79,7 +85,12 @@ export async function receiveMessage(
   } catch (err) {
     failure = ingress.failure ?? toSmtpError(err)
     reply = failure.toReply()
-    logError(ctx.logger, tx, err, failure)
+    if (!(err instanceof SmtpError) && !ctx.left.aborted) {
+      // A bug or an outage: the client got 451, operators need the cause.
+      ctx.unexpected(err, { id: tx.id, session: session.id, client: session.remoteAddress, stage: failure.stage }, 'unexpected error in chain')
+    }
+    // X.4.x: no answer from the next hop (refused, timed out, TLS or certificate failure).
+    if (failure.enhanced.startsWith('4.4.') && failure.reason) ctx.nextHopDown(failure)
     throw failure
   } finally {
     if (!ingress.destroyed) ingress.destroy()
@@ -155,14 +166,37 @@ async function bounce(
   }
 }
 
-function logError(logger: Logger, tx: MessageImpl, raw: unknown, error: SmtpError): void {
-  if (raw instanceof SmtpError) return
-  // Not an SmtpError: a bug or an outage; the client got 451, operators need the cause.
-  logger.error({ id: tx.id, stage: error.stage, err: raw }, 'unexpected error in chain')
-}
-
 function roundAll(timings: StageTimings): StageTimings {
   const out: StageTimings = {}
   for (const key in timings) out[key] = Math.round(timings[key]! * 100) / 100
   return out
+}
+
+/**
+ * The chain's outcome, unless the client leaves first or the chain overruns `replyTimeout` after
+ * the final dot: then the transaction is aborted (stages and the transport see its signal; the
+ * SMTP transport stops its upstream transfer before the final dot) and the wait ends at once.
+ */
+function untilAnswered<T>(work: Promise<T>, tx: MessageImpl, inputDone: Promise<void>, ctx: DataContext & { left: AbortSignal }): Promise<T> {
+  work.catch(() => {}) // an abandoned chain may still fail later: not unhandled
+  return new Promise<T>((resolve, rejectWork) => {
+    let settled = false
+    let timer: NodeJS.Timeout | undefined
+    const stop = (reason: unknown) => {
+      tx.abort(reason)
+      rejectWork(reason)
+    }
+    const onLeft = () => stop(ctx.left.reason)
+    if (ctx.left.aborted) return onLeft()
+    ctx.left.addEventListener('abort', onLeft, { once: true })
+    void inputDone.then(() => {
+      if (settled) return
+      timer = setTimeout(() => stop(reject.tempFail(undefined, `no answer from the chain within ${ctx.replyTimeout} ms of the final dot`)), ctx.replyTimeout).unref()
+    })
+    work.then(resolve, rejectWork).finally(() => {
+      settled = true
+      clearTimeout(timer)
+      ctx.left.removeEventListener('abort', onLeft)
+    })
+  })
 }

@@ -4,8 +4,13 @@
  * codes stay off, because it derives them from the basic code and would label a policy refusal
  * 550 as 5.1.1), relay permission is checked per recipient, and the transaction log line is
  * written once per message.
+ *
+ * Every answer is bounded: a hook that does not settle within `replyTimeout` is abandoned with
+ * `451 4.3.0`, and a client that leaves ends whatever its connection was waiting for at once
+ * (the transaction's signal is aborted, its temp files go).
  */
 import type { SMTPServerAddress, SMTPServerDataStream, SMTPServerSession } from 'smtp-server'
+import type { SMTPConnection } from 'smtp-server/lib/smtp-connection.js'
 import { reject, SmtpError, toSmtpError } from '../errors.js'
 import type { Logger } from '../logger.js'
 import { MessageImpl } from '../message.js'
@@ -27,11 +32,17 @@ interface Conn {
   /** For each accepted final recipient (lower case), the RCPT it came from. */
   origins: Map<string, Address>
   inData: boolean
+  /** Aborted when the client goes away: whatever its connection waits for is abandoned. */
+  left: AbortController
 }
 
 /** What the handlers need besides the DATA context. */
 export interface HandlerContext extends DataContext {
   maxRecipients: number
+  /** See `RelayLimits.replyTimeout`. */
+  replyTimeout: number
+  /** Where `RCPT TO:<Postmaster>` goes. */
+  postmaster: string
   /** True once close() started: new transactions get 421. */
   closing(): boolean
   /** Registers in-flight DATA work so close() can wait for it. */
@@ -49,26 +60,51 @@ function toAddress(address: SMTPServerAddress, session: SMTPServerSession): Addr
   return address.args ? { address: checked, args: address.args } : { address: checked }
 }
 
+const POSTMASTER = /^postmaster$/i
+/** Socket errors that only say the client went away. */
+const GONE = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNABORTED', 'EHOSTUNREACH', 'ENETUNREACH'])
+
+/**
+ * Settles with `work`, or rejects once `signal` aborts or `ms` pass (with `timeout()`). The
+ * abandoned work is left to finish on its own; its outcome is ignored, never unhandled.
+ */
+function bounded<T>(work: Promise<T>, ms: number, signal: AbortSignal, timeout: () => SmtpError): Promise<T> {
+  work.catch(() => {})
+  if (signal.aborted) return Promise.reject(signal.reason)
+  return new Promise<T>((resolve, rejectWork) => {
+    const timer = setTimeout(() => rejectWork(timeout()), ms).unref()
+    const onAbort = () => rejectWork(signal.reason)
+    signal.addEventListener('abort', onAbort, { once: true })
+    work.then(resolve, rejectWork).finally(() => {
+      clearTimeout(timer)
+      signal.removeEventListener('abort', onAbort)
+    })
+  })
+}
+
 /** Builds the smtp-server handlers of one listener. */
 export function createHandlers(listener: string, ctx: HandlerContext) {
   const conns = new Map<string, Conn>()
   const logger: Logger = ctx.logger
 
-  const answer = (callback: Callback, work: () => Promise<string | void>, onError?: (err: SmtpError) => void) => {
-    work().then(
+  const overrun = () => reject.tempFail(undefined, `no answer from the chain within ${ctx.replyTimeout} ms`)
+  const answer = (
+    conn: Conn | undefined,
+    callback: Callback,
+    work: () => Promise<string | void>,
+    onError?: (err: SmtpError) => void,
+    timeout = overrun,
+  ) => {
+    const left = conn?.left.signal ?? new AbortController().signal
+    bounded(Promise.resolve().then(work), ctx.replyTimeout, left, timeout).then(
       (message) => callback(null, message || undefined),
       (err: unknown) => {
+        if (left.aborted) return // nobody left to answer
         const error = toSmtpError(err)
         onError?.(error)
         callback(toServerError(error))
       },
     )
-  }
-
-  const connOf = (session: SMTPServerSession): Conn => {
-    const conn = conns.get(session.id)
-    if (!conn) throw reject.tempFail(undefined, 'unknown session')
-    return conn
   }
 
   return {
@@ -80,8 +116,10 @@ export function createHandlers(listener: string, ctx: HandlerContext) {
 
     onConnect(session: SMTPServerSession, callback: Callback) {
       const view = new SessionView(session, listener)
-      conns.set(session.id, { view, tx: undefined, inFlight: undefined, origins: new Map(), inData: false })
+      const conn: Conn = { view, tx: undefined, inFlight: undefined, origins: new Map(), inData: false, left: new AbortController() }
+      conns.set(session.id, conn)
       answer(
+        conn,
         callback,
         async () => {
           if (ctx.closing()) throw reject.unavailable('relay closing')
@@ -89,14 +127,17 @@ export function createHandlers(listener: string, ctx: HandlerContext) {
           logger.debug({ session: session.id, client: session.remoteAddress, listener }, 'client connected')
         },
         (err) => logger.info({ session: session.id, client: session.remoteAddress, reply: err.toReply(), stage: err.stage, reason: err.reason }, 'connection refused'),
+        () => reject.unavailable(`no answer from the connect hooks within ${ctx.replyTimeout} ms`),
       )
     },
 
     onMailFrom(address: SMTPServerAddress, session: SMTPServerSession, callback: Callback) {
+      const conn = conns.get(session.id)
       answer(
+        conn,
         callback,
         async () => {
-          const conn = connOf(session)
+          if (!conn) throw reject.tempFail(undefined, 'unknown session')
           if (ctx.closing()) throw reject.unavailable('relay closing')
           const from = address.address ? toAddress(address, session) : null
           const tx = new MessageImpl({ session: conn.view, mailFrom: from })
@@ -110,16 +151,19 @@ export function createHandlers(listener: string, ctx: HandlerContext) {
     },
 
     onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, callback: Callback) {
+      const conn = conns.get(session.id)
       answer(
+        conn,
         callback,
         async () => {
-          const conn = connOf(session)
-          const tx = conn.tx
-          if (!tx) throw new SmtpError(503, '5.5.1', 'Error: need MAIL command')
+          const tx = conn?.tx
+          if (!conn || !tx) throw new SmtpError(503, '5.5.1', 'Error: need MAIL command')
           if (tx.envelope.rcptTo.length >= ctx.maxRecipients) throw reject.tooManyRecipients()
           const to = toAddress(address, session)
-          const result = await ctx.pipeline.rcptTo(tx, to)
-          if (!result.relay) throw reject.noRelay(result.reasons.join('; ') || 'no stage granted relay permission')
+          // RFC 5321 §4.5.1: the relay answers for its own postmaster, whoever else may relay.
+          const postmaster = POSTMASTER.test(to.address)
+          const result = await ctx.pipeline.rcptTo(tx, postmaster ? { ...to, address: ctx.postmaster } : to)
+          if (!result.relay && !postmaster) throw reject.noRelay(result.reasons.join('; ') || 'no stage granted relay permission')
           const added = result.recipients.filter((r) => !tx.envelope.rcptTo.some((e) => sameAddress(e, r)))
           if (tx.envelope.rcptTo.length + added.length > ctx.maxRecipients) throw reject.tooManyRecipients()
           for (const r of added) conn.origins.set(r.address.toLowerCase(), to)
@@ -128,10 +172,7 @@ export function createHandlers(listener: string, ctx: HandlerContext) {
           logger.debug({ id: tx.id, rcpt: to.address, to: result.recipients.map((r) => r.address), reasons: result.reasons }, 'recipient accepted')
         },
         (err) =>
-          logger.info(
-            { session: session.id, id: conns.get(session.id)?.tx?.id, rcpt: address.address, reply: err.toReply(), stage: err.stage, reason: err.reason },
-            'recipient refused',
-          ),
+          logger.info({ session: session.id, id: conn?.tx?.id, rcpt: address.address, reply: err.toReply(), stage: err.stage, reason: err.reason }, 'recipient refused'),
       )
     },
 
@@ -145,7 +186,7 @@ export function createHandlers(listener: string, ctx: HandlerContext) {
       conn.tx = undefined
       conn.inFlight = tx
       conn.inData = true
-      const work = receiveMessage(stream, tx, conn.view, conn.origins, ctx)
+      const work = receiveMessage(stream, tx, conn.view, conn.origins, { ...ctx, left: conn.left.signal })
       ctx.track(tx.id, work.catch(() => {}))
       const done = () => {
         conn.inData = false
@@ -160,7 +201,19 @@ export function createHandlers(listener: string, ctx: HandlerContext) {
     onClose(session: SMTPServerSession) {
       const conn = conns.get(session.id)
       conns.delete(session.id)
-      if (conn?.inData) conn.inFlight?.abort(new Error('client disconnected'))
+      if (!conn) return
+      const gone = new Error('client disconnected')
+      conn.left.abort(gone)
+      conn.inFlight?.abort(gone)
+      conn.tx?.abort(gone)
+    },
+
+    /** A socket or TLS error of a connection of this listener: logged once, the connection ends. */
+    onConnectionError(connection: SMTPConnection, err: NodeJS.ErrnoException) {
+      const conn = conns.get(connection.id)
+      const fields = { session: connection.id, client: connection.remoteAddress, listener, id: (conn?.inFlight ?? conn?.tx)?.id, err: err.code ?? err.message }
+      const tls = /tls|ssl/i.test(`${err.code ?? ''} ${err.message}`)
+      logger.info(fields, tls ? 'TLS error, connection closed' : GONE.has(err.code ?? '') ? 'client connection lost' : 'client connection error')
     },
   }
 }

@@ -20,7 +20,7 @@ export interface RelayHooks {
 
 /** Builds the hooks; throws a `RelayError` for bad auth options or an smtp-server that cannot be hooked. */
 export function relayHooks(
-  options: { auth?: RelayAuthOptions | undefined; addresses?: AddressOptions | undefined; hasTls: boolean; hosts: readonly string[] },
+  options: { auth?: RelayAuthOptions | undefined; addresses?: AddressOptions | undefined; hasTls: boolean; hosts: readonly string[]; maxSize: number },
   ctx: { hostname: string; logger: Logger; view(session: SMTPServerSession): Session },
 ): RelayHooks {
   if (!installCommandHooks()) {
@@ -33,7 +33,7 @@ export function relayHooks(
       // Without an authenticator AUTH stays a disabled command; these two are never called then.
       authOffered: auth?.authOffered ?? (() => false),
       auth: auth?.auth ?? ((conn, _args, done) => (conn.reply(502, '5.5.1 Command not implemented'), done())),
-      address: addressHook(options.addresses ?? {}, ctx.logger),
+      address: addressHook(options.addresses ?? {}, ctx.logger, options.maxSize),
     },
     mechanisms,
     close: async () => auth?.close(),

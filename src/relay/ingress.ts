@@ -1,14 +1,15 @@
 /**
  * The one stream every incoming message passes through before the chain sees it. In a single
  * pass it enforces the size limit (`552 5.3.4`), the bare line-ending policy (`550 5.5.2`, the
- * SMTP smuggling defence, or strict normalisation to CRLF) and the header-size limit, and it
+ * SMTP smuggling defence, or strict normalisation to CRLF), the header-size limit and a header
+ * section that does not start with a continuation line (`550 5.6.0`), and it
  * separates the header section: `header` resolves with it, and the stream itself carries on with
  * the body. One stream instead of a guard plus a splitter keeps the per-message cost low.
  */
 import { Transform, type TransformCallback } from 'node:stream'
 import { hasBareLineEnding, LF_BYTE, normalizeChunk, type BareLineEndingPolicy } from '../body/line-endings.js'
 import { HeaderScanner, headerTooLarge } from '../body/split-header.js'
-import { reject, type SmtpError } from '../errors.js'
+import { reject, SmtpError } from '../errors.js'
 
 /** Limits and policy of an {@link IngressStream}. */
 export interface IngressOptions {
@@ -24,6 +25,7 @@ export interface IngressHeader {
 }
 
 const EMPTY: Buffer = Buffer.alloc(0)
+const leadingContinuation = () => new SmtpError(550, '5.6.0', 'Message refused: the header section starts with a continuation line')
 
 /** Checks and splits a message as it streams in; see the file header. */
 export class IngressStream extends Transform {
@@ -54,8 +56,11 @@ export class IngressStream extends Transform {
     this.#size += chunk.length
     if (this.#size > this.#options.maxSize) return this.#refuse(reject.tooBig(this.#options.maxSize), callback)
     if (!chunk.length) return callback()
+    // A first line that continues a field that is not there: downstream would read the fields
+    // below it as body, so the message would arrive without From, To or Subject.
+    if (this.#size === chunk.length && (chunk[0] === 0x20 || chunk[0] === 0x09)) return this.#refuse(leadingContinuation(), callback)
     const bare = hasBareLineEnding(chunk, this.#prevCR)
-    if (bare && this.#options.policy === 'reject') return this.#refuse(reject.bareLineEnding(), callback)
+    if (bare && this.#options.policy !== 'normalize') return this.#refuse(reject.bareLineEnding(), callback)
     const data = bare ? normalizeChunk(chunk, this.#prevCR) : chunk
     this.#prevCR = chunk[chunk.length - 1] === 0x0d
     if (!this.#scanner) return callback(null, data)
@@ -68,7 +73,7 @@ export class IngressStream extends Transform {
 
   override _flush(callback: TransformCallback): void {
     if (this.#prevCR) {
-      if (this.#options.policy === 'reject') return this.#refuse(reject.bareLineEnding(), callback)
+      if (this.#options.policy !== 'normalize') return this.#refuse(reject.bareLineEnding(), callback)
       if (!this.#scanner) return callback(null, LF_BYTE)
       this.#held = Buffer.concat([this.#held, LF_BYTE])
     }

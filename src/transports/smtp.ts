@@ -6,8 +6,8 @@
  * MAIL or DATA rejects them all with the upstream's code and enhanced code (421 becomes 451, so
  * our client's connection is not closed for the upstream's sake). No reply at all (connection
  * refused, timeout, TLS failure) is `451 4.4.1`. If the message stream fails (size limit, bare
- * line ending, client gone), nodemailer closes the upstream connection without the final dot, so
- * the upstream discards the partial message.
+ * line ending, client gone, the transaction aborted), nodemailer closes the upstream connection
+ * without the final dot, so the upstream discards the partial message.
  *
  * DSN parameters travel per message in nodemailer, so recipients with different NOTIFY/ORCPT
  * are sent as separate upstream transactions (the body is spooled once and read for each).
@@ -83,6 +83,11 @@ export function smtpTransport(options: SmtpTransportOptions): Transport {
 
   async function sendGroup(msg: Message, rcpts: readonly Address[]): Promise<DeliveryReport> {
     const { stream, failure } = watch(msg.stream())
+    // A transaction aborted mid-transfer (the client left): fail the stream, and nodemailer ends
+    // the upstream connection without the final dot, so nothing half-sent is delivered.
+    const abort = () => stream.destroy(msg.signal.reason instanceof Error ? msg.signal.reason : new Error('transaction aborted'))
+    if (msg.signal.aborted) abort()
+    else msg.signal.addEventListener('abort', abort, { once: true })
     const from = msg.envelope.mailFrom
     const first = rcpts[0]!
     try {
@@ -111,6 +116,8 @@ export function smtpTransport(options: SmtpTransportOptions): Transport {
         return { accepted: [], rejected: rcpts.map((rcpt) => ({ rcpt, error: upstreamError(errorFor(err, rcpt), where) })) }
       }
       throw upstreamError(err, where)
+    } finally {
+      msg.signal.removeEventListener('abort', abort)
     }
   }
 

@@ -1,0 +1,4 @@
+/** Time, injectable: windows and schedules read it through a clock so tests can move it by hand. */
+
+/** Milliseconds since the epoch, like `Date.now`. */
+export type Clock = () => number
