@@ -5,7 +5,7 @@
  * @module relaychain
  */
 export { createRelay } from './relay.js'
-export type { BoundAddress, ListenerMode, ListenerOptions, Relay, RelayLimits, RelayOptions, RelayTlsOptions } from './relay.js'
+export type { BoundAddress, ListenerMode, ListenerOptions, Relay, RelayErrorContext, RelayLimits, RelayOptions, RelayTlsOptions } from './relay.js'
 export { createPipeline } from './pipeline.js'
 export type { Pipeline, PipelineOptions, RcptResult } from './pipeline.js'
 export type { StageTimings } from './compose.js'
@@ -25,6 +25,7 @@ export { hashPassword, passwordFile } from './auth/password-file.js'
 export type { PasswordFileOptions, PasswordScheme } from './auth/password-file.js'
 export { popBeforeSmtp } from './policy/pop-before-smtp.js'
 export type { ClientAuthorizationStore, PopBeforeSmtp, PopBeforeSmtpOptions } from './policy/pop-before-smtp.js'
+export type { Clock } from './policy/clock.js'
 export type { Duration } from './policy/duration.js'
 export type { SharedStore } from './policy/store.js'
 export { relayPolicy } from './stages/relay-policy.js'

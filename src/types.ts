@@ -6,6 +6,7 @@
  * Lifecycle, for one SMTP connection:
  *
  * ```text
+ * accept  ─▶ connection limits (in all, per client, rate) ─ 421 4.3.2 / 421 4.7.0, closed
  * connect ─▶ stage.connect (each stage, in order) ─────── throw → 554 5.7.1 / 421 4.3.2, connection closed
  * AUTH    ─▶ the relay's Authenticator (after TLS) ───── 235 2.7.0 / 535 5.7.8 / 454 4.7.0; 538 5.7.11 before TLS
  * MAIL    ─▶ address checks, then stage.mailFrom (may rewrite the sender)

@@ -55,7 +55,11 @@ export async function receiveMessage(
   ingress.on('error', () => {})
   const inputDone = new Promise<void>((resolve) => stream.once('end', resolve).once('close', resolve))
   // smtp-server emits a client disconnect as an error only to a listener; pass it down the chain.
-  stream.on('error', (err) => ingress.destroy(err))
+  let clientGone = false
+  stream.on('error', (err) => {
+    clientGone = true
+    ingress.destroy(err)
+  })
   // Whenever the chain stops reading early (refused, failed), drain the rest for the session.
   ingress.once('close', () => {
     if (!stream.readableEnded) {
@@ -85,7 +89,7 @@ export async function receiveMessage(
   } catch (err) {
     failure = ingress.failure ?? toSmtpError(err)
     reply = failure.toReply()
-    if (!(err instanceof SmtpError) && !ctx.left.aborted) {
+    if (!(err instanceof SmtpError) && !clientGone && !ctx.left.aborted) {
       // A bug or an outage: the client got 451, operators need the cause.
       ctx.unexpected(err, { id: tx.id, session: session.id, client: session.remoteAddress, stage: failure.stage }, 'unexpected error in chain')
     }
@@ -191,7 +195,10 @@ function untilAnswered<T>(work: Promise<T>, tx: MessageImpl, inputDone: Promise<
     ctx.left.addEventListener('abort', onLeft, { once: true })
     void inputDone.then(() => {
       if (settled) return
-      timer = setTimeout(() => stop(reject.tempFail(undefined, `no answer from the chain within ${ctx.replyTimeout} ms of the final dot`)), ctx.replyTimeout).unref()
+      timer = setTimeout(() => {
+        ctx.unexpected(new Error(`the chain did not answer within ${ctx.replyTimeout} ms of the final dot`), { id: tx.id, session: tx.session.id }, 'chain did not answer in time')
+        stop(reject.tempFail(undefined, 'the chain overran the reply timeout'))
+      }, ctx.replyTimeout).unref()
     })
     work.then(resolve, rejectWork).finally(() => {
       settled = true

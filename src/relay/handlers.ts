@@ -87,21 +87,33 @@ export function createHandlers(listener: string, ctx: HandlerContext) {
   const conns = new Map<string, Conn>()
   const logger: Logger = ctx.logger
 
-  const overrun = () => reject.tempFail(undefined, `no answer from the chain within ${ctx.replyTimeout} ms`)
+  /**
+   * Answers one command from `work`. The answer is bounded by `replyTimeout` (a stuck stage is
+   * reported and the client told to retry), abandoned if the client leaves, and anything but an
+   * `SmtpError` from the chain is reported as an error on our side.
+   */
   const answer = (
     conn: Conn | undefined,
+    phase: 'connect' | 'MAIL' | 'RCPT',
+    fields: Record<string, unknown>,
     callback: Callback,
     work: () => Promise<string | void>,
-    onError?: (err: SmtpError) => void,
-    timeout = overrun,
+    refused: (err: SmtpError) => void,
   ) => {
     const left = conn?.left.signal ?? new AbortController().signal
-    bounded(Promise.resolve().then(work), ctx.replyTimeout, left, timeout).then(
+    const overrun = () => {
+      ctx.unexpected(new Error(`the ${phase} hooks did not answer within ${ctx.replyTimeout} ms`), { listener, ...fields }, 'chain did not answer in time')
+      return reject.tempFail(undefined, `${phase} hooks overran the reply timeout`)
+    }
+    bounded(Promise.resolve().then(work), ctx.replyTimeout, left, overrun).then(
       (message) => callback(null, message || undefined),
       (err: unknown) => {
         if (left.aborted) return // nobody left to answer
-        const error = toSmtpError(err)
-        onError?.(error)
+        let error = toSmtpError(err)
+        if (!(err instanceof SmtpError)) ctx.unexpected(err, { listener, ...fields, stage: error.stage }, `unexpected error in ${phase} hooks`)
+        // Before the greeting a temporary refusal is 421 (RFC 5321 §3.1); the connection closes.
+        if (phase === 'connect' && error.temporary && error.code !== 421) error = Object.assign(reject.unavailable(error.reason), { stage: error.stage })
+        refused(error)
         callback(toServerError(error))
       },
     )
@@ -118,16 +130,18 @@ export function createHandlers(listener: string, ctx: HandlerContext) {
       const view = new SessionView(session, listener)
       const conn: Conn = { view, tx: undefined, inFlight: undefined, origins: new Map(), inData: false, left: new AbortController() }
       conns.set(session.id, conn)
+      const fields = { session: session.id, client: session.remoteAddress }
       answer(
         conn,
+        'connect',
+        fields,
         callback,
         async () => {
           if (ctx.closing()) throw reject.unavailable('relay closing')
           await ctx.pipeline.connect(view)
-          logger.debug({ session: session.id, client: session.remoteAddress, listener }, 'client connected')
+          logger.debug({ ...fields, listener }, 'client connected')
         },
-        (err) => logger.info({ session: session.id, client: session.remoteAddress, reply: err.toReply(), stage: err.stage, reason: err.reason }, 'connection refused'),
-        () => reject.unavailable(`no answer from the connect hooks within ${ctx.replyTimeout} ms`),
+        (err) => logger.info({ ...fields, reply: err.toReply(), stage: err.stage, reason: err.reason }, 'connection refused'),
       )
     },
 
@@ -135,6 +149,8 @@ export function createHandlers(listener: string, ctx: HandlerContext) {
       const conn = conns.get(session.id)
       answer(
         conn,
+        'MAIL',
+        { session: session.id },
         callback,
         async () => {
           if (!conn) throw reject.tempFail(undefined, 'unknown session')
@@ -154,6 +170,8 @@ export function createHandlers(listener: string, ctx: HandlerContext) {
       const conn = conns.get(session.id)
       answer(
         conn,
+        'RCPT',
+        { session: session.id, id: conn?.tx?.id },
         callback,
         async () => {
           const tx = conn?.tx

@@ -44,7 +44,7 @@ export class Listener {
   readonly #smtp: RelaySmtpServer
   readonly #ctx: ListenerContext
   readonly #server: Server
-  readonly #sockets = new Set<Socket>()
+  readonly #sockets = new Set<AcceptedSocket>()
 
   constructor(settings: ListenerSettings, smtp: RelaySmtpServer, ctx: ListenerContext) {
     this.settings = settings
@@ -82,7 +82,7 @@ export class Listener {
 
   /** Ends every connection of this port at once. */
   destroyAll(): void {
-    for (const socket of this.#sockets) socket.destroy()
+    for (const accepted of this.#sockets) this.#smtp.destroySocket(accepted)
   }
 
   #accept(socket: Socket): void {
@@ -93,17 +93,23 @@ export class Listener {
     if (!client) return void socket.destroy() // gone before we saw it
     const { refused, first } = admission.admit(client)
     if (refused) return this.#refuse(socket, client, refused, first === true)
-    this.#sockets.add(socket)
     const key = socketKey(socket)
-    const accepted: AcceptedSocket = { socket, connection: undefined, timer: undefined }
-    accepted.timer = setTimeout(() => this.#silent(accepted, client), this.#ctx.firstCommandTimeout).unref()
-    this.#smtp.accepted.set(key, accepted)
-    socket.once('close', () => {
+    const port = socket.remotePort
+    let released = false
+    const release = () => {
+      if (released) return
+      released = true
       clearTimeout(accepted.timer)
       this.#smtp.accepted.delete(key)
-      this.#sockets.delete(socket)
+      this.#sockets.delete(accepted)
       admission.release(client)
-    })
+      logger.debug({ listener: this.settings.name, client, port, session: accepted.connection?.id }, 'connection closed')
+    }
+    const accepted: AcceptedSocket = { socket, release, connection: undefined, timer: undefined }
+    accepted.timer = setTimeout(() => this.#silent(accepted, client), this.#ctx.firstCommandTimeout).unref()
+    this.#sockets.add(accepted)
+    this.#smtp.accepted.set(key, accepted)
+    socket.once('close', release)
     this.#smtp.server.emit('connection', socket)
   }
 
@@ -124,6 +130,6 @@ export class Listener {
     this.#ctx.logger.info({ listener: this.settings.name, client, session: accepted.connection?.id }, 'client sent no command in time')
     const connection = accepted.connection
     if (connection && !connection._upgrading) connection.send(421, `4.4.2 ${this.#ctx.hostname} Timeout waiting for a command, closing connection`)
-    else accepted.socket.destroy() // still in the TLS handshake
+    else this.#smtp.destroySocket(accepted) // still in the TLS handshake
   }
 }

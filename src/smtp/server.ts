@@ -18,6 +18,11 @@ import { checkSource } from './guard.js'
 /** A socket the relay accepted, until it closes. */
 export interface AcceptedSocket {
   readonly socket: Socket
+  /**
+   * Ends the relay's count of this socket; idempotent. Called when the socket closes, and when
+   * its SMTP connection closes: STARTTLS removes every listener from the TCP socket.
+   */
+  readonly release: () => void
   /** Cleared by the first command line; fires the first-command timeout. */
   timer: NodeJS.Timeout | undefined
   /** The SMTP connection, once smtp-server made one (after an implicit TLS handshake). */
@@ -57,11 +62,20 @@ export class RelaySmtpServer extends SMTPServer {
   /** Sockets accepted by the relay's listener, by {@link socketKey}. */
   readonly accepted = new Map<string, AcceptedSocket>()
   readonly #hooks: ServerHooks
+  /** Accepted sockets by connection id, to release them when the connection closes. */
+  readonly #byConnection = new Map<string, AcceptedSocket>()
 
   constructor(options: SMTPServerOptions, hooks: ServerHooks) {
     super({ ...options, logger: handlerErrorLogger(hooks) as unknown as SMTPServerOptions['logger'] })
     this.#hooks = hooks
     this.on('error', (err: Error) => hooks.serverError(err))
+    // smtp-server copies an onClose option onto the instance, so it is wrapped here, not overridden.
+    const onClose = this.onClose
+    this.onClose = (session, callback) => {
+      this.#byConnection.get(session.id)?.release()
+      this.#byConnection.delete(session.id)
+      onClose.call(this, session, callback)
+    }
   }
 
   override connect(socket: Socket | TLSSocket, socketOptions?: ConstructorParameters<typeof SMTPConnection>[2]): void {
@@ -70,9 +84,22 @@ export class RelaySmtpServer extends SMTPServer {
     connection.on('error', (err: Error) => this.#hooks.connectionError(connection, err))
     connection.on('connect', (data) => this._onClientConnect(data))
     const accepted = this.accepted.get(socketKey(socket))
-    if (accepted) accepted.connection = connection
+    if (accepted) {
+      accepted.connection = connection
+      this.#byConnection.set(connection.id, accepted)
+    }
     this.#watch(connection, socket, accepted)
     connection.init()
+  }
+
+  /**
+   * Destroys an accepted socket from the top: the TLS socket of a handshake in progress (tearing
+   * a TLS wrap down from below mid-handshake crashes Node), else the connection's socket.
+   */
+  destroySocket(accepted: AcceptedSocket): void {
+    const top = this._pendingSockets.get(accepted.socket) ?? accepted.connection?._socket ?? accepted.socket
+    top.destroy()
+    if (top !== accepted.socket) accepted.socket.destroy()
   }
 
   override onSecure(socket: Socket | TLSSocket, session: SMTPServerSession, callback: (err?: Error | null) => void): void {
