@@ -113,6 +113,14 @@ describe('hostile input', () => {
     expect(withoutReceived(message!.raw).toString()).toBe('Subject: no separator\r\n\r\nthis line starts the body\r\n')
   })
 
+  it('refuses a message whose first line is a continuation line with 550 5.6.0, forwarding nothing', async () => {
+    // Relayed, it would arrive as Received, an empty line, then the fields: no From, To or Subject.
+    expect(await sendRaw(' continuation as the first line\r\nFrom: a@example.com\r\nSubject: s\r\n\r\nbody\r\n')).toBe(
+      '550 5.6.0 Message refused: the header section starts with a continuation line',
+    )
+    expect(sink.messages).toHaveLength(0)
+  })
+
   it('refuses a header section over the limit with 552 5.3.4', async () => {
     const headers = Array.from({ length: 20_000 }, (_, i) => `X-H${i}: ${'v'.repeat(50)}\r\n`).join('')
     expect(await sendRaw(`${headers}\r\nbody\r\n`)).toBe('552 5.3.4 Message header section too large')

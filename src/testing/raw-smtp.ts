@@ -8,6 +8,8 @@ import { once } from 'node:events'
 
 export class RawSmtp {
   #socket: Socket
+  /** The TCP socket under any TLS, for resets. */
+  readonly tcp: Socket
   #buffer = ''
   #replies: string[] = []
   #waiters: Array<{ resolve: (reply: string) => void; reject: (err: Error) => void }> = []
@@ -15,8 +17,9 @@ export class RawSmtp {
   /** Resolves when the server closed the connection. */
   readonly closed: Promise<void>
 
-  private constructor(socket: Socket) {
+  private constructor(socket: Socket, tcp: Socket = socket) {
     this.#socket = socket
+    this.tcp = tcp
     this.closed = new Promise((resolve) => socket.once('close', () => resolve()))
     this.#attach(socket)
   }
@@ -26,11 +29,22 @@ export class RawSmtp {
     return this.#socket
   }
 
-  /** Connects and reads the greeting. */
-  static async connect(port: number, host = '127.0.0.1'): Promise<{ client: RawSmtp; greeting: string }> {
-    const socket = connectTcp(port, host)
+  /** Connects (from `localAddress`, if given) and reads the greeting. */
+  static async connect(port: number, host = '127.0.0.1', localAddress?: string): Promise<{ client: RawSmtp; greeting: string }> {
+    const socket = connectTcp({ port, host, ...(localAddress ? { localAddress } : {}) })
     await once(socket, 'connect')
     const client = new RawSmtp(socket)
+    return { client, greeting: await client.reply() }
+  }
+
+  /** Connects with implicit TLS (port 465 style) and reads the greeting. */
+  static async connectTls(port: number, options: ConnectionOptions = {}, host = '127.0.0.1'): Promise<{ client: RawSmtp; greeting: string }> {
+    const tcp = connectTcp(port, host)
+    tcp.on('error', () => {})
+    await once(tcp, 'connect')
+    const secure = connectTls({ rejectUnauthorized: false, ...options, socket: tcp })
+    await once(secure, 'secureConnect')
+    const client = new RawSmtp(secure, tcp)
     return { client, greeting: await client.reply() }
   }
 
@@ -113,5 +127,15 @@ export class RawSmtp {
 
   close(): void {
     this.#socket.destroy()
+  }
+
+  /** Ends the connection with a TCP reset (RST), as a crashed client or a middlebox does. */
+  reset(): void {
+    this.tcp.resetAndDestroy()
+  }
+
+  /** Ends our side of the connection (FIN; close_notify first over TLS) and keeps reading. */
+  fin(): void {
+    this.#socket.end()
   }
 }

@@ -33,6 +33,11 @@ export interface SinkOptions {
   dsn?: boolean
   /** Keep each message's bytes in `raw`. Default true; false for very large test messages. */
   keepContent?: boolean
+  /**
+   * Called when a message's DATA begins; its content is not read until the returned promise
+   * settles, so the sender sees a slow upstream (its writes back up).
+   */
+  gate?: (envelope: { readonly mailFrom: string; readonly rcptTo: readonly string[] }) => Promise<void>
 }
 
 /** A running sink. */
@@ -41,6 +46,8 @@ export interface Sink {
   readonly port: number
   /** Messages accepted so far, in order. */
   readonly messages: readonly SinkMessage[]
+  /** Transactions in DATA right now: content being received, no reply sent yet. */
+  readonly inData: number
   /** Resolves once `count` messages were accepted in all; rejects after `timeout` ms (default 10 000). */
   waitForMessages(count: number, timeout?: number): Promise<readonly SinkMessage[]>
   close(): Promise<void>
@@ -70,6 +77,7 @@ function argsOf(address: SMTPServerAddress): Record<string, string | true> {
 export async function startSink(options: SinkOptions = {}): Promise<Sink> {
   const messages: SinkMessage[] = []
   const events = new EventEmitter()
+  let inData = 0
   installGreetingDelay()
   const serverOptions: SMTPServerOptions & { [GREETING_DELAY]: number } = {
     // A test upstream greets at once; smtp-server's default 100 ms would slow every test.
@@ -86,17 +94,23 @@ export async function startSink(options: SinkOptions = {}): Promise<Sink> {
     onData(stream, session, callback) {
       const chunks: Buffer[] = []
       let size = 0
-      stream.on('data', (chunk: Buffer) => {
-        size += chunk.length
-        if (options.keepContent !== false) chunks.push(chunk)
-      })
+      inData++
+      stream.once('close', () => inData--)
+      // A sender that goes away mid-DATA: the message is discarded, as a real server does.
+      stream.on('error', () => {})
+      const envelope = { mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '', rcptTo: session.envelope.rcptTo.map((r) => r.address) }
+      const read = () =>
+        stream.on('data', (chunk: Buffer) => {
+          size += chunk.length
+          if (options.keepContent !== false) chunks.push(chunk)
+        })
+      if (options.gate) void options.gate(envelope).then(read, read)
+      else read()
       stream.on('end', () => {
-        const envelope = session.envelope
         const message: SinkMessage = {
-          mailFrom: envelope.mailFrom ? envelope.mailFrom.address : '',
-          rcptTo: envelope.rcptTo.map((r) => r.address),
-          mailArgs: envelope.mailFrom ? argsOf(envelope.mailFrom) : {},
-          rcptArgs: envelope.rcptTo.map(argsOf),
+          ...envelope,
+          mailArgs: session.envelope.mailFrom ? argsOf(session.envelope.mailFrom) : {},
+          rcptArgs: session.envelope.rcptTo.map(argsOf),
           raw: Buffer.concat(chunks),
           size,
         }
@@ -109,6 +123,8 @@ export async function startSink(options: SinkOptions = {}): Promise<Sink> {
     },
   }
   const server = new SMTPServer(serverOptions)
+  // A sender that resets its connection is what fault tests do to a sink: never a crash.
+  server.on('error', () => {})
   server.listen(0, '127.0.0.1')
   await once(server.server, 'listening')
   const { port } = server.server.address() as AddressInfo
@@ -117,6 +133,9 @@ export async function startSink(options: SinkOptions = {}): Promise<Sink> {
     host: '127.0.0.1',
     port,
     messages,
+    get inData() {
+      return inData
+    },
     waitForMessages(count, timeout = 10_000) {
       if (messages.length >= count) return Promise.resolve(messages.slice(0, count))
       return new Promise((resolve, reject) => {
