@@ -13,7 +13,7 @@
  *   UPSTREAM_PORT   its port                                         [25]
  */
 import { createTransport } from 'nodemailer'
-import { createRelay, fileTransport, smtpTransport, type Logger, type Stage } from 'relaychain'
+import { createRelay, fileTransport, RelayError, smtpTransport, type Logger, type Stage } from 'relaychain'
 
 const env = {
   host: process.env.RELAY_HOST ?? '127.0.0.1',
@@ -75,7 +75,11 @@ const relay = createRelay({
   logger,
 })
 
-const [bound] = await relay.listen()
+const [bound] = await relay.listen().catch((err: unknown) => {
+  if (!(err instanceof RelayError) || err.code !== 'ERR_RELAY_LISTEN') throw err
+  console.error(`${err.message}\nPick another port, e.g. RELAY_PORT=2526 npm run demo (RELAY_PORT=0 picks a free one).`)
+  process.exit(1)
+})
 console.log(`relaychain quick start: listening on ${bound!.host}:${bound!.port}\n\n${relay.pipeline.describe()}\n`)
 
 const client = createTransport({ host: bound!.host, port: bound!.port, secure: false, ignoreTLS: true })
