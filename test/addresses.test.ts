@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { once } from 'node:events'
 import { SMTPServer } from 'smtp-server'
-import { commandHooksInstalled } from '../src/smtp/commands.js'
+import { commandHooksInstalled } from '../src/ingress/smtp-server/commands.js'
 import { memoryTransport, type MemoryTransport } from '../src/testing/index.js'
 import type { AddressOptions } from '../src/index.js'
 import { RawSmtp } from './helpers/raw-smtp.js'

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { Readable } from 'node:stream'
 import { buffer } from 'node:stream/consumers'
 import { SmtpError } from '../src/index.js'
-import { IngressStream, type IngressOptions } from '../src/relay/ingress.js'
+import { IngressStream, type IngressOptions } from '../src/ingress/smtp-server/ingress-stream.js'
 
 async function run(chunks: string[], options: Partial<IngressOptions> = {}) {
   const ingress = new IngressStream({ policy: 'reject', maxSize: Infinity, maxHeaderSize: Infinity, ...options })

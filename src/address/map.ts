@@ -4,9 +4,9 @@
  * case and compare internationalised domains in their ASCII (punycode) form, so `bücher.example`
  * and `xn--bcher-kva.example` are the same key.
  */
-import { RelayError } from '../errors.js'
-import { domainKey } from '../relay/address.js'
-import type { Awaitable, Transaction } from '../types.js'
+import { RelayError } from '../core/errors.js'
+import { domainKey } from '../ingress/smtp-server/address-check.js'
+import type { Awaitable, Transaction } from '../core/types.js'
 
 /** A map's answer: one address rewrites, several expand (recipients only); `undefined` leaves it. */
 export type AddressMapResult = string | readonly string[] | undefined | null

@@ -6,10 +6,10 @@
  * bcryptjs and argon2 are loaded on first use.
  */
 import { readFileSync, statSync, type Stats } from 'node:fs'
-import { RelayError } from '../errors.js'
-import type { Logger } from '../logger.js'
-import { toMs, type Duration } from '../policy/duration.js'
-import type { AuthIdentity, Authenticator } from '../types.js'
+import { RelayError } from '../core/errors.js'
+import type { Logger } from '../shared/logger.js'
+import { toMs, type Duration } from '../shared/duration.js'
+import type { AuthIdentity, Authenticator } from '../core/types.js'
 
 /** Options of {@link passwordFile}. */
 export interface PasswordFileOptions {

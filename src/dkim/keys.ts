@@ -5,7 +5,7 @@
  */
 import { createPrivateKey, createPublicKey, KeyObject } from 'node:crypto'
 import { domainToASCII } from 'node:url'
-import { RelayError } from '../errors.js'
+import { RelayError } from '../core/errors.js'
 import type { PrivateKeyInput } from '../smime/certificates.js'
 
 export type { PrivateKeyInput }

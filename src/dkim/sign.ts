@@ -5,9 +5,9 @@
  */
 import { createHash, sign } from 'node:crypto'
 import addressparser from 'nodemailer/lib/addressparser'
-import type { HeaderBlock, HeaderField } from '../body/header-block.js'
-import { crlfNormalizer } from '../body/line-endings.js'
-import type { SpooledBody } from '../types.js'
+import type { HeaderBlock, HeaderField } from '../core/body/header-block.js'
+import { crlfNormalizer } from '../core/body/line-endings.js'
+import type { SpooledBody } from '../core/types.js'
 import { toDomain, type SigningKey } from './keys.js'
 import type { DkimParts } from './mailauth.js'
 

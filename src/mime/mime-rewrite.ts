@@ -9,7 +9,7 @@
 import { PassThrough, type Readable, type Transform, type Writable } from 'node:stream'
 import type { MessageChunk, MimeNode, SplitterChunk } from '@zone-eu/mailsplit'
 import type iconvLite from 'iconv-lite'
-import { SmtpError } from '../errors.js'
+import { SmtpError } from '../core/errors.js'
 import { editorTransform, type PartEditor, type PartPlan } from './disclaimer-part.js'
 
 /** What to do with a message. */

@@ -5,7 +5,7 @@
  * message is larger than its `StreamMaxLength`. clamd unpacks MIME itself (`ScanMail yes`), so
  * a virus inside a base64 attachment is found too.
  */
-import { RelayError } from '../errors.js'
+import { RelayError } from '../core/errors.js'
 import { exchange, send } from './socket.js'
 import type { VirusScanner, VirusVerdict } from './types.js'
 

@@ -4,8 +4,8 @@
  * to a quarantine transport instead of the rest of the chain.
  */
 import { Readable } from 'node:stream'
-import { SmtpError } from '../errors.js'
-import type { DeliveryReport, Message, SpooledBody, Transport } from '../types.js'
+import { SmtpError } from '../core/errors.js'
+import type { DeliveryReport, Message, SpooledBody, Transport } from '../core/types.js'
 import type { ScanInput } from './types.js'
 
 /** The whole message, spooled: its size and a way to read it again. */

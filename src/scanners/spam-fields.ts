@@ -3,7 +3,7 @@
  * `X-Spam-Score`, `X-Spam-Level`, `X-Spam-Status` with the rules that matched), which mail
  * clients and filters downstream understand, whichever scanner gave the verdict.
  */
-import type { Message } from '../types.js'
+import type { Message } from '../core/types.js'
 import type { SpamVerdict } from './types.js'
 
 /** The fields SpamAssassin adds to spam, and the Subject prefix. */

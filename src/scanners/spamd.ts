@@ -4,7 +4,7 @@
  * `Content-length`, the message streamed from the spool. The reply's `Spam: True ; 6.1 / 5.0`
  * line gives the score and threshold; the report's table gives each rule's score.
  */
-import { RelayError } from '../errors.js'
+import { RelayError } from '../core/errors.js'
 import { exchange, send } from './socket.js'
 import type { SpamScanner, SpamVerdict } from './types.js'
 

@@ -5,7 +5,7 @@
  * function of the same shape works too (a rule of your own, another engine).
  */
 import type { Readable } from 'node:stream'
-import type { Awaitable, Message } from '../types.js'
+import type { Awaitable, Message } from '../core/types.js'
 
 /**
  * What a scanner is handed: the message as it reached the scanning stage, spooled (memory up to

@@ -4,7 +4,7 @@
  * message (pkijs is only loaded to sign or encrypt). Keys are never logged or put in errors.
  */
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto'
-import { RelayError } from '../errors.js'
+import { RelayError } from '../core/errors.js'
 
 /** A certificate as PEM text (several for a chain, signer first) or DER bytes. */
 export type CertificateInput = string | Buffer

@@ -3,8 +3,8 @@
  * its body. The top-level fields that are not about content (From, To, Subject, Date,
  * Message-ID, Received …) stay outside, where relays and mail clients read them.
  */
-import { hasBareLineEnding, LF_BYTE, normalizeChunk } from '../body/line-endings.js'
-import type { Message } from '../types.js'
+import { hasBareLineEnding, LF_BYTE, normalizeChunk } from '../core/body/line-endings.js'
+import type { Message } from '../core/types.js'
 
 const CRLF = Buffer.from('\r\n')
 

@@ -3,7 +3,7 @@
  * lookup function (an LDAP directory, a key server, a database; checked when it answers).
  */
 import type { X509Certificate } from 'node:crypto'
-import type { Awaitable, Transaction } from '../types.js'
+import type { Awaitable, Transaction } from '../core/types.js'
 import { addressMap, byAddress, checkCurrent, invalid, isCurrent, parseCertificates, type CertificateInput } from './certificates.js'
 
 /**

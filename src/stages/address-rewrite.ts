@@ -13,11 +13,11 @@
  * the rewritten recipients keep the permission their original was granted. Place it before any
  * signer: it declares `modifies: 'headers'` when it rewrites header fields.
  */
-import { RelayError, SmtpError } from '../errors.js'
+import { RelayError, SmtpError } from '../core/errors.js'
 import { rewriteAddressField } from '../address/header-fields.js'
 import { compileMap, type AddressMap, type Lookup } from '../address/map.js'
 import { createSrs, type SrsOptions } from '../address/srs.js'
-import type { Address, Message, Next, Stage, Transaction } from '../types.js'
+import type { Address, Message, Next, Stage, Transaction } from '../core/types.js'
 
 /** An address header field the stage can rewrite. */
 export type AddressHeaderField = 'from' | 'sender' | 'reply-to' | 'to' | 'cc'

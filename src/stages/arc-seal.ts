@@ -14,12 +14,12 @@
  */
 import { hostname } from 'node:os'
 import type { DNSResolver } from 'mailauth'
-import { chain } from '../body/chain.js'
-import { toCrlf } from '../body/line-endings.js'
+import { chain } from '../core/body/chain.js'
+import { toCrlf } from '../core/body/line-endings.js'
 import { readPrivateKey, toDomain, type PrivateKeyInput } from '../dkim/keys.js'
 import { loadMailauth } from '../dkim/mailauth.js'
-import { RelayError } from '../errors.js'
-import type { Stage } from '../types.js'
+import { RelayError } from '../core/errors.js'
+import type { Stage } from '../core/types.js'
 
 /** Options of {@link arcSeal}. */
 export interface ArcSealOptions {

@@ -11,11 +11,11 @@
  * and tempfails the message (`451 4.3.0`) when the archive cannot take it, so no message is
  * delivered unarchived; the outcome is then only logged.
  */
-import type { HeaderBlock } from '../body/header-block.js'
-import { RelayError, reject, toSmtpError } from '../errors.js'
-import type { Logger } from '../logger.js'
-import { MessageImpl } from '../message.js'
-import type { Address, DeliveryReport, Message, SpooledBody, Stage, Transport } from '../types.js'
+import type { HeaderBlock } from '../core/body/header-block.js'
+import { RelayError, reject, toSmtpError } from '../core/errors.js'
+import type { Logger } from '../shared/logger.js'
+import { MessageImpl } from '../core/message.js'
+import type { Address, DeliveryReport, Message, SpooledBody, Stage, Transport } from '../core/types.js'
 
 /** What became of the archived message. */
 export interface ArchiveOutcome {

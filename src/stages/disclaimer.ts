@@ -12,12 +12,12 @@
  * S/MIME): it declares `modifies: 'body'`, so a pipeline refuses it after one.
  */
 import { randomBytes } from 'node:crypto'
-import { RelayError } from '../errors.js'
+import { RelayError } from '../core/errors.js'
 import { editorTransform, planPart, prepareDisclaimer, type PartInfo, type PreparedDisclaimer } from '../mime/disclaimer-part.js'
 import { mimeRewrite } from '../mime/mime-rewrite.js'
-import { domainKey } from '../relay/address.js'
+import { domainKey } from '../ingress/smtp-server/address-check.js'
 import type { MimeNode } from '@zone-eu/mailsplit'
-import type { Message, Stage } from '../types.js'
+import type { Message, Stage } from '../core/types.js'
 
 /** One disclaimer. */
 export interface DisclaimerContent {

@@ -9,11 +9,11 @@
  * modifies the message after it; only trace stages (new fields at the top) may follow. On
  * forwarded mail, `arcSeal` goes before it, so that ARC records the message as received.
  */
-import { RelayError } from '../errors.js'
+import { RelayError } from '../core/errors.js'
 import { signingKey, toDomain, type DkimKey, type SigningKey } from '../dkim/keys.js'
 import { loadDkimParts } from '../dkim/mailauth.js'
 import { CANONICALIZATIONS, DEFAULT_HEADERS, fromDomain, hashBody, signatureValue, type DkimCanonicalization } from '../dkim/sign.js'
-import type { Awaitable, Message, Stage } from '../types.js'
+import type { Awaitable, Message, Stage } from '../core/types.js'
 
 // For users of the subpath export relaychain/stages/dkim-sign: the key helper and its types.
 export { dkimDnsRecord } from '../dkim/keys.js'

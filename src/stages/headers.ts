@@ -9,9 +9,9 @@
  * and the pipeline refuses that order. A stage that only adds fields declares `modifies:
  * 'trace'` and may follow DKIM.
  */
-import { HeaderBlock, type HeaderField } from '../body/header-block.js'
-import { RelayError } from '../errors.js'
-import type { Message, Stage } from '../types.js'
+import { HeaderBlock, type HeaderField } from '../core/body/header-block.js'
+import { RelayError } from '../core/errors.js'
+import type { Message, Stage } from '../core/types.js'
 
 /** A field value: fixed, or computed per message (`undefined` leaves the field out). */
 export type HeaderValue = string | ((msg: Message) => string | undefined)

@@ -10,12 +10,12 @@
  * Place it after `relay-policy`, so that only relayed mail is counted.
  */
 import type { RateLimiterRes } from 'rate-limiter-flexible'
-import { reject, RelayError, SmtpError } from '../errors.js'
-import { describeSeconds, toSeconds, type Duration } from '../policy/duration.js'
-import { normalizeIp } from '../policy/ip.js'
-import { counters, type SharedStore } from '../policy/store.js'
-import { domainKey } from '../relay/address.js'
-import type { Stage, Transaction } from '../types.js'
+import { reject, RelayError, SmtpError } from '../core/errors.js'
+import { describeSeconds, toSeconds, type Duration } from '../shared/duration.js'
+import { normalizeIp } from '../shared/ip.js'
+import { counters, type SharedStore } from '../shared/store.js'
+import { domainKey } from '../ingress/smtp-server/address-check.js'
+import type { Stage, Transaction } from '../core/types.js'
 
 /** One limit: at most `messages` and/or `recipients` per `key` within `window`. */
 export interface RateLimitRule {

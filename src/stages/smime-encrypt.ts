@@ -14,13 +14,13 @@
  * encrypt), before DKIM signing. Place it after stages that rewrite recipients.
  */
 import type { X509Certificate } from 'node:crypto'
-import { reject, RelayError, SmtpError, toSmtpError } from '../errors.js'
-import { forkMessage } from '../message.js'
+import { reject, RelayError, SmtpError, toSmtpError } from '../core/errors.js'
+import { forkMessage } from '../core/message.js'
 import { invalid } from '../smime/certificates.js'
 import { envelopeTransform, openEnvelope, type KeyTransport } from '../smime/envelope.js'
 import { wrapEntity } from '../smime/entity.js'
 import { certificateFinder, type RecipientCertificates } from '../smime/recipients.js'
-import type { Address, DeliveryReport, Message, Next, Stage, Transaction } from '../types.js'
+import type { Address, DeliveryReport, Message, Next, Stage, Transaction } from '../core/types.js'
 
 export type { KeyTransport }
 export type { CertificateLookup, RecipientCertificates } from '../smime/recipients.js'

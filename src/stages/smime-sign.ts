@@ -12,12 +12,12 @@
  * smime-encrypt (sign, then encrypt) and before DKIM signing. The pipeline refuses other orders.
  */
 import { createHash, randomBytes } from 'node:crypto'
-import { reject } from '../errors.js'
+import { reject } from '../core/errors.js'
 import { base64Lines } from '../smime/base64.js'
 import { addressIn, addressMap, byAddress, invalid, isCurrent } from '../smime/certificates.js'
 import { wrapEntity } from '../smime/entity.js'
 import { checkSigner, prepareSigner, signDigest, type Signer, type SmimeSigner } from '../smime/sign.js'
-import type { Stage } from '../types.js'
+import type { Stage } from '../core/types.js'
 
 export type { SmimeSigner }
 export type { CertificateInput, PrivateKeyInput } from '../smime/certificates.js'

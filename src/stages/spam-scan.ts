@@ -11,12 +11,12 @@
  * Place it early in the `data` chain, before anything that alters the body (disclaimer,
  * signing): on outgoing mail it keeps the relay's users from damaging its reputation.
  */
-import { RelayError, reject } from '../errors.js'
-import type { Logger } from '../logger.js'
+import { RelayError, reject } from '../core/errors.js'
+import type { Logger } from '../shared/logger.js'
 import { describeFailure, notScanned, quarantine, scanWithin, spoolMessage } from '../scanners/run.js'
 import { tagAsSpam } from '../scanners/spam-fields.js'
 import type { SpamAction, SpamScanner, SpamVerdict } from '../scanners/types.js'
-import type { Message, Stage, Transport } from '../types.js'
+import type { Message, Stage, Transport } from '../core/types.js'
 
 export { spamd, type SpamdOptions } from '../scanners/spamd.js'
 export { rspamd, type RspamdOptions } from '../scanners/rspamd.js'

@@ -10,11 +10,11 @@
  * Place it early in the `data` chain, before anything that alters the body (disclaimer,
  * encryption): scan what the sender sent.
  */
-import { RelayError, SmtpError } from '../errors.js'
-import type { Logger } from '../logger.js'
+import { RelayError, SmtpError } from '../core/errors.js'
+import type { Logger } from '../shared/logger.js'
 import { describeFailure, notScanned, quarantine, scanWithin, spoolMessage } from '../scanners/run.js'
 import type { VirusScanner, VirusVerdict } from '../scanners/types.js'
-import type { Stage, Transport } from '../types.js'
+import type { Stage, Transport } from '../core/types.js'
 
 export { clamd, type ClamdOptions } from '../scanners/clamd.js'
 export type { ScanInput, VirusScanner, VirusVerdict } from '../scanners/types.js'

@@ -1,7 +1,7 @@
 /** `memoryTransport()`: a transport that keeps what it is sent, for unit tests of stages and chains. */
 import { buffer } from 'node:stream/consumers'
-import type { SmtpError } from '../errors.js'
-import type { Address, DeliveryReport, Envelope, Message, Transport } from '../types.js'
+import type { SmtpError } from '../core/errors.js'
+import type { Address, DeliveryReport, Envelope, Message, Transport } from '../core/types.js'
 
 /** What a memory transport recorded for one message. */
 export interface MemoryDelivery {

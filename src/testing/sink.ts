@@ -6,7 +6,7 @@
 import { once, EventEmitter } from 'node:events'
 import type { AddressInfo } from 'node:net'
 import { SMTPServer, type SMTPServerAddress, type SMTPServerOptions } from 'smtp-server'
-import { GREETING_DELAY, installGreetingDelay } from '../smtp/greeting-delay.js'
+import { GREETING_DELAY, installGreetingDelay } from '../ingress/smtp-server/greeting-delay.js'
 
 /** A message the sink received. */
 export interface SinkMessage {

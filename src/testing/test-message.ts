@@ -1,10 +1,10 @@
 /** `testMessage()` and `runStage()`: build a message and run one stage on it, without a relay. */
 import { Readable } from 'node:stream'
-import { HeaderBlock } from '../body/header-block.js'
-import { splitHeader } from '../body/split-header.js'
-import { MessageImpl } from '../message.js'
-import { createPipeline } from '../pipeline.js'
-import type { Address, DeliveryReport, Message, Session, Stage, Transport } from '../types.js'
+import { HeaderBlock } from '../core/body/header-block.js'
+import { splitHeader } from '../core/body/split-header.js'
+import { MessageImpl } from '../core/message.js'
+import { createPipeline } from '../core/pipeline.js'
+import type { Address, DeliveryReport, Message, Session, Stage, Transport } from '../core/types.js'
 import { memoryTransport } from './memory-transport.js'
 
 /** Options of {@link testMessage}. */

@@ -13,10 +13,10 @@
 import { mkdir, open, rename, unlink, type FileHandle } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import { dirname, join } from 'node:path'
-import { chain } from '../body/chain.js'
-import { toCrlf } from '../body/line-endings.js'
+import { chain } from '../core/body/chain.js'
+import { toCrlf } from '../core/body/line-endings.js'
 import type { ArchiveRecord } from '../stages/archive-tap.js'
-import type { Message, Transport } from '../types.js'
+import type { Message, Transport } from '../core/types.js'
 
 /** Options of {@link fileTransport}. */
 export interface FileTransportOptions {

@@ -4,10 +4,10 @@
  * `transport_maps`. The first matching route wins. With more than one destination the body is
  * spooled once and read for each; with one, it streams straight through.
  */
-import { RelayError, SmtpError, toSmtpError } from '../errors.js'
-import { forkMessage } from '../message.js'
-import { MODIFIES_ORDER, SEALS_ORDER, strongest } from '../pipeline.js'
-import type { Address, DeliveryReport, Message, Transport } from '../types.js'
+import { RelayError, SmtpError, toSmtpError } from '../core/errors.js'
+import { forkMessage } from '../core/message.js'
+import { MODIFIES_ORDER, SEALS_ORDER, strongest } from '../core/pipeline.js'
+import type { Address, DeliveryReport, Message, Transport } from '../core/types.js'
 
 /** One routing rule. Give exactly one of `domains`, `senders` or `match`. */
 export interface Route {

@@ -16,8 +16,8 @@ import { hostname as osHostname } from 'node:os'
 import type { Readable } from 'node:stream'
 import type { ConnectionOptions } from 'node:tls'
 import { createTransport } from 'nodemailer'
-import { SmtpError, type EnhancedCode } from '../errors.js'
-import type { Address, DeliveryReport, Message, RejectedRecipient, Transport } from '../types.js'
+import { SmtpError, type EnhancedCode } from '../core/errors.js'
+import type { Address, DeliveryReport, Message, RejectedRecipient, Transport } from '../core/types.js'
 
 /** Options of {@link smtpTransport}. */
 export interface SmtpTransportOptions {

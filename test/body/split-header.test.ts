@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { Readable } from 'node:stream'
 import { buffer } from 'node:stream/consumers'
 import { SmtpError } from '../../src/index.js'
-import { splitHeader } from '../../src/body/split-header.js'
+import { splitHeader } from '../../src/core/body/split-header.js'
 
 async function split(chunks: string[], max = Infinity) {
   const result = await splitHeader(Readable.from(chunks.map((c) => Buffer.from(c, 'latin1'))), max)

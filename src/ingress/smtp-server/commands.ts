@@ -13,7 +13,7 @@
  */
 import type { SMTPServerSession } from 'smtp-server'
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js'
-import type { SmtpError } from '../errors.js'
+import type { SmtpError } from '../../core/errors.js'
 
 /** The option key under which a server's {@link CommandHooks} are stored. */
 export const COMMAND_HOOKS = Symbol.for('relaychain.commandHooks')

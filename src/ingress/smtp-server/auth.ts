@@ -3,17 +3,17 @@
  * explicitly allowed, checked by a pluggable {@link Authenticator}, with failed attempts counted
  * per client IP and per user name and a temporary lockout after too many. Every reply carries an
  * enhanced status code, and no reply or timing difference tells an unknown user from a wrong
- * password. The exchange runs inside smtp-server's command loop (see `smtp/commands.ts`).
+ * password. The exchange runs inside smtp-server's command loop (see `commands.ts`).
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
 import type { SMTPServerSession } from 'smtp-server'
-import { RelayError, SmtpError } from '../errors.js'
-import type { Logger } from '../logger.js'
-import { toSeconds, type Duration } from '../policy/duration.js'
-import { normalizeIp } from '../policy/ip.js'
-import { counters, type SharedStore } from '../policy/store.js'
-import type { CommandHooks, HookConnection } from '../smtp/commands.js'
-import type { AuthIdentity, Authenticator, Session } from '../types.js'
+import { RelayError, SmtpError } from '../../core/errors.js'
+import type { Logger } from '../../shared/logger.js'
+import { toSeconds, type Duration } from '../../shared/duration.js'
+import { normalizeIp } from '../../shared/ip.js'
+import { counters, type SharedStore } from '../../shared/store.js'
+import type { CommandHooks, HookConnection } from './commands.js'
+import type { AuthIdentity, Authenticator, Session } from '../../core/types.js'
 import { AUTH_IDENTITY } from './session.js'
 
 /** SASL mechanisms the relay implements. */

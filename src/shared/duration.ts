@@ -1,5 +1,5 @@
 /** Durations in options: milliseconds as a number, or a string such as `'30s'`, `'15m'`, `'1h'`, `'1d'`. */
-import { RelayError } from '../errors.js'
+import { RelayError } from '../core/errors.js'
 
 /** A duration: milliseconds, or a number with a unit (`s`, `m`, `h`, `d`), e.g. `'1d'`. */
 export type Duration = number | `${number}${'s' | 'm' | 'h' | 'd'}`

@@ -6,9 +6,9 @@
  * `ERR_RELAY_LISTEN`; errors of the listening socket after that are reported, never thrown.
  */
 import { createServer, type Server, type Socket } from 'node:net'
-import { RelayError } from '../errors.js'
-import type { Logger } from '../logger.js'
-import { socketKey, type AcceptedSocket, type RelaySmtpServer } from '../smtp/server.js'
+import { RelayError } from '../../core/errors.js'
+import type { Logger } from '../../shared/logger.js'
+import { socketKey, type AcceptedSocket, type RelaySmtpServer } from './server.js'
 import type { Admission, Refusal } from './admission.js'
 
 /** A listener's settings once defaults are applied. */

@@ -5,7 +5,7 @@
  * IPv6; an IPv4-mapped IPv6 block (`::ffff:10.0.0.0/104`) is the IPv4 block it maps.
  */
 import { BlockList, isIPv4, isIPv6 } from 'node:net'
-import { RelayError } from '../errors.js'
+import { RelayError } from '../core/errors.js'
 
 const MAPPED = /^(?:0{0,4}:){0,5}:?ffff:(?:(\d+\.\d+\.\d+\.\d+)|([0-9a-f]{1,4}):([0-9a-f]{1,4}))$/i
 

@@ -1,14 +1,14 @@
 /**
- * The command hooks of one relay (see `smtp/commands.ts`): address checks at MAIL and RCPT always,
+ * The command hooks of one relay (see `commands.ts`): address checks at MAIL and RCPT always,
  * AUTH when the relay has an authenticator. Shared by all its listeners, so that AUTH throttling
  * counts a client's failures on every port together.
  */
 import type { SMTPServerSession } from 'smtp-server'
-import { RelayError } from '../errors.js'
-import type { Logger } from '../logger.js'
-import { installCommandHooks, type CommandHooks } from '../smtp/commands.js'
-import type { Session } from '../types.js'
-import { addressHook, type AddressOptions } from './address.js'
+import { RelayError } from '../../core/errors.js'
+import type { Logger } from '../../shared/logger.js'
+import { installCommandHooks, type CommandHooks } from './commands.js'
+import type { Session } from '../../core/types.js'
+import { addressHook, type AddressOptions } from './address-check.js'
 import { checkAuthOptions, createAuth, type AuthMechanism, type RelayAuthOptions } from './auth.js'
 
 /** The hooks, the mechanisms to advertise, and what to release on close. */

@@ -7,9 +7,9 @@
  * the body. One stream instead of a guard plus a splitter keeps the per-message cost low.
  */
 import { Transform, type TransformCallback } from 'node:stream'
-import { hasBareLineEnding, LF_BYTE, normalizeChunk, type BareLineEndingPolicy } from '../body/line-endings.js'
-import { HeaderScanner, headerTooLarge } from '../body/split-header.js'
-import { reject, SmtpError } from '../errors.js'
+import { hasBareLineEnding, LF_BYTE, normalizeChunk, type BareLineEndingPolicy } from '../../core/body/line-endings.js'
+import { HeaderScanner, headerTooLarge } from '../../core/body/split-header.js'
+import { reject, SmtpError } from '../../core/errors.js'
 
 /** Limits and policy of an {@link IngressStream}. */
 export interface IngressOptions {

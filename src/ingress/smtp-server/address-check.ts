@@ -10,9 +10,9 @@
 import { isIPv4, isIPv6 } from 'node:net'
 import { domainToASCII } from 'node:url'
 import type { SMTPServerSession } from 'smtp-server'
-import { reject, SmtpError } from '../errors.js'
-import type { Logger } from '../logger.js'
-import type { CommandHooks } from '../smtp/commands.js'
+import { reject, SmtpError } from '../../core/errors.js'
+import type { Logger } from '../../shared/logger.js'
+import type { CommandHooks } from './commands.js'
 
 /** Checks that can be relaxed; every one is on (refusing) by default. */
 export interface AddressOptions {

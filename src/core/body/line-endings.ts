@@ -4,7 +4,7 @@
  * SMTP ends lines with CRLF only (RFC 5321 §2.3.8). smtp-server ends DATA only at CRLF.CRLF but
  * passes bare-LF and bare-CR dot lines (`\n.\n`, `\r.\r` …) into the message, which is how SMTP
  * smuggling (CVE-2023-51764/5/6) gets a second message past a relay to a server that reads them
- * differently. The ingress (`relay/ingress.ts`) therefore refuses (or strictly normalises) any
+ * differently. The SMTP ingress (`ingress/smtp-server/ingress-stream.ts`) therefore refuses (or strictly normalises) any
  * bare CR or LF, and every writer of ours passes its output through `toCrlf()` so nothing we emit
  * has one either.
  */

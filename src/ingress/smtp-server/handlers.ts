@@ -11,12 +11,12 @@
  */
 import type { SMTPServerAddress, SMTPServerDataStream, SMTPServerSession } from 'smtp-server'
 import type { SMTPConnection } from 'smtp-server/lib/smtp-connection.js'
-import { reject, SmtpError, toSmtpError } from '../errors.js'
-import type { Logger } from '../logger.js'
-import { MessageImpl } from '../message.js'
-import { sameAddress } from '../pipeline.js'
-import type { Address } from '../types.js'
-import { checkedAddress } from './address.js'
+import { reject, SmtpError, toSmtpError } from '../../core/errors.js'
+import type { Logger } from '../../shared/logger.js'
+import { MessageImpl } from '../../core/message.js'
+import { sameAddress } from '../../core/pipeline.js'
+import type { Address } from '../../core/types.js'
+import { checkedAddress } from './address-check.js'
 import { receiveMessage, type DataContext } from './data.js'
 import { SessionView } from './session.js'
 

@@ -1,6 +1,6 @@
 /** A live, read-only view of an smtp-server session in relaychain's terms. */
 import type { SMTPServerSession } from 'smtp-server'
-import type { AuthIdentity, Session } from '../types.js'
+import type { AuthIdentity, Session } from '../../core/types.js'
 
 /** Where the relay keeps the identity of an authenticated session (on smtp-server's session object). */
 export const AUTH_IDENTITY = Symbol('relaychain.authIdentity')

@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto'
 import { createRequire } from 'node:module'
-import { RelayError } from '../errors.js'
+import { RelayError } from '../../core/errors.js'
 
 /** The smtp-server version the guarded sources come from. */
 export const GUARDED_VERSION = '3.21.6'

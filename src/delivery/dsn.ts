@@ -5,10 +5,10 @@
  * body.
  */
 import { randomBytes } from 'node:crypto'
-import { HeaderBlock } from './body/header-block.js'
-import type { SmtpError } from './errors.js'
-import { rfc5322Date } from './relay/received.js'
-import type { Address, Message } from './types.js'
+import { HeaderBlock } from '../core/body/header-block.js'
+import type { SmtpError } from '../core/errors.js'
+import { rfc5322Date } from '../ingress/smtp-server/received.js'
+import type { Address, Message } from '../core/types.js'
 
 /** A recipient the DSN reports as failed. */
 export interface FailedRecipient {

@@ -6,7 +6,7 @@
  * so that one client cannot use up the relay for everyone else. Addresses in `exempt` skip the
  * per-client limits (Postfix `smtpd_client_event_limit_exceptions`), never the total.
  */
-import { normalizeIp } from '../policy/ip.js'
+import { normalizeIp } from '../../shared/ip.js'
 
 /** Why a connection was refused. */
 export type Refusal = 'total' | 'per-client' | 'rate'

@@ -6,11 +6,11 @@
  * the watcher share them.
  */
 import { isIP } from 'node:net'
-import { RelayError } from '../errors.js'
-import type { Awaitable } from '../types.js'
-import { toMs, type Duration } from './duration.js'
-import { normalizeIp } from './ip.js'
-import { openRedis, type RedisHandle, type SharedStore } from './store.js'
+import { RelayError } from '../core/errors.js'
+import type { Awaitable } from '../core/types.js'
+import { toMs, type Duration } from '../shared/duration.js'
+import { normalizeIp } from '../shared/ip.js'
+import { openRedis, type RedisHandle, type SharedStore } from '../shared/store.js'
 
 /** Where authorizations are kept; implement it to share them through something other than Redis. */
 export interface ClientAuthorizationStore {

@@ -3,7 +3,7 @@
  * Postfix writes, so that operators and loop detection find what they expect.
  */
 import { isIPv6 } from 'node:net'
-import type { Envelope } from '../types.js'
+import type { Envelope } from '../../core/types.js'
 import type { SessionView } from './session.js'
 
 /** How much the Received field says about the client. */
