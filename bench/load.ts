@@ -1,5 +1,5 @@
 /** Node stand-ins for smtp-source and smtp-sink, and small port helpers for the bench. */
-import { spawn, type ChildProcess } from 'node:child_process'
+import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { connect, createServer } from 'node:net'
 import { fileURLToPath } from 'node:url'

@@ -20,7 +20,7 @@
  * Environment: BENCH_SESSIONS (20), BENCH_RUNS (3), BENCH_SIZES (e.g. "4K,256K"), BENCH_SERVERS
  * (e.g. "baseline,relaychain"), BENCH_MODES ("reuse,per-connection").
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import { cpus } from 'node:os'
 import { createInterface } from 'node:readline'
@@ -48,7 +48,10 @@ interface Sample {
   failed: number
 }
 
-async function startServer(server: string, upstreamPort: number): Promise<{ child: ChildProcess; port: number; ask: (command: 'mark' | 'stats') => Promise<Record<string, number>> }> {
+async function startServer(
+  server: string,
+  upstreamPort: number,
+): Promise<{ child: ChildProcess; port: number; ask: (command: 'mark' | 'stats') => Promise<Record<string, number>> }> {
   const script = fileURLToPath(new URL('./servers.mjs', import.meta.url))
   const child = spawn(process.execPath, [script, server, String(upstreamPort), String(SESSIONS)], { stdio: ['pipe', 'pipe', 'inherit'] })
   const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]()
@@ -104,7 +107,9 @@ async function main(): Promise<void> {
   const sink = postfixTools
     ? spawn('smtp-sink', [...(process.getuid?.() === 0 ? ['-u', 'nobody'] : []), `127.0.0.1:${upstreamPort}`, '1024'], { stdio: 'ignore' })
     : startNodeSink(upstreamPort)
-  console.log(`relaychain bench: ${SESSIONS} sessions, median of ${RUNS} runs, load ${postfixTools ? 'smtp-source → … → smtp-sink' : 'node client → … → node sink'}`)
+  console.log(
+    `relaychain bench: ${SESSIONS} sessions, median of ${RUNS} runs, load ${postfixTools ? 'smtp-source → … → smtp-sink' : 'node client → … → node sink'}`,
+  )
   console.log(`node ${process.version}, ${cpus().length} CPUs (${cpus()[0]?.model ?? 'unknown'})\n`)
 
   const rows: string[] = []
@@ -118,7 +123,9 @@ async function main(): Promise<void> {
           for (const server of SERVERS) {
             const sample = await measure(server, upstreamPort, size, mode)
             samples.get(server)!.push(sample)
-            console.log(`  ${mode} ${size.label} ${server} run ${run + 1}/${RUNS}: ${sample.msgsPerSec.toFixed(0)} msg/s${sample.failed ? `, ${sample.failed} failed` : ''}`)
+            console.log(
+              `  ${mode} ${size.label} ${server} run ${run + 1}/${RUNS}: ${sample.msgsPerSec.toFixed(0)} msg/s${sample.failed ? `, ${sample.failed} failed` : ''}`,
+            )
           }
         }
         const results = new Map<string, Sample>()
@@ -142,7 +149,11 @@ async function main(): Promise<void> {
   } finally {
     sink.kill('SIGTERM')
   }
-  const table = ['| mode | size | server | msg/s | vs baseline | CPU µs/msg | peak RSS MiB | |', '|---|---|---|---:|---:|---:|---:|---|', ...rows].join('\n')
+  const table = [
+    '| mode | size | server | msg/s | vs baseline | CPU µs/msg | peak RSS MiB | |',
+    '|---|---|---|---:|---:|---:|---:|---|',
+    ...rows,
+  ].join('\n')
   const out = fileURLToPath(new URL('./results.md', import.meta.url))
   writeFileSync(out, `# Latest bench (${new Date().toISOString().slice(0, 10)}, node ${process.version}, ${cpus().length} CPUs)\n\n${table}\n`)
   console.log(`\n${table}\n\nwritten to bench/results.md`)

@@ -29,7 +29,12 @@ const MESSAGE_SHAPES: Record<string, Buffer> = {
   ),
 }
 
-const noop: Stage = { name: 'noop', async data(_msg, next) { return next() } }
+const noop: Stage = {
+  name: 'noop',
+  async data(_msg, next) {
+    return next()
+  },
+}
 const STAGES: Record<string, Stage> = {
   disclaimer: disclaimer({ text: 'This message is confidential. If you received it in error, please delete it.' }),
   'address-rewrite (From/To maps)': addressRewrite({ sender: { '@example.com': '@example.net' }, recipients: { '@example.org': '@example.net' } }),

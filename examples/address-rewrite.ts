@@ -17,7 +17,7 @@
  */
 import { createTransport } from 'nodemailer'
 import { addressRewrite, createRelay, relayPolicy, smtpTransport } from 'relaychain'
-import { checkOpenRelay, startSink, type Sink } from 'relaychain/testing'
+import { checkOpenRelay, type Sink, startSink } from 'relaychain/testing'
 
 const srsDomain = process.env.SRS_DOMAIN ?? 'srs.new.example'
 const ours = ['new.example', 'old.example', srsDomain]

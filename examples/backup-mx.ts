@@ -17,8 +17,8 @@
  */
 import { pathToFileURL } from 'node:url'
 import { createTransport } from 'nodemailer'
-import { consoleLogger, createRelay, relayPolicy, smtpTransport, type Relay } from 'relaychain'
-import { checkOpenRelay, startSink, type Sink } from 'relaychain/testing'
+import { consoleLogger, createRelay, type Relay, relayPolicy, smtpTransport } from 'relaychain'
+import { checkOpenRelay, type Sink, startSink } from 'relaychain/testing'
 
 /** A running backup MX. */
 export interface BackupMx {
@@ -67,7 +67,9 @@ async function selfCheck(mx: BackupMx): Promise<string[]> {
   console.log(`mail for ${domain}: ${sent.response}`)
   if (mx.upstream && (await mx.upstream.waitForMessages(1)).length !== 1) problems.push('the message did not reach the primary')
   const report = await checkOpenRelay({ host: mx.host, port: mx.port, domain })
-  console.log(`open-relay tests: ${report.tests.filter((t) => !t.accepted).length} of ${report.tests.length} refused; control: ${report.control.reply}`)
+  console.log(
+    `open-relay tests: ${report.tests.filter((t) => !t.accepted).length} of ${report.tests.length} refused; control: ${report.control.reply}`,
+  )
   for (const t of report.tests.filter((t) => t.accepted)) problems.push(`OPEN RELAY: ${t.name} (${t.mailFrom} → ${t.rcptTo}): ${t.reply}`)
   if (!report.control.accepted) problems.push(`mail for ${domain} was refused: ${report.control.reply}`)
   return problems

@@ -42,7 +42,6 @@ const once = process.argv.includes('--once')
 const GTUBE = 'XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X'
 const EICAR = 'X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*'
 
-
 const sink = env.upstreamHost ? undefined : await startSink()
 const relay = createRelay({
   stages: [
@@ -71,9 +70,10 @@ const tests = [
 ]
 for (const [i, test] of tests.entries()) {
   console.log(`${i + 1}. ${test.what}:`)
-  const reply = await client
-    .sendMail({ from: 'ann@example.com', to: 'bob@example.org', ...test.mail })
-    .then((info) => String(info.response), (err: { response?: string; message: string }) => err.response ?? err.message)
+  const reply = await client.sendMail({ from: 'ann@example.com', to: 'bob@example.org', ...test.mail }).then(
+    (info) => String(info.response),
+    (err: { response?: string; message: string }) => err.response ?? err.message,
+  )
   const ok = test.expect.test(reply)
   console.log(`   → ${reply}${ok ? '' : `   (expected ${test.expect})`}\n`)
   if (!ok) process.exitCode = 1

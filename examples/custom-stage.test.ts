@@ -1,7 +1,7 @@
-import { describe, expect, it } from 'vitest'
 import { createTransport } from 'nodemailer'
-import { createRelay, relayPolicy, smtpTransport, SmtpError } from 'relaychain'
+import { createRelay, relayPolicy, SmtpError, smtpTransport } from 'relaychain'
 import { memoryTransport, runStage, startSink, testMessage } from 'relaychain/testing'
+import { describe, expect, it } from 'vitest'
 import { requireSubject } from './custom-stage.js'
 
 const stage = requireSubject({ senderDomains: ['example.com'] })
@@ -24,11 +24,17 @@ describe('require-subject (unit: one stage, no relay)', () => {
 describe('require-subject (integration: a real relay and upstream)', () => {
   it('refuses MAIL FROM a foreign domain with 550 5.7.1 and relays the rest tagged', async () => {
     const sink = await startSink()
-    const relay = createRelay({ stages: [relayPolicy({ domains: ['example.org'] }), stage], transport: smtpTransport({ host: sink.host, port: sink.port }), listeners: [{ port: 0, mode: 'submission' }] })
+    const relay = createRelay({
+      stages: [relayPolicy({ domains: ['example.org'] }), stage],
+      transport: smtpTransport({ host: sink.host, port: sink.port }),
+      listeners: [{ port: 0, mode: 'submission' }],
+    })
     const [bound] = await relay.listen()
     const client = createTransport({ host: '127.0.0.1', port: bound!.port, ignoreTLS: true })
     try {
-      const refused = await client.sendMail({ from: 'eve@elsewhere.example', to: 'bob@example.org', subject: 'x', text: 'x' }).catch((e: { response: string }) => e)
+      const refused = await client
+        .sendMail({ from: 'eve@elsewhere.example', to: 'bob@example.org', subject: 'x', text: 'x' })
+        .catch((e: { response: string }) => e)
       expect((refused as { response: string }).response).toBe('550 5.7.1 Message rejected due to local policy')
       await client.sendMail({ from: 'ann@example.com', to: 'bob@example.org', subject: 'Report', text: 'x' })
       const [message] = await sink.waitForMessages(1)

@@ -10,7 +10,7 @@
  * a whole relay (startSink); copy that too.
  */
 import { pathToFileURL } from 'node:url'
-import { SmtpError, reject, type Stage } from 'relaychain'
+import { reject, SmtpError, type Stage } from 'relaychain'
 
 // Typed per-message state other stages can read, by declaration merging.
 declare module 'relaychain' {

@@ -15,12 +15,11 @@
  */
 import { createTransport } from 'nodemailer'
 import { createRelay, disclaimer, relayPolicy, smtpTransport } from 'relaychain'
-import { startSink, type Sink } from 'relaychain/testing'
+import { type Sink, startSink } from 'relaychain/testing'
 
 const text =
   process.env.DISCLAIMER_TEXT ??
   'This e-mail is confidential and intended only for its addressee.\nIf you received it in error, please tell the sender and delete it.'
-
 
 const sink: Sink | undefined = process.env.UPSTREAM_HOST ? undefined : await startSink()
 const relay = createRelay({

@@ -19,7 +19,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { dkimVerify } from 'mailauth'
 import { createTransport } from 'nodemailer'
-import { createRelay, dkimDnsRecord, dkimSign, relayPolicy, smtpTransport, type DkimKey } from 'relaychain'
+import { createRelay, type DkimKey, dkimDnsRecord, dkimSign, relayPolicy, smtpTransport } from 'relaychain'
 import { startSink } from 'relaychain/testing'
 
 const year = new Date().getUTCFullYear()
@@ -70,7 +70,10 @@ console.log(`relay answered: ${sent.response}`)
 // 3. The message as the upstream got it, and what a verifier makes of its signatures. The
 //    verifier's DNS answers from the records above, so nothing is looked up for real.
 const [received] = await sink.waitForMessages(1)
-const fields = received!.raw.toString().split('\r\n\r\n')[0]!.split(/\r\n(?![ \t])/)
+const fields = received!.raw
+  .toString()
+  .split('\r\n\r\n')[0]!
+  .split(/\r\n(?![ \t])/)
 const shown = fields.filter((f) => /^(DKIM-Signature|From|Subject):/i.test(f))
 console.log(`\nThe upstream received (among other fields):\n${shown.join('\n').replace(/\r\n/g, '\n')}\n`)
 const published = new Map(records.map((r) => [r.name, r.value]))

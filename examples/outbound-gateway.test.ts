@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { havePeer } from '../test/helpers/peers.js'
-import { startClamd, startSpamd, type Daemon } from '../test/helpers/scanners.js'
+import { type Daemon, startClamd, startSpamd } from '../test/helpers/scanners.js'
 import { selfCheck, startGateway } from './outbound-gateway.js'
 
 const scanners = havePeer('spamd', 'apt-get install -y spamassassin spamd') && havePeer('clamd', 'apt-get install -y clamav-daemon')

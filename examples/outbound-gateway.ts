@@ -44,14 +44,14 @@ import {
   hashPassword,
   headers,
   passwordFile,
+  type Relay,
   relayPolicy,
   smtpTransport,
   spamd,
   spamScan,
   virusScan,
-  type Relay,
 } from 'relaychain'
-import { checkOpenRelay, startSink, type Sink } from 'relaychain/testing'
+import { checkOpenRelay, type Sink, startSink } from 'relaychain/testing'
 
 const fixture = (name: string) => new URL(`../test/fixtures/tls/${name}`, import.meta.url)
 
@@ -142,15 +142,31 @@ export async function selfCheck(g: Gateway): Promise<string[]> {
     console.log(`${what.padEnd(34)} ${reply}`)
     if (!reply.startsWith(start)) problems.push(`${what}: expected ${start}…, got ${reply}`)
   }
-  const replyOf = (sending: Promise<{ response: string }>) => sending.then((i) => i.response, (e: { response?: string; message: string }) => e.response ?? e.message)
+  const replyOf = (sending: Promise<{ response: string }>) =>
+    sending.then(
+      (i) => i.response,
+      (e: { response?: string; message: string }) => e.response ?? e.message,
+    )
   if (g.demo && g.upstream) {
     const tls = { ca: await readFile(fixture('cert.pem')), servername: 'relay.test' }
     const client = createTransport({ host: g.host, port: g.port, requireTLS: true, tls, auth: g.demo })
     const from = g.demo.user
-    expect('a clean message', await replyOf(client.sendMail({ from, to: 'customer@elsewhere.example', subject: 'Offer', text: 'Our offer is attached.\n' })), '250 2.0.0')
-    expect('spam (GTUBE)', await replyOf(client.sendMail({ from, to: 'customer@elsewhere.example', subject: 'Win', text: `${GTUBE}\n` })), '550 5.7.1')
+    expect(
+      'a clean message',
+      await replyOf(client.sendMail({ from, to: 'customer@elsewhere.example', subject: 'Offer', text: 'Our offer is attached.\n' })),
+      '250 2.0.0',
+    )
+    expect(
+      'spam (GTUBE)',
+      await replyOf(client.sendMail({ from, to: 'customer@elsewhere.example', subject: 'Win', text: `${GTUBE}\n` })),
+      '550 5.7.1',
+    )
     const virus = { filename: 'invoice.com', content: EICAR }
-    expect('a virus (EICAR attachment)', await replyOf(client.sendMail({ from, to: 'customer@elsewhere.example', subject: 'Invoice', text: 'See attachment.\n', attachments: [virus] })), '554 5.7.1')
+    expect(
+      'a virus (EICAR attachment)',
+      await replyOf(client.sendMail({ from, to: 'customer@elsewhere.example', subject: 'Invoice', text: 'See attachment.\n', attachments: [virus] })),
+      '554 5.7.1',
+    )
     client.close()
     const [delivered] = await g.upstream.waitForMessages(1)
     const raw = delivered!.raw.toString()
@@ -162,7 +178,12 @@ export async function selfCheck(g: Gateway): Promise<string[]> {
     console.log(`${'archive copies'.padEnd(34)} ${archived.length}`)
     if (archived.length !== 1) problems.push(`${archived.length} archive copies, expected 1`)
   }
-  const unauthenticated = createTransport({ host: g.host, port: g.port, requireTLS: true, tls: { ca: await readFile(fixture('cert.pem')), servername: 'relay.test' } })
+  const unauthenticated = createTransport({
+    host: g.host,
+    port: g.port,
+    requireTLS: true,
+    tls: { ca: await readFile(fixture('cert.pem')), servername: 'relay.test' },
+  })
   expect('without a login', await replyOf(unauthenticated.sendMail({ from: 'ann@new.example', to: 'x@elsewhere.example', text: 'x' })), '554 5.7.1')
   unauthenticated.close()
   const report = await checkOpenRelay({ host: g.host, port: g.port, domain: 'new.example' })

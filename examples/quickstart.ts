@@ -13,7 +13,7 @@
  *   UPSTREAM_PORT   its port                                         [25]
  */
 import { createTransport } from 'nodemailer'
-import { createRelay, fileTransport, RelayError, smtpTransport, type Logger, type Stage } from 'relaychain'
+import { createRelay, fileTransport, type Logger, RelayError, type Stage, smtpTransport } from 'relaychain'
 
 const env = {
   host: process.env.RELAY_HOST ?? '127.0.0.1',

@@ -23,8 +23,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { createTransport } from 'nodemailer'
-import { consoleLogger, createRelay, hashPassword, passwordFile, rateLimit, relayPolicy, smtpTransport, type Relay } from 'relaychain'
-import { checkOpenRelay, startSink, type Sink } from 'relaychain/testing'
+import { consoleLogger, createRelay, hashPassword, passwordFile, type Relay, rateLimit, relayPolicy, smtpTransport } from 'relaychain'
+import { checkOpenRelay, type Sink, startSink } from 'relaychain/testing'
 
 const fixture = (name: string) => new URL(`../test/fixtures/tls/${name}`, import.meta.url)
 
@@ -95,7 +95,9 @@ async function selfCheck(s: Smarthost): Promise<string[]> {
     const client = createTransport({ host: s.host, port: s.port, requireTLS: true, tls, auth: s.demo })
     const sent = await client.sendMail({ from: s.demo.user, to: 'customer@elsewhere.example', subject: 'Quote', text: 'Attached.\n' })
     console.log(`authenticated submission:   ${sent.response}`)
-    const spoofed = await client.sendMail({ from: 'ceo@office.example', to: 'bank@elsewhere.example', subject: 'Pay', text: 'Now.\n' }).catch((e: { response: string }) => e)
+    const spoofed = await client
+      .sendMail({ from: 'ceo@office.example', to: 'bank@elsewhere.example', subject: 'Pay', text: 'Now.\n' })
+      .catch((e: { response: string }) => e)
     console.log(`sender the login not owns:  ${(spoofed as { response: string }).response}`)
     client.close()
     if ((await s.upstream.waitForMessages(1)).length !== 1) problems.push('the submission did not reach the upstream')

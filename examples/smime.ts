@@ -29,12 +29,53 @@ const file = (name: string) => join(dir, name)
 const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] }).toString()
 
 // 1. A demo CA, a signing certificate for Alice and an encryption certificate for Bob.
-openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '30', '-subj', '/CN=relaychain demo CA',
-  '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign')
+openssl(
+  'req',
+  '-x509',
+  '-newkey',
+  'rsa:2048',
+  '-nodes',
+  '-keyout',
+  'ca.key',
+  '-out',
+  'ca.pem',
+  '-days',
+  '30',
+  '-subj',
+  '/CN=relaychain demo CA',
+  '-addext',
+  'basicConstraints=critical,CA:TRUE',
+  '-addext',
+  'keyUsage=critical,keyCertSign',
+)
 for (const who of ['alice', 'bob']) {
-  openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${who}.key`, '-out', `${who}.pem`, '-days', '30', '-subj', `/CN=${who}`,
-    '-CA', 'ca.pem', '-CAkey', 'ca.key', '-addext', 'basicConstraints=CA:FALSE', '-addext', 'keyUsage=digitalSignature,keyEncipherment',
-    '-addext', 'extendedKeyUsage=emailProtection', '-addext', `subjectAltName=email:${who}@example.test`)
+  openssl(
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    `${who}.key`,
+    '-out',
+    `${who}.pem`,
+    '-days',
+    '30',
+    '-subj',
+    `/CN=${who}`,
+    '-CA',
+    'ca.pem',
+    '-CAkey',
+    'ca.key',
+    '-addext',
+    'basicConstraints=CA:FALSE',
+    '-addext',
+    'keyUsage=digitalSignature,keyEncipherment',
+    '-addext',
+    'extendedKeyUsage=emailProtection',
+    '-addext',
+    `subjectAltName=email:${who}@example.test`,
+  )
 }
 console.log(`certificates and keys in ${dir}`)
 

@@ -4,78 +4,29 @@
  *
  * @module relaychain
  */
-export { createRelay } from './ingress/smtp-server/relay.js'
-export type { BoundAddress, ListenerMode, ListenerOptions, Relay, RelayErrorContext, RelayLimits, RelayOptions, RelayTlsOptions } from './ingress/smtp-server/relay.js'
-export { createPipeline } from './core/pipeline.js'
-export type { Pipeline, PipelineOptions, RcptResult } from './core/pipeline.js'
-export type { StageTimings } from './core/compose.js'
-export { RelayError, RelayErrorCode, SmtpError, reject, toSmtpError } from './core/errors.js'
-export type { EnhancedCode, SmtpErrorOptions } from './core/errors.js'
-export { HeaderBlock } from './core/body/header-block.js'
-export type { HeaderField } from './core/body/header-block.js'
-export { toCrlf } from './core/body/line-endings.js'
-export type { BareLineEndingPolicy } from './core/body/line-endings.js'
-export type { SpoolOptions } from './core/body/spool.js'
-export type { TraceMode } from './ingress/smtp-server/received.js'
-export type { AddressOptions } from './ingress/smtp-server/address-check.js'
-export type { AuthMechanism, AuthThrottleOptions, RelayAuthOptions } from './ingress/smtp-server/auth.js'
-export { staticAuthenticator } from './auth/static.js'
-export type { StaticUsers } from './auth/static.js'
-export { hashPassword, passwordFile } from './auth/password-file.js'
-export type { PasswordFileOptions, PasswordScheme } from './auth/password-file.js'
-export { popBeforeSmtp } from './auth/pop-before-smtp.js'
-export type { ClientAuthorizationStore, PopBeforeSmtp, PopBeforeSmtpOptions } from './auth/pop-before-smtp.js'
-export type { Clock } from './shared/clock.js'
-export type { Duration } from './shared/duration.js'
-export type { SharedStore } from './shared/store.js'
-export { relayPolicy } from './stages/relay-policy.js'
-export type { RelayPolicyOptions } from './stages/relay-policy.js'
-export { rateLimit } from './stages/rate-limit.js'
-export type { RateLimitOptions, RateLimitRule } from './stages/rate-limit.js'
-export { consoleLogger, noopLogger } from './shared/logger.js'
-export type { ConsoleLoggerOptions, Logger, LogLevel } from './shared/logger.js'
-export { smtpTransport } from './transports/smtp.js'
-export type { SmtpTransportOptions } from './transports/smtp.js'
-export { fileTransport } from './transports/file.js'
-export type { FileEnvelopeRecord, FileTransportOptions } from './transports/file.js'
-export { routeTransport } from './transports/route.js'
-export type { Route, RouteTransportOptions } from './transports/route.js'
-export { smimeSign } from './stages/smime-sign.js'
-export type { CertificateInput, PrivateKeyInput, SmimeSigner, SmimeSignOptions } from './stages/smime-sign.js'
-export { smimeEncrypt } from './stages/smime-encrypt.js'
-export type { CertificateLookup, KeyTransport, RecipientCertificates, SmimeEncryptOptions } from './stages/smime-encrypt.js'
-export { dkimSign } from './stages/dkim-sign.js'
-export type { DkimKeyContext, DkimKeyMap, DkimKeyResolver, DkimSignOptions } from './stages/dkim-sign.js'
-export { arcSeal } from './stages/arc-seal.js'
-export type { ArcSealOptions } from './stages/arc-seal.js'
-export { dkimDnsRecord } from './dkim/keys.js'
-export type { DkimAlgorithm, DkimDnsRecord, DkimKey } from './dkim/keys.js'
-export type { DkimCanonicalization } from './dkim/sign.js'
-export { spamScan } from './stages/spam-scan.js'
-export type { SpamScanOptions, SpamScanResult, SpamThresholds } from './stages/spam-scan.js'
-export { virusScan } from './stages/virus-scan.js'
-export type { VirusScanOptions, VirusScanResult } from './stages/virus-scan.js'
-export { archiveTap } from './stages/archive-tap.js'
-export type { ArchiveOutcome, ArchiveRecord, ArchiveTapOptions } from './stages/archive-tap.js'
-export { headers } from './stages/headers.js'
-export type { HeaderMatcher, HeadersOptions, HeaderValue } from './stages/headers.js'
-export { spamd } from './scanners/spamd.js'
-export type { SpamdOptions } from './scanners/spamd.js'
-export { rspamd } from './scanners/rspamd.js'
-export type { RspamdOptions } from './scanners/rspamd.js'
-export { clamd } from './scanners/clamd.js'
-export type { ClamdOptions } from './scanners/clamd.js'
-export type { ScanInput, SpamAction, SpamScanner, SpamVerdict, VirusScanner, VirusVerdict } from './scanners/types.js'
-export { disclaimer } from './stages/disclaimer.js'
-export type { DisclaimerContent, DisclaimerOptions } from './stages/disclaimer.js'
-export { addressRewrite } from './stages/address-rewrite.js'
-export type { AddressHeaderField, AddressRewriteOptions } from './stages/address-rewrite.js'
+
 export type { AddressMap, AddressMapFunction, AddressMapResult, AddressMapRule } from './address/map.js'
 export type { SrsOptions } from './address/srs.js'
+export type { PasswordFileOptions, PasswordScheme } from './auth/password-file.js'
+export { hashPassword, passwordFile } from './auth/password-file.js'
+export type { ClientAuthorizationStore, PopBeforeSmtp, PopBeforeSmtpOptions } from './auth/pop-before-smtp.js'
+export { popBeforeSmtp } from './auth/pop-before-smtp.js'
+export type { StaticUsers } from './auth/static.js'
+export { staticAuthenticator } from './auth/static.js'
+export type { HeaderField } from './core/body/header-block.js'
+export { HeaderBlock } from './core/body/header-block.js'
+export type { BareLineEndingPolicy } from './core/body/line-endings.js'
+export { toCrlf } from './core/body/line-endings.js'
+export type { SpoolOptions } from './core/body/spool.js'
+export type { StageTimings } from './core/compose.js'
+export type { EnhancedCode, SmtpErrorOptions } from './core/errors.js'
+export { RelayError, RelayErrorCode, reject, SmtpError, toSmtpError } from './core/errors.js'
+export type { Pipeline, PipelineOptions, RcptResult } from './core/pipeline.js'
+export { createPipeline } from './core/pipeline.js'
 export type {
   Address,
-  AuthIdentity,
   Authenticator,
+  AuthIdentity,
   Awaitable,
   BodyTransform,
   DeliveryReport,
@@ -84,13 +35,72 @@ export type {
   MessageBody,
   MessageState,
   Modifies,
-  Seals,
   Next,
   RcptVerdict,
   RejectedRecipient,
+  Seals,
   Session,
   SpooledBody,
   Stage,
   Transaction,
   Transport,
 } from './core/types.js'
+export type { DkimAlgorithm, DkimDnsRecord, DkimKey } from './dkim/keys.js'
+export { dkimDnsRecord } from './dkim/keys.js'
+export type { DkimCanonicalization } from './dkim/sign.js'
+export type { AddressOptions } from './ingress/smtp-server/address-check.js'
+export type { AuthMechanism, AuthThrottleOptions, RelayAuthOptions } from './ingress/smtp-server/auth.js'
+export type { TraceMode } from './ingress/smtp-server/received.js'
+export type {
+  BoundAddress,
+  ListenerMode,
+  ListenerOptions,
+  Relay,
+  RelayErrorContext,
+  RelayLimits,
+  RelayOptions,
+  RelayTlsOptions,
+} from './ingress/smtp-server/relay.js'
+export { createRelay } from './ingress/smtp-server/relay.js'
+export type { ClamdOptions } from './scanners/clamd.js'
+export { clamd } from './scanners/clamd.js'
+export type { RspamdOptions } from './scanners/rspamd.js'
+export { rspamd } from './scanners/rspamd.js'
+export type { SpamdOptions } from './scanners/spamd.js'
+export { spamd } from './scanners/spamd.js'
+export type { ScanInput, SpamAction, SpamScanner, SpamVerdict, VirusScanner, VirusVerdict } from './scanners/types.js'
+export type { Clock } from './shared/clock.js'
+export type { Duration } from './shared/duration.js'
+export type { ConsoleLoggerOptions, Logger, LogLevel } from './shared/logger.js'
+export { consoleLogger, noopLogger } from './shared/logger.js'
+export type { SharedStore } from './shared/store.js'
+export type { AddressHeaderField, AddressRewriteOptions } from './stages/address-rewrite.js'
+export { addressRewrite } from './stages/address-rewrite.js'
+export type { ArcSealOptions } from './stages/arc-seal.js'
+export { arcSeal } from './stages/arc-seal.js'
+export type { ArchiveOutcome, ArchiveRecord, ArchiveTapOptions } from './stages/archive-tap.js'
+export { archiveTap } from './stages/archive-tap.js'
+export type { DisclaimerContent, DisclaimerOptions } from './stages/disclaimer.js'
+export { disclaimer } from './stages/disclaimer.js'
+export type { DkimKeyContext, DkimKeyMap, DkimKeyResolver, DkimSignOptions } from './stages/dkim-sign.js'
+export { dkimSign } from './stages/dkim-sign.js'
+export type { HeaderMatcher, HeadersOptions, HeaderValue } from './stages/headers.js'
+export { headers } from './stages/headers.js'
+export type { RateLimitOptions, RateLimitRule } from './stages/rate-limit.js'
+export { rateLimit } from './stages/rate-limit.js'
+export type { RelayPolicyOptions } from './stages/relay-policy.js'
+export { relayPolicy } from './stages/relay-policy.js'
+export type { CertificateLookup, KeyTransport, RecipientCertificates, SmimeEncryptOptions } from './stages/smime-encrypt.js'
+export { smimeEncrypt } from './stages/smime-encrypt.js'
+export type { CertificateInput, PrivateKeyInput, SmimeSigner, SmimeSignOptions } from './stages/smime-sign.js'
+export { smimeSign } from './stages/smime-sign.js'
+export type { SpamScanOptions, SpamScanResult, SpamThresholds } from './stages/spam-scan.js'
+export { spamScan } from './stages/spam-scan.js'
+export type { VirusScanOptions, VirusScanResult } from './stages/virus-scan.js'
+export { virusScan } from './stages/virus-scan.js'
+export type { FileEnvelopeRecord, FileTransportOptions } from './transports/file.js'
+export { fileTransport } from './transports/file.js'
+export type { Route, RouteTransportOptions } from './transports/route.js'
+export { routeTransport } from './transports/route.js'
+export type { SmtpTransportOptions } from './transports/smtp.js'
+export { smtpTransport } from './transports/smtp.js'

@@ -1,9 +1,9 @@
-import { afterEach, describe, expect, it } from 'vitest'
 import { once } from 'node:events'
 import { SMTPServer } from 'smtp-server'
-import { commandHooksInstalled } from '../src/ingress/smtp-server/commands.js'
-import { memoryTransport, type MemoryTransport } from '../src/testing/index.js'
+import { afterEach, describe, expect, it } from 'vitest'
 import type { AddressOptions } from '../src/index.js'
+import { commandHooksInstalled } from '../src/ingress/smtp-server/commands.js'
+import { type MemoryTransport, memoryTransport } from '../src/testing/index.js'
 import { RawSmtp } from './helpers/raw-smtp.js'
 import { allowAll, startRelay, type TestRelay } from './helpers/relay.js'
 
@@ -54,7 +54,18 @@ describe('address hygiene at RCPT', () => {
   it('refuses invalid syntax with 501 5.1.3', async () => {
     const { raw } = await open()
     await raw.command('MAIL FROM:<alice@example.com>')
-    for (const path of ['<>', '<victim>', '<@example.org>', '<victim@>', '<victim@exa mple.org>', '<victim@-example.org>', '<vic..tim@example.org>', 'victim@example.org', `<${'a'.repeat(65)}@example.org>`, '<victim@[300.1.1.1]>']) {
+    for (const path of [
+      '<>',
+      '<victim>',
+      '<@example.org>',
+      '<victim@>',
+      '<victim@exa mple.org>',
+      '<victim@-example.org>',
+      '<vic..tim@example.org>',
+      'victim@example.org',
+      `<${'a'.repeat(65)}@example.org>`,
+      '<victim@[300.1.1.1]>',
+    ]) {
       expect(await raw.command(`RCPT TO:${path}`), path).toBe('501 5.1.3 Bad recipient address syntax')
     }
   })
@@ -100,7 +111,12 @@ describe('address hygiene at RCPT', () => {
     expect(await raw.command('RCPT TO:<"x@y"@example.org>')).toBe(ROUTING_RCPT)
     expect(await raw.command('DATA')).toMatch(/^354/)
     expect(await raw.command('Subject: x\r\n\r\nx\r\n.')).toMatch(/^250 2\.0\.0/)
-    expect(transport.messages[0]!.envelope.rcptTo.map((r) => r.address)).toEqual(['bob@example.org', 'a%b@example.org', 'a!b@example.org', 'c@[192.0.2.1]'])
+    expect(transport.messages[0]!.envelope.rcptTo.map((r) => r.address)).toEqual([
+      'bob@example.org',
+      'a%b@example.org',
+      'a!b@example.org',
+      'c@[192.0.2.1]',
+    ])
   })
 })
 
@@ -122,7 +138,14 @@ describe('smtp-server command hooks', () => {
 
   it('leave other smtp-server instances in the process as they were', async () => {
     expect(commandHooksInstalled()).toBe(true)
-    const server = new SMTPServer({ disableReverseLookup: true, logger: false, authOptional: true, disabledCommands: ['STARTTLS'], allowInsecureAuth: true, onAuth: (_a, _s, cb) => cb(null, { user: 'x' }) })
+    const server = new SMTPServer({
+      disableReverseLookup: true,
+      logger: false,
+      authOptional: true,
+      disabledCommands: ['STARTTLS'],
+      allowInsecureAuth: true,
+      onAuth: (_a, _s, cb) => cb(null, { user: 'x' }),
+    })
     server.listen(0, '127.0.0.1')
     await once(server.server, 'listening')
     const { client: raw } = await RawSmtp.connect((server.server.address() as { port: number }).port)

@@ -1,15 +1,18 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { readFileSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { createTransport } from 'nodemailer'
-import { createRelay, RelayError, staticAuthenticator, type Authenticator, type RelayAuthOptions, type Session, type Stage } from '../src/index.js'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { type Authenticator, createRelay, type RelayAuthOptions, RelayError, type Session, type Stage, staticAuthenticator } from '../src/index.js'
 import { memoryTransport } from '../src/testing/index.js'
 import { havePeer } from './helpers/peers.js'
 import { RawSmtp } from './helpers/raw-smtp.js'
 import { startRedis, type TestRedis } from './helpers/redis.js'
 import { refusal, startRelay, type TestRelay } from './helpers/relay.js'
 
-const tls = { key: readFileSync(new URL('./fixtures/tls/key.pem', import.meta.url)), cert: readFileSync(new URL('./fixtures/tls/cert.pem', import.meta.url)) }
+const tls = {
+  key: readFileSync(new URL('./fixtures/tls/key.pem', import.meta.url)),
+  cert: readFileSync(new URL('./fixtures/tls/cert.pem', import.meta.url)),
+}
 const clientTls = { ca: tls.cert, servername: 'relay.test' }
 const users = staticAuthenticator({ alice: { password: 'wonderland', senders: ['alice@example.com'] }, bob: 'builder' })
 const RAW = 'From: <alice@example.com>\r\nSubject: hi\r\n\r\nHello.\r\n'
@@ -26,7 +29,12 @@ async function authRelay(auth: Partial<RelayAuthOptions> = {}, sessions: Session
   const authenticatedOnly: Stage = { name: 'authenticated-only', grantsRelay: true, rcptTo: (tx) => (tx.session.user ? { relay: true } : undefined) }
   const record: Stage = { name: 'record', data: async (msg, next) => (sessions.push(msg.session), next()) }
   const transport = memoryTransport()
-  const t = await startRelay({ stages: [authenticatedOnly, record], transport, tls, auth: { authenticator: users, mechanisms: ['PLAIN', 'LOGIN', 'CRAM-MD5'], ...auth } })
+  const t = await startRelay({
+    stages: [authenticatedOnly, record],
+    transport,
+    tls,
+    auth: { authenticator: users, mechanisms: ['PLAIN', 'LOGIN', 'CRAM-MD5'], ...auth },
+  })
   relays.push(t)
   return { t, transport, sessions }
 }
@@ -47,7 +55,9 @@ describe('SMTP AUTH', () => {
     const ehlo = await client.command('EHLO raw.test')
     expect(ehlo).toContain('STARTTLS')
     expect(ehlo).not.toContain('AUTH')
-    expect(await client.command(`AUTH PLAIN ${plain('alice', 'wonderland')}`)).toBe('538 5.7.11 Encryption required for requested authentication mechanism')
+    expect(await client.command(`AUTH PLAIN ${plain('alice', 'wonderland')}`)).toBe(
+      '538 5.7.11 Encryption required for requested authentication mechanism',
+    )
     expect(await client.command('MAIL FROM:<alice@example.com>')).toBe('250 Accepted')
     expect(await client.command('RCPT TO:<bob@example.org>')).toBe('554 5.7.1 Relay access denied')
     client.close()
@@ -63,7 +73,13 @@ describe('SMTP AUTH', () => {
   for (const method of ['PLAIN', 'LOGIN', 'CRAM-MD5']) {
     it(`relays for a client that authenticated with ${method} over STARTTLS, as ESMTPSA with its identity`, async () => {
       const { t, transport, sessions } = await authRelay()
-      const client = createTransport({ host: '127.0.0.1', port: t.port, requireTLS: true, tls: clientTls, auth: { user: 'alice', pass: 'wonderland', method } })
+      const client = createTransport({
+        host: '127.0.0.1',
+        port: t.port,
+        requireTLS: true,
+        tls: clientTls,
+        auth: { user: 'alice', pass: 'wonderland', method },
+      })
       const info = await client.sendMail({ envelope: { from: 'alice@example.com', to: ['bob@example.org'] }, raw: RAW })
       client.close()
       expect(info.response).toMatch(/^250 2\.0\.0 /)
@@ -75,7 +91,10 @@ describe('SMTP AUTH', () => {
 
   it('answers a wrong password and an unknown user alike with 535 5.7.8', async () => {
     const { t } = await authRelay()
-    for (const [user, pass] of [['alice', 'wrong'], ['nobody', 'wonderland']] as const) {
+    for (const [user, pass] of [
+      ['alice', 'wrong'],
+      ['nobody', 'wonderland'],
+    ] as const) {
       const client = createTransport({ host: '127.0.0.1', port: t.port, requireTLS: true, tls: clientTls, auth: { user, pass } })
       const err = await refusal(client.verify())
       client.close()
@@ -124,7 +143,9 @@ describe('SMTP AUTH', () => {
     expect(await client.command(Buffer.from('x').toString('base64'))).toBe('501 5.5.2 Cannot decode response')
     expect(await client.command(`AUTH PLAIN ${'QUFB'.repeat(3500)}`)).toBe('500 5.5.6 Authentication exchange line is too long')
     expect(await client.command('AUTH CRAM-MD5')).toMatch(/^334 [A-Za-z0-9+/]+=*$/)
-    expect(await client.command(Buffer.from('alice 00000000000000000000000000000000').toString('base64'))).toBe('535 5.7.8 Authentication credentials invalid')
+    expect(await client.command(Buffer.from('alice 00000000000000000000000000000000').toString('base64'))).toBe(
+      '535 5.7.8 Authentication credentials invalid',
+    )
     expect(await client.command('NOOP')).toBe('250 OK')
     expect(await client.command(`AUTH PLAIN ${plain('alice', 'wonderland')}`)).toBe('235 2.7.0 Authentication successful')
     expect(await client.command(`AUTH PLAIN ${plain('bob', 'builder')}`)).toBe('503 5.5.1 Already authenticated')
@@ -206,7 +227,8 @@ describe.runIf(havePeer('redis-server', 'apt-get install -y redis-server'))('SMT
     const { t: a } = await authRelay({ throttle })
     const { t: b } = await authRelay({ throttle })
     const first = await secureRaw(a.port)
-    for (let i = 0; i < 2; i++) expect(await first.command(`AUTH PLAIN ${plain('alice', 'guess')}`)).toBe('535 5.7.8 Authentication credentials invalid')
+    for (let i = 0; i < 2; i++)
+      expect(await first.command(`AUTH PLAIN ${plain('alice', 'guess')}`)).toBe('535 5.7.8 Authentication credentials invalid')
     first.close()
     const second = await secureRaw(b.port)
     expect(await second.command(`AUTH PLAIN ${plain('alice', 'wonderland')}`)).toBe('454 4.7.0 Temporary authentication failure, try again later')

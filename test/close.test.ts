@@ -1,6 +1,6 @@
-import { describe, expect, it } from 'vitest'
 import { once } from 'node:events'
 import { connect } from 'node:net'
+import { describe, expect, it } from 'vitest'
 import type { Stage } from '../src/index.js'
 import { memoryTransport } from '../src/testing/index.js'
 import { RawSmtp } from './helpers/raw-smtp.js'

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { RelayError, SmtpError, reject, toSmtpError } from '../src/index.js'
+import { RelayError, reject, SmtpError, toSmtpError } from '../src/index.js'
 
 describe('SmtpError', () => {
   it('formats the reply line the client sees', () => {

@@ -1,10 +1,10 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { EventEmitter, once } from 'node:events'
 import { mkdtemp, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { smtpTransport, type Stage } from '../src/index.js'
-import { startSink, type Sink } from '../src/testing/index.js'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { type Stage, smtpTransport } from '../src/index.js'
+import { type Sink, startSink } from '../src/testing/index.js'
 import { RawSmtp } from './helpers/raw-smtp.js'
 import { allowAll, startRelay, type TestRelay } from './helpers/relay.js'
 
@@ -53,7 +53,9 @@ async function sendRaw(raw: Buffer | string): Promise<string> {
   try {
     expect(await client.startMessage('alice@example.com', ['bob@example.org'])).toMatch(/^354/)
     // Dot-stuff as a client must; the content itself is what is under test.
-    const stuffed = Buffer.from(raw).toString('latin1').replace(/(^|\r\n)\./g, '$1..')
+    const stuffed = Buffer.from(raw)
+      .toString('latin1')
+      .replace(/(^|\r\n)\./g, '$1..')
     client.write(Buffer.from(`${stuffed}.\r\n`, 'latin1'))
     return await client.reply()
   } finally {

@@ -1,8 +1,8 @@
-import { describe, expect, it } from 'vitest'
 import { Readable } from 'node:stream'
 import { buffer } from 'node:stream/consumers'
+import { describe, expect, it } from 'vitest'
 import { SmtpError } from '../src/index.js'
-import { IngressStream, type IngressOptions } from '../src/ingress/smtp-server/ingress-stream.js'
+import { type IngressOptions, IngressStream } from '../src/ingress/smtp-server/ingress-stream.js'
 
 async function run(chunks: string[], options: Partial<IngressOptions> = {}) {
   const ingress = new IngressStream({ policy: 'reject', maxSize: Infinity, maxHeaderSize: Infinity, ...options })
@@ -19,7 +19,11 @@ async function refusal(chunks: string[], options: Partial<IngressOptions> = {}):
 
 describe('IngressStream', () => {
   it('splits the header section from the body across chunk boundaries', async () => {
-    expect(await run(['Subject: a\r', '\nTo: b\r\n\r', '\nbody\r\n'])).toEqual({ head: 'Subject: a\r\nTo: b\r\n', separator: '\r\n', body: 'body\r\n' })
+    expect(await run(['Subject: a\r', '\nTo: b\r\n\r', '\nbody\r\n'])).toEqual({
+      head: 'Subject: a\r\nTo: b\r\n',
+      separator: '\r\n',
+      body: 'body\r\n',
+    })
   })
 
   it('handles an empty message and a header-only message', async () => {

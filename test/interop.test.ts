@@ -1,5 +1,5 @@
-import { afterEach, describe, expect, it } from 'vitest'
 import { spawn } from 'node:child_process'
+import { afterEach, describe, expect, it } from 'vitest'
 import { smtpTransport } from '../src/index.js'
 import { startSink } from '../src/testing/index.js'
 import { havePeer } from './helpers/peers.js'
@@ -28,10 +28,22 @@ describe.skipIf(!swaks)('an independent client (swaks)', () => {
   it('relays a pipelined message with 8-bit content from swaks to the upstream', async () => {
     const sink = await startSink()
     const t = await startRelay({ stages: [allowDomains('example.org')], transport: smtpTransport({ host: sink.host, port: sink.port }) })
-    cleanup.push(() => sink.close(), () => t.close())
+    cleanup.push(
+      () => sink.close(),
+      () => t.close(),
+    )
     const { code, output } = await runSwaks([
-      '--server', `127.0.0.1:${t.port}`, '--from', 'ann@example.com', '--to', 'bob@example.org',
-      '--pipeline', '--h-Subject', 'caf\u00e9', '--body', 'Grüße aus dem Test',
+      '--server',
+      `127.0.0.1:${t.port}`,
+      '--from',
+      'ann@example.com',
+      '--to',
+      'bob@example.org',
+      '--pipeline',
+      '--h-Subject',
+      'caf\u00e9',
+      '--body',
+      'Grüße aus dem Test',
     ])
     expect(output).toMatch(/<-\s+250 2\.0\.0 Ok: queued as /)
     expect(code).toBe(0)
@@ -42,7 +54,10 @@ describe.skipIf(!swaks)('an independent client (swaks)', () => {
   it('gets 554 5.7.1 from the relay for a third-party recipient', async () => {
     const sink = await startSink()
     const t = await startRelay({ stages: [allowDomains('example.org')], transport: smtpTransport({ host: sink.host, port: sink.port }) })
-    cleanup.push(() => sink.close(), () => t.close())
+    cleanup.push(
+      () => sink.close(),
+      () => t.close(),
+    )
     const { code, output } = await runSwaks(['--server', `127.0.0.1:${t.port}`, '--from', 'ann@example.com', '--to', 'victim@elsewhere.example'])
     expect(output).toMatch(/<\*\*\s+554 5\.7\.1 Relay access denied/)
     expect(code).not.toBe(0)

@@ -1,16 +1,19 @@
-import { afterEach, describe, expect, it } from 'vitest'
-import { readFileSync } from 'node:fs'
 import { once } from 'node:events'
+import { readFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import { createTransport } from 'nodemailer'
 import { SMTPServer } from 'smtp-server'
-import { createRelay, RelayError, type Relay, type Session, type Stage } from '../src/index.js'
+import { afterEach, describe, expect, it } from 'vitest'
+import { createRelay, type Relay, RelayError, type Session, type Stage } from '../src/index.js'
 import { greetingDelayPatched } from '../src/ingress/smtp-server/greeting-delay.js'
 import { memoryTransport } from '../src/testing/index.js'
-import { allowAll } from './helpers/relay.js'
 import { RawSmtp } from './helpers/raw-smtp.js'
+import { allowAll } from './helpers/relay.js'
 
-const tls = { key: readFileSync(new URL('./fixtures/tls/key.pem', import.meta.url)), cert: readFileSync(new URL('./fixtures/tls/cert.pem', import.meta.url)) }
+const tls = {
+  key: readFileSync(new URL('./fixtures/tls/key.pem', import.meta.url)),
+  cert: readFileSync(new URL('./fixtures/tls/cert.pem', import.meta.url)),
+}
 const ca = tls.cert
 
 let relays: Relay[] = []
@@ -35,7 +38,14 @@ async function earlyTalker(port: number): Promise<string> {
 
 describe('listeners', () => {
   it('binds several listeners on port 0 and reports the real ports', async () => {
-    const relay = createRelay({ stages: [allowAll], transport: memoryTransport(), listeners: [{ port: 0, name: 'a' }, { port: 0, mode: 'submission', name: 'b' }] })
+    const relay = createRelay({
+      stages: [allowAll],
+      transport: memoryTransport(),
+      listeners: [
+        { port: 0, name: 'a' },
+        { port: 0, mode: 'submission', name: 'b' },
+      ],
+    })
     relays.push(relay)
     const bound = await relay.listen()
     expect(bound.map((b) => b.name)).toEqual(['a', 'b'])
@@ -47,7 +57,13 @@ describe('listeners', () => {
   it('relays over STARTTLS on a submission listener and records the session as secure', async () => {
     const sessions: Session[] = []
     const transport = memoryTransport()
-    const relay = createRelay({ stages: [allowAll, recordSessions(sessions)], transport, tls, hostname: 'relay.test', listeners: [{ port: 0, mode: 'submission' }] })
+    const relay = createRelay({
+      stages: [allowAll, recordSessions(sessions)],
+      transport,
+      tls,
+      hostname: 'relay.test',
+      listeners: [{ port: 0, mode: 'submission' }],
+    })
     relays.push(relay)
     const [bound] = await relay.listen()
     const client = createTransport({ host: '127.0.0.1', port: bound!.port, requireTLS: true, tls: { ca, servername: 'relay.test' } })
@@ -100,7 +116,14 @@ describe('greeting delay', () => {
   })
 
   it('keeps the early-talker check on smtp listeners and greets at once on submission listeners', async () => {
-    const relay = createRelay({ stages: [allowAll], transport: memoryTransport(), listeners: [{ port: 0, mode: 'smtp' }, { port: 0, mode: 'submission' }] })
+    const relay = createRelay({
+      stages: [allowAll],
+      transport: memoryTransport(),
+      listeners: [
+        { port: 0, mode: 'smtp' },
+        { port: 0, mode: 'submission' },
+      ],
+    })
     relays.push(relay)
     const [smtp, submission] = await relay.listen()
     expect(await earlyTalker(smtp!.port)).toMatch(/^421 /)

@@ -1,8 +1,8 @@
-import { describe, expect, it } from 'vitest'
 import { mkdtemp, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createTransport } from 'nodemailer'
+import { describe, expect, it } from 'vitest'
 import { startSink } from '../src/testing/index.js'
 import { bigMessage, startMeasuredRelay } from './helpers/memory.js'
 import { havePeer } from './helpers/peers.js'
@@ -40,7 +40,11 @@ describe.skipIf(!scanners)('memory of the content stages', () => {
     const [spamdDaemon, clamdDaemon] = await Promise.all([startSpamd(), startClamd({ streamMaxLength: '100M' })])
     const archive = await mkdtemp(join(tmpdir(), 'relaychain-archive-'))
     const sink = await startSink({ keepContent: false })
-    const relay = await startMeasuredRelay(sink.port, 'content', { SPAMD_PORT: String(spamdDaemon.port), CLAMD_PORT: String(clamdDaemon.port), ARCHIVE_DIR: archive })
+    const relay = await startMeasuredRelay(sink.port, 'content', {
+      SPAMD_PORT: String(spamdDaemon.port),
+      CLAMD_PORT: String(clamdDaemon.port),
+      ARCHIVE_DIR: archive,
+    })
     try {
       const client = createTransport({ host: '127.0.0.1', port: relay.port, ignoreTLS: true })
       const envelope = { from: 'a@example.com', to: ['b@example.org'] }
@@ -68,7 +72,9 @@ describe.skipIf(!scanners)('memory of the content stages', () => {
       const [, big] = await sink.waitForMessages(2)
       expect(big!.size).toBeGreaterThan(50 * MiB)
       expect((await readdir(archive)).filter((f) => f.endsWith('.eml'))).toHaveLength(2)
-      console.log(`relay live memory growth ${growth.live.toFixed(1)} MiB, peak RSS growth ${growth.rss.toFixed(1)} MiB for a 50 MiB attachment through scan, disclaimer and archive`)
+      console.log(
+        `relay live memory growth ${growth.live.toFixed(1)} MiB, peak RSS growth ${growth.rss.toFixed(1)} MiB for a 50 MiB attachment through scan, disclaimer and archive`,
+      )
       expect(growth.live).toBeLessThan(64)
     } finally {
       await relay.stop()

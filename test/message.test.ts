@@ -1,6 +1,6 @@
-import { describe, expect, it } from 'vitest'
 import { Transform } from 'node:stream'
 import { buffer } from 'node:stream/consumers'
+import { describe, expect, it } from 'vitest'
 import { RelayError } from '../src/index.js'
 import { testMessage } from '../src/testing/index.js'
 

@@ -1,15 +1,16 @@
 /** checkOpenRelay() against every example relay: none may accept a third-party relay test. */
-import { describe, expect, it } from 'vitest'
+
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { createInterface } from 'node:readline'
-import { checkOpenRelay, type OpenRelayReport } from '../src/testing/index.js'
+import { fileURLToPath } from 'node:url'
+import { describe, expect, it } from 'vitest'
 import { startBackupMx } from '../examples/backup-mx.js'
 import { startSmarthost } from '../examples/smarthost.js'
+import { checkOpenRelay, type OpenRelayReport } from '../src/testing/index.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 

@@ -1,9 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { mkdtemp, rm, utimes, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import bcrypt from 'bcryptjs'
-import { hashPassword, passwordFile, RelayError, staticAuthenticator, type Logger, type Session } from '../src/index.js'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { hashPassword, type Logger, passwordFile, RelayError, type Session, staticAuthenticator } from '../src/index.js'
 
 const session = {} as Session
 let dir: string

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { createPipeline, RelayError, SmtpError, type Stage, type Transport } from '../src/index.js'
 import { forkMessage } from '../src/core/message.js'
+import { createPipeline, RelayError, SmtpError, type Stage, type Transport } from '../src/index.js'
 import { memoryTransport, testMessage } from '../src/testing/index.js'
 import { relayError } from './helpers/relay.js'
 
@@ -22,7 +22,9 @@ describe('createPipeline: checks at build time', () => {
   it('lets DKIM follow S/MIME, and S/MIME wrap S/MIME, but not S/MIME follow DKIM', () => {
     expect(() => createPipeline({ stages: [smime, tagger, signer], transport: memoryTransport() })).not.toThrow()
     expect(() => createPipeline({ stages: [smime, { ...smime, name: 'smime-encrypt' }], transport: memoryTransport() })).not.toThrow()
-    expect(relayError(() => createPipeline({ stages: [signer, smime], transport: memoryTransport() })).message).toContain('"smime" modifies the message (body)')
+    expect(relayError(() => createPipeline({ stages: [signer, smime], transport: memoryTransport() })).message).toContain(
+      '"smime" modifies the message (body)',
+    )
     expect(relayError(() => createPipeline({ stages: [smime, footer], transport: memoryTransport() })).message).toContain('sealed its body')
   })
 
@@ -33,9 +35,13 @@ describe('createPipeline: checks at build time', () => {
 
   it('refuses malformed stages and transports', () => {
     expect(relayError(() => createPipeline({ stages: [{ name: 'Bad Name' }], transport: memoryTransport() })).code).toBe('ERR_RELAY_INVALID_STAGE')
-    expect(relayError(() => createPipeline({ stages: [{ name: 'x', data: 42 } as unknown as Stage], transport: memoryTransport() })).message).toContain('data must be a function')
+    expect(
+      relayError(() => createPipeline({ stages: [{ name: 'x', data: 42 } as unknown as Stage], transport: memoryTransport() })).message,
+    ).toContain('data must be a function')
     expect(relayError(() => createPipeline({ stages: [], transport: {} as Transport })).code).toBe('ERR_RELAY_INVALID_STAGE')
-    expect(relayError(() => createPipeline({ stages: [{ name: 'x', seals: true } as unknown as Stage], transport: memoryTransport() })).message).toContain('seals must be one of body, message')
+    expect(
+      relayError(() => createPipeline({ stages: [{ name: 'x', seals: true } as unknown as Stage], transport: memoryTransport() })).message,
+    ).toContain('seals must be one of body, message')
   })
 
   it('describes itself, nested pipelines indented', () => {
@@ -87,7 +93,9 @@ describe('createPipeline: the data onion', () => {
       },
     }
     const transport = memoryTransport()
-    const err = await createPipeline({ stages: [twice], transport }).deliver(await testMessage()).catch((e: unknown) => e)
+    const err = await createPipeline({ stages: [twice], transport })
+      .deliver(await testMessage())
+      .catch((e: unknown) => e)
     expect((err as RelayError).code).toBe('ERR_RELAY_NEXT_CALLED_TWICE')
     expect(transport.messages).toHaveLength(1)
   })
@@ -120,7 +128,9 @@ describe('createPipeline: the data onion', () => {
         return { accepted: [...msg.envelope.rcptTo], rejected: [] }
       },
     }
-    const err = await createPipeline({ stages: [hasty], transport: memoryTransport() }).deliver(await testMessage()).catch((e: unknown) => e)
+    const err = await createPipeline({ stages: [hasty], transport: memoryTransport() })
+      .deliver(await testMessage())
+      .catch((e: unknown) => e)
     expect((err as RelayError).code).toBe('ERR_RELAY_NEXT_NOT_AWAITED')
   })
 
@@ -140,13 +150,17 @@ describe('createPipeline: the data onion', () => {
         throw new SmtpError(550, '5.7.1', 'no')
       },
     }
-    const err = await createPipeline({ stages: [refuse], transport: memoryTransport() }).deliver(await testMessage()).catch((e: unknown) => e)
+    const err = await createPipeline({ stages: [refuse], transport: memoryTransport() })
+      .deliver(await testMessage())
+      .catch((e: unknown) => e)
     expect((err as SmtpError).stage).toBe('refuse')
   })
 
   it('fails a stage that returns something other than a report', async () => {
     const broken = { name: 'broken', data: async () => undefined } as unknown as Stage
-    const err = await createPipeline({ stages: [broken], transport: memoryTransport() }).deliver(await testMessage()).catch((e: unknown) => e)
+    const err = await createPipeline({ stages: [broken], transport: memoryTransport() })
+      .deliver(await testMessage())
+      .catch((e: unknown) => e)
     expect((err as RelayError).code).toBe('ERR_RELAY_INVALID_STAGE')
   })
 })
@@ -171,7 +185,10 @@ describe('createPipeline: envelope hooks and nesting', () => {
 
   it('runs a nested pipeline’s envelope hooks and reports in the caller’s recipients', async () => {
     const inner = memoryTransport()
-    const alias: Stage = { name: 'alias', rcptTo: (_tx, to) => (to.address === 'team@example.org' ? [{ address: 'a@example.org' }, { address: 'b@example.org' }] : undefined) }
+    const alias: Stage = {
+      name: 'alias',
+      rcptTo: (_tx, to) => (to.address === 'team@example.org' ? [{ address: 'a@example.org' }, { address: 'b@example.org' }] : undefined),
+    }
     const noEve: Stage = {
       name: 'no-eve',
       rcptTo(_tx, to) {
@@ -181,7 +198,9 @@ describe('createPipeline: envelope hooks and nesting', () => {
     const nested = createPipeline({ stages: [alias, noEve], transport: inner })
     const report = await createPipeline({ stages: [], transport: nested }).deliver(await testMessage({ to: ['team@example.org', 'eve@example.org'] }))
     expect(report.accepted.map((a) => a.address)).toEqual(['team@example.org'])
-    expect(report.rejected.map((r) => [r.rcpt.address, r.error.toReply(), r.error.stage])).toEqual([['eve@example.org', '550 5.1.1 unknown', 'no-eve']])
+    expect(report.rejected.map((r) => [r.rcpt.address, r.error.toReply(), r.error.stage])).toEqual([
+      ['eve@example.org', '550 5.1.1 unknown', 'no-eve'],
+    ])
     expect(inner.messages[0]!.envelope.rcptTo.map((r) => r.address)).toEqual(['a@example.org', 'b@example.org'])
   })
 

@@ -82,7 +82,9 @@ describe('command lines that end in a bare LF', () => {
     await client.closed
     // CRLF clients are unaffected.
     const ok = t.client()
-    expect((await ok.sendMail({ envelope: { from: 'a@example.com', to: ['b@example.org'] }, raw: 'Subject: crlf\r\n\r\nfine\r\n' })).response).toMatch(/^250 /)
+    expect(
+      (await ok.sendMail({ envelope: { from: 'a@example.com', to: ['b@example.org'] }, raw: 'Subject: crlf\r\n\r\nfine\r\n' })).response,
+    ).toMatch(/^250 /)
     expect(sink.messages).toHaveLength(1)
   })
 })

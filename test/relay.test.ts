@@ -1,19 +1,21 @@
-import { describe, expect, it } from 'vitest'
-import { createServer } from 'node:net'
 import { once } from 'node:events'
-import { reject, smtpTransport, SmtpError, type Logger, type Stage } from '../src/index.js'
+import { createServer } from 'node:net'
+import { describe, expect, it } from 'vitest'
+import { type Logger, reject, SmtpError, type Stage, smtpTransport } from '../src/index.js'
 import { memoryTransport, startSink } from '../src/testing/index.js'
+import { afterTest } from './helpers/after-test.js'
 import { RawSmtp } from './helpers/raw-smtp.js'
 import { allowAll, allowDomains, refusal, startRelay } from './helpers/relay.js'
-import { afterTest } from './helpers/after-test.js'
 
 const RAW = 'From: <alice@example.com>\r\nTo: <bob@example.org>\r\nSubject: hello\r\n\r\nHi Bob.\r\n'
-
 
 async function sinkAndRelay(sinkOptions: Parameters<typeof startSink>[0] = {}, stages: Stage[] = [allowAll], extra = {}) {
   const sink = await startSink(sinkOptions)
   const t = await startRelay({ stages, transport: smtpTransport({ host: sink.host, port: sink.port }), ...extra })
-  afterTest(() => sink.close(), () => t.close())
+  afterTest(
+    () => sink.close(),
+    () => t.close(),
+  )
   return { sink, t }
 }
 
@@ -33,7 +35,9 @@ describe('relaying to an upstream', () => {
     expect(withoutReceived(message!.raw)).toBe(RAW)
     const id = String(info.response).split(' ').pop()
     expect(message!.raw.toString()).toMatch(
-      new RegExp(`^Received: from \\[127\\.0\\.0\\.1\\] \\(unknown \\[127\\.0\\.0\\.1\\]\\)\r\n\tby relay\\.test \\(relaychain\\)\r\n\twith ESMTP id ${id} for <bob@example\\.org>;\r\n\t\\w{3}, \\d{1,2} \\w{3} \\d{4} \\d\\d:\\d\\d:\\d\\d \\+0000\r\n`),
+      new RegExp(
+        `^Received: from \\[127\\.0\\.0\\.1\\] \\(unknown \\[127\\.0\\.0\\.1\\]\\)\r\n\tby relay\\.test \\(relaychain\\)\r\n\twith ESMTP id ${id} for <bob@example\\.org>;\r\n\t\\w{3}, \\d{1,2} \\w{3} \\d{4} \\d\\d:\\d\\d:\\d\\d \\+0000\r\n`,
+      ),
     )
   })
 
@@ -103,11 +107,9 @@ describe('relaying to an upstream', () => {
 
   it('sends no DSN when the refused recipient asked for NOTIFY=NEVER', async () => {
     const logs: string[] = []
-    const { sink, t } = await sinkAndRelay(
-      { rcpt: (a) => (a.startsWith('nobody@') ? '550 5.1.1 No such user here' : undefined) },
-      [allowAll],
-      { logger: capture(logs) },
-    )
+    const { sink, t } = await sinkAndRelay({ rcpt: (a) => (a.startsWith('nobody@') ? '550 5.1.1 No such user here' : undefined) }, [allowAll], {
+      logger: capture(logs),
+    })
     const { client } = await RawSmtp.connect(t.port)
     afterTest(async () => client.close())
     await client.command('EHLO raw.test')
@@ -138,7 +140,10 @@ describe('relaying to an upstream', () => {
 
   it('carries BODY=8BITMIME and 8-bit bytes through unchanged', async () => {
     const { sink, t } = await sinkAndRelay()
-    const raw = Buffer.concat([Buffer.from('Subject: caf\xe9\r\nContent-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: 8bit\r\n\r\n', 'latin1'), Buffer.from([0xe9, 0xe8, 0xff, 0x0d, 0x0a])])
+    const raw = Buffer.concat([
+      Buffer.from('Subject: caf\xe9\r\nContent-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: 8bit\r\n\r\n', 'latin1'),
+      Buffer.from([0xe9, 0xe8, 0xff, 0x0d, 0x0a]),
+    ])
     await t.client().sendMail({ envelope: { from: 'alice@example.com', to: ['bob@example.org'], use8BitMime: true } as never, raw })
     const [message] = await sink.waitForMessages(1)
     expect(message!.mailArgs.BODY).toBe('8BITMIME')

@@ -1,14 +1,13 @@
 import { describe, expect, it } from 'vitest'
 import { smtpTransport } from '../src/index.js'
 import { startSink } from '../src/testing/index.js'
+import { afterTest } from './helpers/after-test.js'
 import { RawSmtp } from './helpers/raw-smtp.js'
 import { allowAll, startRelay } from './helpers/relay.js'
-import { afterTest } from './helpers/after-test.js'
 
 // The end-of-data variants of the SMTP smuggling attacks (CVE-2023-51764/5/6).
 const SEQUENCES = ['\n.\n', '\r\n.\n', '\n.\r\n', '\r.\r', '\r.\r\n'] as const
 const SMUGGLED = 'MAIL FROM:<attacker@evil.test>\r\nRCPT TO:<victim@example.org>\r\nDATA\r\nSubject: SMUGGLED\r\n\r\nsmuggled body\r\n'
-
 
 async function setup(bareLineEndings?: 'reject' | 'normalize') {
   const sink = await startSink()
@@ -18,7 +17,11 @@ async function setup(bareLineEndings?: 'reject' | 'normalize') {
     ...(bareLineEndings ? { bareLineEndings } : {}),
   })
   const { client } = await RawSmtp.connect(t.port)
-  afterTest(() => sink.close(), () => t.close(), async () => client.close())
+  afterTest(
+    () => sink.close(),
+    () => t.close(),
+    async () => client.close(),
+  )
   return { sink, client }
 }
 
@@ -43,9 +46,7 @@ describe('SMTP smuggling protection', () => {
       it(`refuses ${label} with 550 5.5.2 and delivers nothing`, async () => {
         const { sink, client } = await setup()
         expect(await client.startMessage('alice@example.com', ['bob@example.org'])).toMatch(/^354/)
-        expect(await sendPayload(client, sequence, split)).toBe(
-          '550 5.5.2 Message refused: bare CR or LF line ending (RFC 5321 section 2.3.8)',
-        )
+        expect(await sendPayload(client, sequence, split)).toBe('550 5.5.2 Message refused: bare CR or LF line ending (RFC 5321 section 2.3.8)')
         // Exactly one reply for the DATA: the smuggled commands were never commands.
         expect(await client.command('QUIT')).toMatch(/^221 /)
         expect(sink.messages).toHaveLength(0)

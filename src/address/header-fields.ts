@@ -113,6 +113,9 @@ function format(list: readonly ParsedAddress[], replacements: ReadonlyMap<string
 }
 
 function phrase(name: string): string {
-  if (/^(?:[\w!#$%&'*+\-/=?^`{|}~.]+|=\?[^?\s]+\?[bqBQ]\?[^?\s]*\?=)(?:\s+(?:[\w!#$%&'*+\-/=?^`{|}~.]+|=\?[^?\s]+\?[bqBQ]\?[^?\s]*\?=))*$/u.test(name)) return name
+  if (
+    /^(?:[\w!#$%&'*+\-/=?^`{|}~.]+|=\?[^?\s]+\?[bqBQ]\?[^?\s]*\?=)(?:\s+(?:[\w!#$%&'*+\-/=?^`{|}~.]+|=\?[^?\s]+\?[bqBQ]\?[^?\s]*\?=))*$/u.test(name)
+  )
+    return name
   return `"${name.replace(/[\\"]/g, '\\$&')}"`
 }

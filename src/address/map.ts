@@ -5,8 +5,8 @@
  * and `xn--bcher-kva.example` are the same key.
  */
 import { RelayError } from '../core/errors.js'
-import { domainKey } from '../ingress/smtp-server/address-check.js'
 import type { Awaitable, Transaction } from '../core/types.js'
+import { domainKey } from '../ingress/smtp-server/address-check.js'
 
 /** A map's answer: one address rewrites, several expand (recipients only); `undefined` leaves it. */
 export type AddressMapResult = string | readonly string[] | undefined | null
@@ -77,7 +77,13 @@ export function compileMap(map: AddressMap, what: string, single: boolean): Look
     })
     return async (address) => {
       const rule = rules.find(([pattern]) => pattern.test(address))
-      return rule && result(rule[1].map((to) => address.replace(rule[0], to)), address)
+      return (
+        rule &&
+        result(
+          rule[1].map((to) => address.replace(rule[0], to)),
+          address,
+        )
+      )
     }
   }
   const table = new Map<string, string[]>()

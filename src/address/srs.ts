@@ -62,8 +62,7 @@ export function createSrs(options: SrsOptions): Srs {
   const local = new Set([domain, ...(options.localDomains ?? [])].map((d) => domainKey(`@${d}`)))
 
   // Mail::SRS lower-cases (ASCII) every part and feeds them to one HMAC.
-  const digest = (secret: string, parts: readonly string[]) =>
-    createHmac('sha1', secret).update(parts.map(asciiLower).join('')).digest('base64')
+  const digest = (secret: string, parts: readonly string[]) => createHmac('sha1', secret).update(parts.map(asciiLower).join('')).digest('base64')
   const hash = (...parts: string[]) => digest(secrets[0]!, parts).slice(0, HASH_LENGTH)
   const verify = (given: string, ...parts: string[]) => {
     if (given.length < HASH_LENGTH) return false

@@ -5,11 +5,11 @@
  * unknown hash schemes are refused when the file is loaded. The file is re-read when it changes.
  * bcryptjs and argon2 are loaded on first use.
  */
-import { readFileSync, statSync, type Stats } from 'node:fs'
+import { readFileSync, type Stats, statSync } from 'node:fs'
 import { RelayError } from '../core/errors.js'
+import type { Authenticator, AuthIdentity } from '../core/types.js'
+import { type Duration, toMs } from '../shared/duration.js'
 import type { Logger } from '../shared/logger.js'
-import { toMs, type Duration } from '../shared/duration.js'
-import type { AuthIdentity, Authenticator } from '../core/types.js'
 
 /** Options of {@link passwordFile}. */
 export interface PasswordFileOptions {
@@ -66,7 +66,10 @@ export function parsePasswordFile(text: string, path: string): Map<string, Entry
       throw new RelayError('ERR_RELAY_INVALID_OPTION', `${where}: not a bcrypt or Argon2 hash (plaintext passwords are refused)`)
     }
     if (entries.has(user)) throw new RelayError('ERR_RELAY_INVALID_OPTION', `${where}: user ${JSON.stringify(user)} appears twice`)
-    const list = senders?.split(',').map((s) => s.trim()).filter(Boolean)
+    const list = senders
+      ?.split(',')
+      .map((s) => s.trim())
+      .filter(Boolean)
     entries.set(user, { hash, identity: list ? { user, senders: list } : { user } })
   })
   return entries

@@ -8,7 +8,7 @@
 import { isIP } from 'node:net'
 import { RelayError } from '../core/errors.js'
 import type { Awaitable } from '../core/types.js'
-import { toMs, type Duration } from '../shared/duration.js'
+import { type Duration, toMs } from '../shared/duration.js'
 import { normalizeIp } from '../shared/ip.js'
 import { openRedis, type RedisHandle, type SharedStore } from '../shared/store.js'
 

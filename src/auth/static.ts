@@ -1,6 +1,6 @@
 /** `staticAuthenticator()`: users and passwords from a map in code, for tests, demos and CRAM-MD5. */
 import { createHash, timingSafeEqual } from 'node:crypto'
-import type { AuthIdentity, Authenticator } from '../core/types.js'
+import type { Authenticator, AuthIdentity } from '../core/types.js'
 
 /** Users of {@link staticAuthenticator}: a password, or a password and the senders the user owns. */
 export type StaticUsers = Readonly<Record<string, string | { readonly password: string; readonly senders?: readonly string[] }>>

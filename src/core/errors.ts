@@ -118,16 +118,13 @@ export const reject = {
   /** `554 5.7.1` — this relay is not allowed to relay to that recipient. */
   noRelay: (reason?: string) => new SmtpError(554, '5.7.1', 'Relay access denied', { reason }),
   /** `552 5.3.4` — the message is larger than the relay accepts. */
-  tooBig: (limit?: number) =>
-    new SmtpError(552, '5.3.4', limit ? `Message size exceeds fixed limit of ${limit} bytes` : 'Message too big', {}),
+  tooBig: (limit?: number) => new SmtpError(552, '5.3.4', limit ? `Message size exceeds fixed limit of ${limit} bytes` : 'Message too big', {}),
   /** `452 4.5.3` — too many recipients for one message. */
   tooManyRecipients: () => new SmtpError(452, '4.5.3', 'Too many recipients'),
   /** `550 5.5.2` — bare CR or LF in the message (RFC 5321 §2.3.8; SMTP smuggling defence). */
-  bareLineEnding: () =>
-    new SmtpError(550, '5.5.2', 'Message refused: bare CR or LF line ending (RFC 5321 section 2.3.8)'),
+  bareLineEnding: () => new SmtpError(550, '5.5.2', 'Message refused: bare CR or LF line ending (RFC 5321 section 2.3.8)'),
   /** `451 4.3.0` — a temporary local problem; the client should retry. */
-  tempFail: (cause?: unknown, reason?: string) =>
-    new SmtpError(451, '4.3.0', 'Temporary local problem, please try again later', { cause, reason }),
+  tempFail: (cause?: unknown, reason?: string) => new SmtpError(451, '4.3.0', 'Temporary local problem, please try again later', { cause, reason }),
   /** `421 4.3.2` — the relay is shutting down or overloaded; the connection closes. */
   unavailable: (reason?: string) => new SmtpError(421, '4.3.2', 'Service not available, try again later', { reason }),
 } as const

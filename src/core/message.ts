@@ -10,15 +10,7 @@ import { HeaderBlock } from './body/header-block.js'
 import { splitHeader } from './body/split-header.js'
 import { Spool, type SpoolOptions } from './body/spool.js'
 import { RelayError } from './errors.js'
-import type {
-  BodyTransform,
-  Envelope,
-  Message,
-  MessageBody,
-  MessageState,
-  Session,
-  SpooledBody,
-} from './types.js'
+import type { BodyTransform, Envelope, Message, MessageBody, MessageState, Session, SpooledBody } from './types.js'
 
 // Unique per process from the counter, across processes from the random prefix.
 const PROCESS_TAG = randomBytes(3).toString('hex').toUpperCase()

@@ -101,8 +101,14 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     stages,
     transport,
     grantsRelay: stages.some((s) => s.grantsRelay === true),
-    modifies: strongest(MODIFIES_ORDER, [...stages, transport].map((s) => s.modifies)),
-    seals: strongest(SEALS_ORDER, [...stages, transport].map((s) => s.seals)),
+    modifies: strongest(
+      MODIFIES_ORDER,
+      [...stages, transport].map((s) => s.modifies),
+    ),
+    seals: strongest(
+      SEALS_ORDER,
+      [...stages, transport].map((s) => s.seals),
+    ),
 
     async connect(session) {
       for (const stage of connectStages) await stamped(stage, () => stage.connect!(session))

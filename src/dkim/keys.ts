@@ -13,7 +13,6 @@ export type { PrivateKeyInput }
 /** The DKIM signing algorithms: RSA-SHA256 (RFC 6376) and Ed25519-SHA256 (RFC 8463). */
 export type DkimAlgorithm = 'rsa-sha256' | 'ed25519-sha256'
 
-
 /** One DKIM key: what a key map holds and a key resolver returns. */
 export interface DkimKey {
   /** The selector (`s=`): the public key is published at `<selector>._domainkey.<domain>`. */

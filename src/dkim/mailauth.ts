@@ -12,9 +12,9 @@ import type * as Mailauth from 'mailauth'
 
 /** What the DKIM signer uses. */
 export interface DkimParts {
-  dkimBody: (typeof import('mailauth/lib/dkim/body/index.js'))['dkimBody']
-  generateCanonicalizedHeader: (typeof import('mailauth/lib/dkim/header/index.js'))['generateCanonicalizedHeader']
-  formatSignatureHeaderLine: (typeof import('mailauth/lib/tools.js'))['formatSignatureHeaderLine']
+  dkimBody: typeof import('mailauth/lib/dkim/body/index.js')['dkimBody']
+  generateCanonicalizedHeader: typeof import('mailauth/lib/dkim/header/index.js')['generateCanonicalizedHeader']
+  formatSignatureHeaderLine: typeof import('mailauth/lib/tools.js')['formatSignatureHeaderLine']
 }
 
 let dkimParts: Promise<DkimParts> | undefined

@@ -8,7 +8,7 @@ import addressparser from 'nodemailer/lib/addressparser'
 import type { HeaderBlock, HeaderField } from '../core/body/header-block.js'
 import { crlfNormalizer } from '../core/body/line-endings.js'
 import type { SpooledBody } from '../core/types.js'
-import { toDomain, type SigningKey } from './keys.js'
+import { type SigningKey, toDomain } from './keys.js'
 import type { DkimParts } from './mailauth.js'
 
 /** Header canonicalisation / body canonicalisation (RFC 6376 §3.4). */

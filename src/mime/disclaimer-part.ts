@@ -50,7 +50,11 @@ const ASCII_PROBE = ' !"#$%&\'()*+,-./09:;<=>?@AZ[\\]^_`az{|}~\r\n'
 
 /** Prepares text (and optional HTML) for insertion. */
 export function prepareDisclaimer(text: string, html: string | undefined): PreparedDisclaimer {
-  const lines = text.replace(/\r\n?/g, '\n').trim().split('\n').map((l) => l.trimEnd())
+  const lines = text
+    .replace(/\r\n?/g, '\n')
+    .trim()
+    .split('\n')
+    .map((l) => l.trimEnd())
   const fragment = html ?? `<div class="disclaimer">${lines.map(escapeHtml).join('<br>\r\n')}</div>`
   const part = `Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\nContent-Disposition: inline\r\n\r\n${qpWrap(qpEncode(lines.join('\r\n')), 76)}`
   return { text: `\r\n${lines.join('\r\n')}`, html: toAsciiHtml(fragment.replace(/\r\n?|\n/g, '\r\n')), part: Buffer.from(part) }
@@ -63,7 +67,10 @@ export function planPart(part: PartInfo, d: PreparedDisclaimer, iconv: Iconv): P
   if (!IDENTITY.has(encoding) && encoding !== 'base64' && encoding !== 'quoted-printable') return { kind: 'skip' }
   const charset = (part.charset || 'us-ascii').toLowerCase()
   const addition = part.html ? d.html : d.text
-  const edit = (bytes: Buffer) => (final = false) => (part.html ? new HtmlEditor(bytes, final) : new TextEditor(bytes, final))
+  const edit =
+    (bytes: Buffer) =>
+    (final = false) =>
+      part.html ? new HtmlEditor(bytes, final) : new TextEditor(bytes, final)
   const reencode = encoding === 'base64' ? 'base64' : 'quoted-printable'
   const native = inCharset(iconv, addition, charset)
   if (native) {
@@ -92,7 +99,12 @@ function isAscii(bytes: Buffer): boolean {
 }
 
 function longestLine(bytes: Buffer): number {
-  return Math.max(...bytes.toString('latin1').split('\r\n').map((l) => l.length))
+  return Math.max(
+    ...bytes
+      .toString('latin1')
+      .split('\r\n')
+      .map((l) => l.length),
+  )
 }
 
 const ENTITIES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }
@@ -122,7 +134,10 @@ export abstract class PartEditor {
   #lfOnly = false
 
   /** `final`: the part is the whole message body, which must end with a line break. */
-  constructor(readonly addition: Buffer, readonly final: boolean) {}
+  constructor(
+    readonly addition: Buffer,
+    readonly final: boolean,
+  ) {}
 
   /** Takes the next chunk of the part; returns what may be passed on now. */
   abstract write(chunk: Buffer): Buffer

@@ -62,7 +62,13 @@ export function mimeRewrite(edits: MimeEdits) {
           const at = !added && !candidates && edits.fallbackPart && root?.multipart === 'mixed' ? closingDelimiter(chunk, root) : -1
           if (at >= 0) {
             added = true
-            yield Buffer.concat([chunk.value.subarray(0, at), Buffer.from(`--${root!._boundary}\r\n`), edits.fallbackPart!, CRLF, chunk.value.subarray(at)])
+            yield Buffer.concat([
+              chunk.value.subarray(0, at),
+              Buffer.from(`--${root!._boundary}\r\n`),
+              edits.fallbackPart!,
+              CRLF,
+              chunk.value.subarray(at),
+            ])
           } else yield chunk.value
         }
         next = await parts.next()
@@ -103,7 +109,11 @@ async function* bodyOf(parts: AsyncIterator<SplitterChunk>, node: MimeNode, afte
 }
 
 /** A part whose transfer encoding stays: its bytes go through the editor as they are, no stream needed. */
-async function* editRaw(parts: AsyncIterator<SplitterChunk>, node: MimeNode, editor: PartEditor): AsyncGenerator<Buffer, IteratorResult<SplitterChunk>> {
+async function* editRaw(
+  parts: AsyncIterator<SplitterChunk>,
+  node: MimeNode,
+  editor: PartEditor,
+): AsyncGenerator<Buffer, IteratorResult<SplitterChunk>> {
   const after: { next?: IteratorResult<SplitterChunk> } = {}
   for await (const chunk of bodyOf(parts, node, after)) {
     const out = editor.write(chunk)
@@ -128,7 +138,11 @@ function codecTransforms(node: MimeNode, plan: Extract<PartPlan, { kind: 'codec'
  * backpressure; returns the first chunk after the body. A root part (a single-part message)
  * still ends with a line break.
  */
-async function* editEncoded(parts: AsyncIterator<SplitterChunk>, node: MimeNode, transforms: Transform[]): AsyncGenerator<Buffer, IteratorResult<SplitterChunk>> {
+async function* editEncoded(
+  parts: AsyncIterator<SplitterChunk>,
+  node: MimeNode,
+  transforms: Transform[],
+): AsyncGenerator<Buffer, IteratorResult<SplitterChunk>> {
   const input = new PassThrough()
   const streams = [input, ...transforms]
   // Piped, each error ending the output: cheaper than a pipeline() per part.

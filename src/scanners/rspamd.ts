@@ -4,9 +4,9 @@
  * see in the message itself as request headers: envelope sender and recipients, client address
  * and HELO, the authenticated user (rspamd then treats the mail as outgoing), the queue id.
  */
-import { request, type IncomingMessage } from 'node:http'
-import { pipeline } from 'node:stream/promises'
+import { type IncomingMessage, request } from 'node:http'
 import { buffer } from 'node:stream/consumers'
+import { pipeline } from 'node:stream/promises'
 import type { SpamAction, SpamScanner, SpamVerdict } from './types.js'
 
 /** Options of {@link rspamd}. */

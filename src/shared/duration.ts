@@ -17,7 +17,10 @@ export function toMs(value: Duration, option: string): number {
   const match = typeof value === 'string' ? /^(\d+(?:\.\d+)?)([smhd])$/.exec(value) : null
   const ms = typeof value === 'number' ? value : match ? Number(match[1]) * UNIT[match[2] as keyof typeof UNIT] : NaN
   if (!Number.isFinite(ms) || ms <= 0) {
-    throw new RelayError('ERR_RELAY_INVALID_OPTION', `${option} must be a positive duration (ms, or e.g. '30s', '15m', '1d'), got ${JSON.stringify(value)}`)
+    throw new RelayError(
+      'ERR_RELAY_INVALID_OPTION',
+      `${option} must be a positive duration (ms, or e.g. '30s', '15m', '1d'), got ${JSON.stringify(value)}`,
+    )
   }
   return ms
 }

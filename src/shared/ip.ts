@@ -44,7 +44,10 @@ export function networkMatcher(networks: readonly string[], option: string): (ip
       throw new RelayError('ERR_RELAY_INVALID_OPTION', `${option}: invalid network ${JSON.stringify(entry)}`)
     }
     if (prefix < MIN_PREFIX[type]) {
-      throw new RelayError('ERR_RELAY_INVALID_OPTION', `${option}: ${JSON.stringify(entry)} is wider than /${MIN_PREFIX[type]}; it would make an open relay`)
+      throw new RelayError(
+        'ERR_RELAY_INVALID_OPTION',
+        `${option}: ${JSON.stringify(entry)} is wider than /${MIN_PREFIX[type]}; it would make an open relay`,
+      )
     }
     list.addSubnet(address, prefix, type)
   }

@@ -3,7 +3,7 @@
  * chain is built, so that a bad one is a `RelayError` then rather than a failure at the first
  * message (pkijs is only loaded to sign or encrypt). Keys are never logged or put in errors.
  */
-import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto'
+import { createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto'
 import { RelayError } from '../core/errors.js'
 
 /** A certificate as PEM text (several for a chain, signer first) or DER bytes. */

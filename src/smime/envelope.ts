@@ -6,7 +6,7 @@
  * RecipientInfos. (pkijs's own encrypt() needs the whole content, and its AES-GCM variant is
  * not the AuthEnvelopedData that openssl and mail clients read.)
  */
-import { constants, createCipheriv, publicEncrypt, randomBytes, type Cipher, type X509Certificate } from 'node:crypto'
+import { type Cipher, constants, createCipheriv, publicEncrypt, randomBytes, type X509Certificate } from 'node:crypto'
 import { base64Stream } from './base64.js'
 import type { Wrap } from './entity.js'
 import { loadPkijs } from './pkijs.js'
@@ -67,10 +67,15 @@ export async function openEnvelope(recipients: readonly X509Certificate[], trans
       version: 0,
       rid,
       keyEncryptionAlgorithm: keyEncryption,
-      encryptedKey: new asn1js.OctetString({ valueHex: new Uint8Array(publicEncrypt({ key: recipient.publicKey, padding, oaepHash: 'sha256' }, key)) }),
+      encryptedKey: new asn1js.OctetString({
+        valueHex: new Uint8Array(publicEncrypt({ key: recipient.publicKey, padding, oaepHash: 'sha256' }, key)),
+      }),
     }).toSchema()
   })
-  const contentEncryption = new pkijs.AlgorithmIdentifier({ algorithmId: OID.aes256Cbc, algorithmParams: new asn1js.OctetString({ valueHex: new Uint8Array(iv) }) })
+  const contentEncryption = new pkijs.AlgorithmIdentifier({
+    algorithmId: OID.aes256Cbc,
+    algorithmParams: new asn1js.OctetString({ valueHex: new Uint8Array(iv) }),
+  })
   const head = Buffer.concat([
     CONTENT_INFO_START,
     Buffer.from(new asn1js.Set({ value: infos }).toBER()),

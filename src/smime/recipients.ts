@@ -4,7 +4,7 @@
  */
 import type { X509Certificate } from 'node:crypto'
 import type { Awaitable, Transaction } from '../core/types.js'
-import { addressMap, byAddress, checkCurrent, invalid, isCurrent, parseCertificates, type CertificateInput } from './certificates.js'
+import { addressMap, byAddress, type CertificateInput, checkCurrent, invalid, isCurrent, parseCertificates } from './certificates.js'
 
 /**
  * Finds the certificate of a recipient: `null` or `undefined` if it has none. Throwing means the

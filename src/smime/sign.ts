@@ -3,8 +3,8 @@
  * pkijs never sees the content, so signing a message of any size takes constant memory. The
  * signer's certificate chain goes into the signature, so a verifier needs only the root.
  */
-import { webcrypto, type KeyObject, type X509Certificate } from 'node:crypto'
-import { checkCurrent, invalid, parseCertificates, parsePrivateKey, type CertificateInput, type PrivateKeyInput } from './certificates.js'
+import { type KeyObject, webcrypto, type X509Certificate } from 'node:crypto'
+import { type CertificateInput, checkCurrent, invalid, type PrivateKeyInput, parseCertificates, parsePrivateKey } from './certificates.js'
 import { loadPkijs } from './pkijs.js'
 
 /** A signing certificate and its key. */
@@ -41,7 +41,8 @@ export function checkSigner(input: SmimeSigner, what: string): Signer {
   chain.forEach((c, i) => {
     checkCurrent(c, what)
     const issuer = chain[i + 1]
-    if (issuer && !(c.checkIssued(issuer) && c.verify(issuer.publicKey))) throw invalid(`${what}: certificate ${i + 2} did not issue certificate ${i + 1}`)
+    if (issuer && !(c.checkIssued(issuer) && c.verify(issuer.publicKey)))
+      throw invalid(`${what}: certificate ${i + 2} did not issue certificate ${i + 1}`)
   })
   return { chain, key }
 }

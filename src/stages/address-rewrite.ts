@@ -13,10 +13,11 @@
  * the rewritten recipients keep the permission their original was granted. Place it before any
  * signer: it declares `modifies: 'headers'` when it rewrites header fields.
  */
-import { RelayError, SmtpError } from '../core/errors.js'
+
 import { rewriteAddressField } from '../address/header-fields.js'
-import { compileMap, type AddressMap, type Lookup } from '../address/map.js'
+import { type AddressMap, compileMap, type Lookup } from '../address/map.js'
 import { createSrs, type SrsOptions } from '../address/srs.js'
+import { RelayError, SmtpError } from '../core/errors.js'
 import type { Address, Message, Next, Stage, Transaction } from '../core/types.js'
 
 /** An address header field the stage can rewrite. */
@@ -72,7 +73,8 @@ export function addressRewrite(options: AddressRewriteOptions): Stage {
       async rcptTo(tx: Transaction, to: Address) {
         if (srs?.owns(to.address)) {
           const result = srs.reverse(to.address)
-          if ('failure' in result) throw new SmtpError(550, '5.1.1', 'Invalid or expired SRS address', { reason: `SRS ${result.failure}: ${to.address}` })
+          if ('failure' in result)
+            throw new SmtpError(550, '5.1.1', 'Invalid or expired SRS address', { reason: `SRS ${result.failure}: ${to.address}` })
           return { ...to, address: result.address }
         }
         const expanded = await recipients?.(to.address, tx)

@@ -16,10 +16,10 @@ import { hostname } from 'node:os'
 import type { DNSResolver } from 'mailauth'
 import { chain } from '../core/body/chain.js'
 import { toCrlf } from '../core/body/line-endings.js'
-import { readPrivateKey, toDomain, type PrivateKeyInput } from '../dkim/keys.js'
-import { loadMailauth } from '../dkim/mailauth.js'
 import { RelayError } from '../core/errors.js'
 import type { Stage } from '../core/types.js'
+import { type PrivateKeyInput, readPrivateKey, toDomain } from '../dkim/keys.js'
+import { loadMailauth } from '../dkim/mailauth.js'
 
 /** Options of {@link arcSeal}. */
 export interface ArcSealOptions {

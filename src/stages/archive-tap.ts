@@ -13,9 +13,9 @@
  */
 import type { HeaderBlock } from '../core/body/header-block.js'
 import { RelayError, reject, toSmtpError } from '../core/errors.js'
-import type { Logger } from '../shared/logger.js'
 import { MessageImpl } from '../core/message.js'
 import type { Address, DeliveryReport, Message, SpooledBody, Stage, Transport } from '../core/types.js'
+import type { Logger } from '../shared/logger.js'
 
 /** What became of the archived message. */
 export interface ArchiveOutcome {
@@ -73,8 +73,10 @@ export function archiveTap(options: ArchiveTapOptions): Stage {
   const recipients = options.recipients?.map((address): Address => ({ address }))
   if (!to || typeof to.send !== 'function') throw invalid('to must be a transport')
   if (copy !== 'received' && copy !== 'delivered') throw invalid("copy must be 'received' or 'delivered'")
-  if (mandatory && copy === 'delivered') throw invalid("a mandatory archive is written before delivery: use copy: 'received' and place the stage where the copy should be taken")
-  if (recipients && (!recipients.length || recipients.some((r) => !/^[^\s<>@]+@[^\s<>@]+$/.test(r.address)))) throw invalid('recipients must be mail addresses')
+  if (mandatory && copy === 'delivered')
+    throw invalid("a mandatory archive is written before delivery: use copy: 'received' and place the stage where the copy should be taken")
+  if (recipients && (!recipients.length || recipients.some((r) => !/^[^\s<>@]+@[^\s<>@]+$/.test(r.address))))
+    throw invalid('recipients must be mail addresses')
 
   async function archive(msg: Message, headers: HeaderBlock, spool: SpooledBody, outcome?: ArchiveOutcome): Promise<void> {
     const record: ArchiveRecord = { copy, ...(outcome ? { outcome } : {}) }
@@ -115,7 +117,10 @@ export function archiveTap(options: ArchiveTapOptions): Stage {
       }
       // 'delivered': the headers as the transport wrote them, later trace fields included.
       await archive(msg, headers ?? msg.headers, spool, outcomeOf(report, failure)).catch((err: unknown) => {
-        logger?.error({ id: msg.id, stage: 'archive-tap', err: toSmtpError(err).reason ?? String(err) }, 'archive failed; the message was not archived')
+        logger?.error(
+          { id: msg.id, stage: 'archive-tap', err: toSmtpError(err).reason ?? String(err) },
+          'archive failed; the message was not archived',
+        )
       })
       if (report) return report
       throw failure

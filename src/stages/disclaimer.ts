@@ -12,12 +12,12 @@
  * S/MIME): it declares `modifies: 'body'`, so a pipeline refuses it after one.
  */
 import { randomBytes } from 'node:crypto'
-import { RelayError } from '../core/errors.js'
-import { editorTransform, planPart, prepareDisclaimer, type PartInfo, type PreparedDisclaimer } from '../mime/disclaimer-part.js'
-import { mimeRewrite } from '../mime/mime-rewrite.js'
-import { domainKey } from '../ingress/smtp-server/address-check.js'
 import type { MimeNode } from '@zone-eu/mailsplit'
+import { RelayError } from '../core/errors.js'
 import type { Message, Stage } from '../core/types.js'
+import { domainKey } from '../ingress/smtp-server/address-check.js'
+import { editorTransform, type PartInfo, type PreparedDisclaimer, planPart, prepareDisclaimer } from '../mime/disclaimer-part.js'
+import { mimeRewrite } from '../mime/mime-rewrite.js'
 
 /** One disclaimer. */
 export interface DisclaimerContent {
@@ -45,9 +45,8 @@ const SEALED = new Set(['multipart/signed', 'multipart/encrypted', 'application/
 const CONTAINERS = new Set(['mixed', 'alternative', 'related'])
 const CRLF = Buffer.from('\r\n')
 
-let loading: Promise<{ libmime: (typeof import('libmime'))['default']; iconv: typeof import('iconv-lite') }> | undefined
-const libs = () =>
-  (loading ??= Promise.all([import('libmime'), import('iconv-lite')]).then(([m, i]) => ({ libmime: m.default, iconv: i.default })))
+let loading: Promise<{ libmime: typeof import('libmime')['default']; iconv: typeof import('iconv-lite') }> | undefined
+const libs = () => (loading ??= Promise.all([import('libmime'), import('iconv-lite')]).then(([m, i]) => ({ libmime: m.default, iconv: i.default })))
 
 /**
  * Creates the disclaimer stage.
@@ -82,7 +81,12 @@ export function disclaimer(options: DisclaimerOptions): Stage {
       if (mediaType.startsWith('multipart/')) {
         if (!CONTAINERS.has(mediaType.slice(10))) return next()
         await msg.rewrite(mimeRewrite({ plan, fallbackPart: d.part }))
-      } else if (/^text\/(plain|html)$/.test(mediaType) && disposition.value.toLowerCase() !== 'attachment' && !disposition.params.filename && !type.params.name) {
+      } else if (
+        /^text\/(plain|html)$/.test(mediaType) &&
+        disposition.value.toLowerCase() !== 'attachment' &&
+        !disposition.params.filename &&
+        !type.params.name
+      ) {
         const single = planPart(top, d, iconv)
         if (single.kind === 'skip') return next()
         if (single.kind === 'raw') msg.body.transform(editorTransform(single.edit(true)))
@@ -135,10 +139,11 @@ function chooser(options: DisclaimerOptions): (msg: Message) => PreparedDisclaim
     return result
   }
   const { select } = options
-  if (select) return (msg) => {
-    const content = select(msg)
-    return content && prepare(content)
-  }
+  if (select)
+    return (msg) => {
+      const content = select(msg)
+      return content && prepare(content)
+    }
   if (options.text === undefined && !options.domains) throw new RelayError('ERR_RELAY_INVALID_OPTION', 'disclaimer: give text, domains or select')
   const fallback = options.text === undefined ? undefined : prepare({ text: options.text, ...(options.html ? { html: options.html } : {}) })
   const byDomain = new Map(Object.entries(options.domains ?? {}).map(([domain, c]) => [domainKey(`@${domain}`), c ? prepare(c) : undefined]))

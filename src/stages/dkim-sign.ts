@@ -10,14 +10,14 @@
  * forwarded mail, `arcSeal` goes before it, so that ARC records the message as received.
  */
 import { RelayError } from '../core/errors.js'
-import { signingKey, toDomain, type DkimKey, type SigningKey } from '../dkim/keys.js'
-import { loadDkimParts } from '../dkim/mailauth.js'
-import { CANONICALIZATIONS, DEFAULT_HEADERS, fromDomain, hashBody, signatureValue, type DkimCanonicalization } from '../dkim/sign.js'
 import type { Awaitable, Message, Stage } from '../core/types.js'
+import { type DkimKey, type SigningKey, signingKey, toDomain } from '../dkim/keys.js'
+import { loadDkimParts } from '../dkim/mailauth.js'
+import { CANONICALIZATIONS, DEFAULT_HEADERS, type DkimCanonicalization, fromDomain, hashBody, signatureValue } from '../dkim/sign.js'
 
+export type { DkimAlgorithm, DkimDnsRecord, DkimKey, PrivateKeyInput } from '../dkim/keys.js'
 // For users of the subpath export relaychain/stages/dkim-sign: the key helper and its types.
 export { dkimDnsRecord } from '../dkim/keys.js'
-export type { DkimAlgorithm, DkimDnsRecord, DkimKey, PrivateKeyInput } from '../dkim/keys.js'
 export type { DkimCanonicalization } from '../dkim/sign.js'
 
 /** Keys per From domain: one key, or several for several signatures. */
@@ -122,7 +122,10 @@ function mapLookup(map: DkimKeyMap): Lookup {
   for (const [name, entry] of Object.entries(map)) {
     const domain = toDomain(name)
     if (keys.has(domain)) invalid(`the key map names ${domain} twice`)
-    keys.set(domain, listOf(entry).map((key) => signingKey(key, key.domain ? toDomain(key.domain) : domain)))
+    keys.set(
+      domain,
+      listOf(entry).map((key) => signingKey(key, key.domain ? toDomain(key.domain) : domain)),
+    )
   }
   return (domain) => keys.get(domain) ?? []
 }

@@ -20,10 +20,7 @@ export type HeaderValue = string | ((msg: Message) => string | undefined)
  * Which fields to remove: a name (any case), a pattern on the name, or a name or pattern with a
  * condition on the (unfolded) value.
  */
-export type HeaderMatcher =
-  | string
-  | RegExp
-  | { readonly name: string | RegExp; readonly value: RegExp | ((value: string, msg: Message) => boolean) }
+export type HeaderMatcher = string | RegExp | { readonly name: string | RegExp; readonly value: RegExp | ((value: string, msg: Message) => boolean) }
 
 /** Options of {@link headers}. */
 export interface HeadersOptions {
@@ -101,7 +98,8 @@ function checkMatcher(matcher: HeaderMatcher): void {
   if (typeof matcher === 'string' || matcher instanceof RegExp) return
   const { name, value } = matcher ?? {}
   const nameOk = typeof name === 'string' || name instanceof RegExp
-  if (!nameOk || !(value instanceof RegExp || typeof value === 'function')) throw invalid(`remove: ${JSON.stringify(matcher)} is not a name, a RegExp or { name, value }`)
+  if (!nameOk || !(value instanceof RegExp || typeof value === 'function'))
+    throw invalid(`remove: ${JSON.stringify(matcher)} is not a name, a RegExp or { name, value }`)
 }
 
 function invalid(message: string): RelayError {

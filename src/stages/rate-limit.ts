@@ -10,12 +10,12 @@
  * Place it after `relay-policy`, so that only relayed mail is counted.
  */
 import type { RateLimiterRes } from 'rate-limiter-flexible'
-import { reject, RelayError, SmtpError } from '../core/errors.js'
-import { describeSeconds, toSeconds, type Duration } from '../shared/duration.js'
+import { RelayError, reject, SmtpError } from '../core/errors.js'
+import type { Stage, Transaction } from '../core/types.js'
+import { domainKey } from '../ingress/smtp-server/address-check.js'
+import { type Duration, describeSeconds, toSeconds } from '../shared/duration.js'
 import { normalizeIp } from '../shared/ip.js'
 import { counters, type SharedStore } from '../shared/store.js'
-import { domainKey } from '../ingress/smtp-server/address-check.js'
-import type { Stage, Transaction } from '../core/types.js'
 
 /** One limit: at most `messages` and/or `recipients` per `key` within `window`. */
 export interface RateLimitRule {
@@ -57,25 +57,32 @@ export interface RateLimitOptions {
 export function rateLimit(options: RateLimitOptions): Stage {
   const store = counters(options.store)
   const cap = options.recipientsPerMessage
-  if (cap !== undefined && !(Number.isInteger(cap) && cap > 0)) throw new RelayError('ERR_RELAY_INVALID_OPTION', 'recipientsPerMessage must be a positive integer')
+  if (cap !== undefined && !(Number.isInteger(cap) && cap > 0))
+    throw new RelayError('ERR_RELAY_INVALID_OPTION', 'recipientsPerMessage must be a positive integer')
   const rules = (options.limits ?? []).map((rule, i) => {
     const seconds = toSeconds(rule.window, `rateLimit limits[${i}].window`)
     for (const what of ['messages', 'recipients'] as const) {
       const n = rule[what]
-      if (n !== undefined && !(Number.isInteger(n) && n > 0)) throw new RelayError('ERR_RELAY_INVALID_OPTION', `rateLimit limits[${i}].${what} must be a positive integer`)
+      if (n !== undefined && !(Number.isInteger(n) && n > 0))
+        throw new RelayError('ERR_RELAY_INVALID_OPTION', `rateLimit limits[${i}].${what} must be a positive integer`)
     }
-    if (!rule.messages && !rule.recipients) throw new RelayError('ERR_RELAY_INVALID_OPTION', `rateLimit limits[${i}] limits neither messages nor recipients`)
+    if (!rule.messages && !rule.recipients)
+      throw new RelayError('ERR_RELAY_INVALID_OPTION', `rateLimit limits[${i}] limits neither messages nor recipients`)
     const name = typeof rule.key === 'function' ? `custom${i}` : rule.key
-    const counter = (what: 'messages' | 'recipients') =>
-      store.get({ prefix: `rate:${name}:${what}:${seconds}`, points: rule[what]!, seconds })
+    const counter = (what: 'messages' | 'recipients') => store.get({ prefix: `rate:${name}:${what}:${seconds}`, points: rule[what]!, seconds })
     return { ...rule, seconds, counter, keyOf: keyFunction(rule.key) }
   })
   if (!rules.length && !cap) throw new RelayError('ERR_RELAY_INVALID_OPTION', 'rateLimit needs limits or recipientsPerMessage')
 
   const exceeded = (code: 451 | 452, what: string, limit: number, seconds: number, key: string) =>
-    new SmtpError(code, '4.7.1', `Rate limit exceeded: at most ${limit} ${limit === 1 ? what.slice(0, -1) : what} per ${describeSeconds(seconds)}, try again later`, {
-      reason: `${what} limit ${limit} per ${seconds}s reached for ${key}`,
-    })
+    new SmtpError(
+      code,
+      '4.7.1',
+      `Rate limit exceeded: at most ${limit} ${limit === 1 ? what.slice(0, -1) : what} per ${describeSeconds(seconds)}, try again later`,
+      {
+        reason: `${what} limit ${limit} per ${seconds}s reached for ${key}`,
+      },
+    )
 
   return {
     name: 'rate-limit',

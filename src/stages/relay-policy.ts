@@ -12,11 +12,12 @@
  * Put it first in the chain: it only grants or refuses, and later stages then see only mail the
  * relay will handle.
  */
-import { RelayError, SmtpError } from '../core/errors.js'
-import { networkMatcher, normalizeIp } from '../shared/ip.js'
+
 import type { PopBeforeSmtp } from '../auth/pop-before-smtp.js'
-import { domainKey } from '../ingress/smtp-server/address-check.js'
+import { RelayError, SmtpError } from '../core/errors.js'
 import type { Address, AuthIdentity, Awaitable, RcptVerdict, Stage, Transaction } from '../core/types.js'
+import { domainKey } from '../ingress/smtp-server/address-check.js'
+import { networkMatcher, normalizeIp } from '../shared/ip.js'
 
 /** Options of {@link relayPolicy}; at least one way to grant relaying must be given. */
 export interface RelayPolicyOptions {

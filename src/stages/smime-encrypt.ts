@@ -14,16 +14,16 @@
  * encrypt), before DKIM signing. Place it after stages that rewrite recipients.
  */
 import type { X509Certificate } from 'node:crypto'
-import { reject, RelayError, SmtpError, toSmtpError } from '../core/errors.js'
+import { RelayError, reject, SmtpError, toSmtpError } from '../core/errors.js'
 import { forkMessage } from '../core/message.js'
-import { invalid } from '../smime/certificates.js'
-import { envelopeTransform, openEnvelope, type KeyTransport } from '../smime/envelope.js'
-import { wrapEntity } from '../smime/entity.js'
-import { certificateFinder, type RecipientCertificates } from '../smime/recipients.js'
 import type { Address, DeliveryReport, Message, Next, Stage, Transaction } from '../core/types.js'
+import { invalid } from '../smime/certificates.js'
+import { wrapEntity } from '../smime/entity.js'
+import { envelopeTransform, type KeyTransport, openEnvelope } from '../smime/envelope.js'
+import { certificateFinder, type RecipientCertificates } from '../smime/recipients.js'
 
-export type { KeyTransport }
 export type { CertificateLookup, RecipientCertificates } from '../smime/recipients.js'
+export type { KeyTransport }
 
 /** Options of {@link smimeEncrypt}. */
 export interface SmimeEncryptOptions {
@@ -127,7 +127,8 @@ export function smimeEncrypt(options: SmimeEncryptOptions): Stage {
       await encrypt(encrypted, certs)
       const reports = [await deliver(next, encrypted)]
       if (inClear) reports.push(await deliver(next, await forkMessage(msg, { mailFrom: msg.envelope.mailFrom, rcptTo: without }, true)))
-      else reports.push({ accepted: [], rejected: without.map((rcpt) => ({ rcpt, error: cannotEncrypt('Cannot encrypt for this recipient', [rcpt]) })) })
+      else
+        reports.push({ accepted: [], rejected: without.map((rcpt) => ({ rcpt, error: cannotEncrypt('Cannot encrypt for this recipient', [rcpt]) })) })
       return {
         accepted: reports.flatMap((r) => r.accepted),
         rejected: reports.flatMap((r) => r.rejected),

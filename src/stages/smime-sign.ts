@@ -13,14 +13,14 @@
  */
 import { createHash, randomBytes } from 'node:crypto'
 import { reject } from '../core/errors.js'
+import type { Stage } from '../core/types.js'
 import { base64Lines } from '../smime/base64.js'
 import { addressIn, addressMap, byAddress, invalid, isCurrent } from '../smime/certificates.js'
 import { wrapEntity } from '../smime/entity.js'
-import { checkSigner, prepareSigner, signDigest, type Signer, type SmimeSigner } from '../smime/sign.js'
-import type { Stage } from '../core/types.js'
+import { checkSigner, prepareSigner, type Signer, type SmimeSigner, signDigest } from '../smime/sign.js'
 
-export type { SmimeSigner }
 export type { CertificateInput, PrivateKeyInput } from '../smime/certificates.js'
+export type { SmimeSigner }
 
 /** Options of {@link smimeSign}. */
 export interface SmimeSignOptions {

@@ -12,14 +12,14 @@
  * signing): on outgoing mail it keeps the relay's users from damaging its reputation.
  */
 import { RelayError, reject } from '../core/errors.js'
-import type { Logger } from '../shared/logger.js'
+import type { Message, Stage, Transport } from '../core/types.js'
 import { describeFailure, notScanned, quarantine, scanWithin, spoolMessage } from '../scanners/run.js'
 import { tagAsSpam } from '../scanners/spam-fields.js'
 import type { SpamAction, SpamScanner, SpamVerdict } from '../scanners/types.js'
-import type { Message, Stage, Transport } from '../core/types.js'
+import type { Logger } from '../shared/logger.js'
 
-export { spamd, type SpamdOptions } from '../scanners/spamd.js'
-export { rspamd, type RspamdOptions } from '../scanners/rspamd.js'
+export { type RspamdOptions, rspamd } from '../scanners/rspamd.js'
+export { type SpamdOptions, spamd } from '../scanners/spamd.js'
 export type { ScanInput, SpamAction, SpamScanner, SpamVerdict } from '../scanners/types.js'
 
 /** What spam-scan did with a message; `msg.state.spam`. */
@@ -88,7 +88,8 @@ export function spamScan(options: SpamScanOptions): Stage {
   if (subjectPrefix !== undefined && (!subjectPrefix || /[\r\n]/.test(subjectPrefix))) throw invalid('subjectPrefix must be one non-empty line')
   if (actions && typeof actions === 'object') {
     for (const [action, score] of Object.entries(actions)) {
-      if (!THRESHOLDS.includes(action as (typeof THRESHOLDS)[number]) || !Number.isFinite(score)) throw invalid(`actions.${action} must be a finite score`)
+      if (!THRESHOLDS.includes(action as (typeof THRESHOLDS)[number]) || !Number.isFinite(score))
+        throw invalid(`actions.${action} must be a finite score`)
     }
     if (actions.quarantine !== undefined && !options.quarantine) throw invalid('actions.quarantine needs a quarantine transport')
   }
@@ -125,7 +126,18 @@ export function spamScan(options: SpamScanOptions): Stage {
       if (!SEVERITY.includes(action)) throw new RelayError('ERR_RELAY_INVALID_OPTION', `spam-scan: actions() returned ${JSON.stringify(action)}`)
       msg.state.spam = { action, verdict }
       const summary = `score ${verdict.score}${verdict.threshold !== undefined ? `/${verdict.threshold}` : ''} (${Object.keys(verdict.symbols ?? {}).join(',')})`
-      logger?.info({ id: msg.id, stage: 'spam-scan', scanner: verdict.scanner, score: verdict.score, threshold: verdict.threshold, symbols: verdict.symbols, action }, 'spam scan')
+      logger?.info(
+        {
+          id: msg.id,
+          stage: 'spam-scan',
+          scanner: verdict.scanner,
+          score: verdict.score,
+          threshold: verdict.threshold,
+          symbols: verdict.symbols,
+          action,
+        },
+        'spam scan',
+      )
       if (action === 'reject') throw reject.policy(`spam: ${summary}`)
       if (action === 'accept') return next()
       tagAsSpam(msg, verdict, subjectPrefix)

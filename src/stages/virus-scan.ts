@@ -11,12 +11,12 @@
  * encryption): scan what the sender sent.
  */
 import { RelayError, SmtpError } from '../core/errors.js'
-import type { Logger } from '../shared/logger.js'
+import type { Stage, Transport } from '../core/types.js'
 import { describeFailure, notScanned, quarantine, scanWithin, spoolMessage } from '../scanners/run.js'
 import type { VirusScanner, VirusVerdict } from '../scanners/types.js'
-import type { Stage, Transport } from '../core/types.js'
+import type { Logger } from '../shared/logger.js'
 
-export { clamd, type ClamdOptions } from '../scanners/clamd.js'
+export { type ClamdOptions, clamd } from '../scanners/clamd.js'
 export type { ScanInput, VirusScanner, VirusVerdict } from '../scanners/types.js'
 
 /** What virus-scan found; `msg.state.virus`. `'unscanned'`: the scanner failed and `onError` is `'accept'`. */

@@ -4,11 +4,12 @@
  *
  * @module relaychain/testing
  */
-export { startSink } from './sink.js'
-export type { Sink, SinkMessage, SinkOptions } from './sink.js'
-export { memoryTransport } from './memory-transport.js'
+
 export type { MemoryDelivery, MemoryTransport, MemoryTransportOptions } from './memory-transport.js'
-export { runStage, testMessage } from './test-message.js'
-export type { TestMessageOptions } from './test-message.js'
-export { checkOpenRelay } from './open-relay.js'
+export { memoryTransport } from './memory-transport.js'
 export type { OpenRelayCheckOptions, OpenRelayReport, RelayTestResult } from './open-relay.js'
+export { checkOpenRelay } from './open-relay.js'
+export type { Sink, SinkMessage, SinkOptions } from './sink.js'
+export { startSink } from './sink.js'
+export type { TestMessageOptions } from './test-message.js'
+export { runStage, testMessage } from './test-message.js'

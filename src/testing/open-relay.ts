@@ -125,7 +125,9 @@ async function runTest(options: OpenRelayCheckOptions, name: string, mailFrom: s
     const rcpt = await say(`RCPT TO:${rcptTo}`)
     const accepted = /^25[01] /.test(rcpt)
     if (accepted && options.sendData && (await say('DATA')).startsWith('354')) {
-      await say(`From: ${mailFrom}\r\nTo: ${rcptTo}\r\nSubject: relay test: ${name}\r\n\r\nA relay test message. If it arrived, the relay is open.\r\n.`)
+      await say(
+        `From: ${mailFrom}\r\nTo: ${rcptTo}\r\nSubject: relay test: ${name}\r\n\r\nA relay test message. If it arrived, the relay is open.\r\n.`,
+      )
     }
     await say('QUIT').catch(() => '')
     return result(accepted, rcpt)

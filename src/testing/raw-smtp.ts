@@ -2,9 +2,10 @@
  * A raw SMTP client over a TCP socket, for protocol edge cases a real client would not produce
  * (relay tests, malformed AUTH). Internal to relaychain/testing.
  */
-import { connect as connectTcp, type Socket } from 'node:net'
-import { connect as connectTls, type ConnectionOptions } from 'node:tls'
+
 import { once } from 'node:events'
+import { connect as connectTcp, type Socket } from 'node:net'
+import { type ConnectionOptions, connect as connectTls } from 'node:tls'
 
 export class RawSmtp {
   #socket: Socket

@@ -3,7 +3,7 @@
  * as the upstream of a relay under test; make it refuse chosen recipients or messages to test
  * how the relay passes refusals on.
  */
-import { once, EventEmitter } from 'node:events'
+import { EventEmitter, once } from 'node:events'
 import type { AddressInfo } from 'node:net'
 import { SMTPServer, type SMTPServerAddress, type SMTPServerOptions } from 'smtp-server'
 import { GREETING_DELAY, installGreetingDelay } from '../ingress/smtp-server/greeting-delay.js'
@@ -98,7 +98,10 @@ export async function startSink(options: SinkOptions = {}): Promise<Sink> {
       stream.once('close', () => inData--)
       // A sender that goes away mid-DATA: the message is discarded, as a real server does.
       stream.on('error', () => {})
-      const envelope = { mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '', rcptTo: session.envelope.rcptTo.map((r) => r.address) }
+      const envelope = {
+        mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+        rcptTo: session.envelope.rcptTo.map((r) => r.address),
+      }
       const read = () =>
         stream.on('data', (chunk: Buffer) => {
           size += chunk.length

@@ -10,13 +10,13 @@
  *
  * Output always has CRLF line endings.
  */
-import { mkdir, open, rename, unlink, type FileHandle } from 'node:fs/promises'
+import { type FileHandle, mkdir, open, rename, unlink } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import { dirname, join } from 'node:path'
 import { chain } from '../core/body/chain.js'
 import { toCrlf } from '../core/body/line-endings.js'
-import type { ArchiveRecord } from '../stages/archive-tap.js'
 import type { Message, Transport } from '../core/types.js'
+import type { ArchiveRecord } from '../stages/archive-tap.js'
 
 /** Options of {@link fileTransport}. */
 export interface FileTransportOptions {

@@ -28,7 +28,10 @@ export interface RouteTransportOptions {
 }
 
 function domainOf(address: string): string {
-  return address.slice(address.lastIndexOf('@') + 1).toLowerCase().replace(/\.$/, '')
+  return address
+    .slice(address.lastIndexOf('@') + 1)
+    .toLowerCase()
+    .replace(/\.$/, '')
 }
 
 function matches(route: Route, rcpt: Address, msg: Message): boolean {
@@ -69,8 +72,14 @@ export function routeTransport(options: RouteTransportOptions): Transport {
 
   return {
     name: 'route',
-    modifies: strongest(MODIFIES_ORDER, transports.map((t) => t.modifies)),
-    seals: strongest(SEALS_ORDER, transports.map((t) => t.seals)),
+    modifies: strongest(
+      MODIFIES_ORDER,
+      transports.map((t) => t.modifies),
+    ),
+    seals: strongest(
+      SEALS_ORDER,
+      transports.map((t) => t.seals),
+    ),
     describe: () =>
       [
         'route',
@@ -94,7 +103,8 @@ export function routeTransport(options: RouteTransportOptions): Transport {
       const reports = await Promise.all(
         [...groups].map(async ([transport, rcpts]): Promise<DeliveryReport> => {
           try {
-            const part = rcpts.length === msg.envelope.rcptTo.length ? msg : await forkMessage(msg, { mailFrom: msg.envelope.mailFrom, rcptTo: rcpts }, shared)
+            const part =
+              rcpts.length === msg.envelope.rcptTo.length ? msg : await forkMessage(msg, { mailFrom: msg.envelope.mailFrom, rcptTo: rcpts }, shared)
             return await transport.send(part)
           } catch (err) {
             return { accepted: [], rejected: rcpts.map((rcpt) => ({ rcpt, error: toSmtpError(err) })) }

@@ -16,7 +16,7 @@ import { hostname as osHostname } from 'node:os'
 import type { Readable } from 'node:stream'
 import type { ConnectionOptions } from 'node:tls'
 import { createTransport } from 'nodemailer'
-import { SmtpError, type EnhancedCode } from '../core/errors.js'
+import { type EnhancedCode, SmtpError } from '../core/errors.js'
 import type { Address, DeliveryReport, Message, RejectedRecipient, Transport } from '../core/types.js'
 
 /** Options of {@link smtpTransport}. */

@@ -1,11 +1,18 @@
 import { describe, expect, it } from 'vitest'
 import { HeaderBlock, RelayError } from '../../src/index.js'
 
-const RAW = Buffer.from('Received: from a\r\n\tby b; date\r\nSubject: =?utf-8?q?caf=C3=A9?=\r\nX-Eight: caf\xe9\r\nTo: <x@example.org>\r\nsubject: second\r\n', 'latin1')
+const RAW = Buffer.from(
+  'Received: from a\r\n\tby b; date\r\nSubject: =?utf-8?q?caf=C3=A9?=\r\nX-Eight: caf\xe9\r\nTo: <x@example.org>\r\nsubject: second\r\n',
+  'latin1',
+)
 
 describe('HeaderBlock', () => {
   it('writes an untouched section back byte for byte, 8-bit and folding included', () => {
-    expect(HeaderBlock.parse(RAW).toBuffer().equals(Buffer.concat([RAW, Buffer.from('\r\n')]))).toBe(true)
+    expect(
+      HeaderBlock.parse(RAW)
+        .toBuffer()
+        .equals(Buffer.concat([RAW, Buffer.from('\r\n')])),
+    ).toBe(true)
     expect(HeaderBlock.parse(RAW, Buffer.alloc(0)).toBuffer().equals(RAW)).toBe(true)
   })
 

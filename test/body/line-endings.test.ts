@@ -1,8 +1,8 @@
-import { describe, expect, it } from 'vitest'
 import { Readable } from 'node:stream'
 import { buffer } from 'node:stream/consumers'
-import { toCrlf } from '../../src/index.js'
+import { describe, expect, it } from 'vitest'
 import { hasBareLineEnding } from '../../src/core/body/line-endings.js'
+import { toCrlf } from '../../src/index.js'
 
 async function through(stream: NodeJS.ReadWriteStream, chunks: string[]): Promise<string> {
   return (await buffer(Readable.from(chunks.map((c) => Buffer.from(c))).pipe(stream as never))).toString()

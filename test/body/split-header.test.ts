@@ -1,8 +1,8 @@
-import { describe, expect, it } from 'vitest'
 import { Readable } from 'node:stream'
 import { buffer } from 'node:stream/consumers'
-import { SmtpError } from '../../src/index.js'
+import { describe, expect, it } from 'vitest'
 import { splitHeader } from '../../src/core/body/split-header.js'
+import { SmtpError } from '../../src/index.js'
 
 async function split(chunks: string[], max = Infinity) {
   const result = await splitHeader(Readable.from(chunks.map((c) => Buffer.from(c, 'latin1'))), max)
@@ -11,7 +11,11 @@ async function split(chunks: string[], max = Infinity) {
 
 describe('splitHeader', () => {
   it('splits at the first empty line, across chunk boundaries', async () => {
-    expect(await split(['Subject: a\r', '\nTo: b\r\n\r', '\nbody\r\n'])).toEqual({ head: 'Subject: a\r\nTo: b\r\n', separator: '\r\n', body: 'body\r\n' })
+    expect(await split(['Subject: a\r', '\nTo: b\r\n\r', '\nbody\r\n'])).toEqual({
+      head: 'Subject: a\r\nTo: b\r\n',
+      separator: '\r\n',
+      body: 'body\r\n',
+    })
   })
 
   it('keeps continuation lines in the header section', async () => {
@@ -19,7 +23,11 @@ describe('splitHeader', () => {
   })
 
   it('ends the section at the first line that is not a field, without a separator', async () => {
-    expect(await split(['Subject: a\r\nnot a header\r\nmore\r\n'])).toEqual({ head: 'Subject: a\r\n', separator: '', body: 'not a header\r\nmore\r\n' })
+    expect(await split(['Subject: a\r\nnot a header\r\nmore\r\n'])).toEqual({
+      head: 'Subject: a\r\n',
+      separator: '',
+      body: 'not a header\r\nmore\r\n',
+    })
   })
 
   it('treats a message that starts with a body line as having no header section', async () => {

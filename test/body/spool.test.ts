@@ -1,9 +1,9 @@
-import { describe, expect, it } from 'vitest'
 import { mkdtemp, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { buffer } from 'node:stream/consumers'
+import { describe, expect, it } from 'vitest'
 import { Spool } from '../../src/core/body/spool.js'
 
 const chunks = (n: number, size: number) => Readable.from(Array.from({ length: n }, (_, i) => Buffer.alloc(size, 97 + (i % 26))))
@@ -37,10 +37,12 @@ describe('Spool', () => {
   it('removes its temp file when the source fails', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'relaychain-spool-'))
     try {
-      const failing = Readable.from((async function* () {
-        yield Buffer.alloc(5000)
-        throw new Error('client gone')
-      })())
+      const failing = Readable.from(
+        (async function* () {
+          yield Buffer.alloc(5000)
+          throw new Error('client gone')
+        })(),
+      )
       await expect(Spool.from(failing, { memoryLimit: 100, dir })).rejects.toThrow('client gone')
       expect(await readdir(dir)).toEqual([])
     } finally {

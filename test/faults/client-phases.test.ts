@@ -4,11 +4,12 @@
  * file or upstream transaction behind, raises nothing on our side, and serves the next client
  * with the exact reply.
  */
-import { connect as connectTcp } from 'node:net'
+
 import { once } from 'node:events'
+import { connect as connectTcp } from 'node:net'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import type { ListenerMode } from '../../src/index.js'
-import { startFaultRelay, type FaultRelay } from '../helpers/fault-relay.js'
+import { type FaultRelay, startFaultRelay } from '../helpers/fault-relay.js'
 import type { RawSmtp } from '../helpers/raw-smtp.js'
 import { watchUncaught } from '../helpers/uncaught.js'
 
@@ -113,7 +114,9 @@ describe.each(['smtp', 'submission', 'submissions'] as const)('a client that lea
   afterAll(() => r.close())
   afterEach(() => expect(uncaught()).toEqual([]))
 
-  const cases = phases.filter((p) => !p.modes || p.modes.includes(mode)).flatMap((phase) => (['RST', 'FIN'] as const).map((fault) => [phase, fault] as const))
+  const cases = phases
+    .filter((p) => !p.modes || p.modes.includes(mode))
+    .flatMap((phase) => (['RST', 'FIN'] as const).map((fault) => [phase, fault] as const))
   it.each(cases.map(([phase, fault]) => ({ phase, fault, name: `${fault} ${phase.name}` })))(
     'on $name: nothing is forwarded and the next client gets 250 2.0.0',
     async ({ phase, fault }) => {

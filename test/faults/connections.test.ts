@@ -2,11 +2,12 @@
  * Many connections, silent ones, half-open ones and one that never reads: no single client can
  * use up the relay, limits are answered with a clean 421, and a normal client is still served.
  */
-import { connect as connectTcp, type Socket } from 'node:net'
+
 import { once } from 'node:events'
+import { connect as connectTcp, type Socket } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
+import { type FaultRelay, startFaultRelay } from '../helpers/fault-relay.js'
 import { RawSmtp } from '../helpers/raw-smtp.js'
-import { startFaultRelay, type FaultRelay } from '../helpers/fault-relay.js'
 import { watchUncaught } from '../helpers/uncaught.js'
 
 const uncaught = watchUncaught()
@@ -38,7 +39,9 @@ describe('connection limits', () => {
     r = await startFaultRelay('submission')
     const greetings = await openMany(r.port, 200)
     expect(greetings.filter((g) => g.startsWith('220 '))).toHaveLength(50)
-    expect(new Set(greetings.filter((g) => !g.startsWith('220 ')))).toEqual(new Set(['421 4.7.0 relay.test Too many connections from your address, try again later']))
+    expect(new Set(greetings.filter((g) => !g.startsWith('220 ')))).toEqual(
+      new Set(['421 4.7.0 relay.test Too many connections from your address, try again later']),
+    )
     await r.healthy({ localAddress: '127.0.0.2' })
   })
 

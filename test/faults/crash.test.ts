@@ -4,7 +4,7 @@
  */
 import { spawnSync } from 'node:child_process'
 import { once } from 'node:events'
-import { createServer, type AddressInfo } from 'node:net'
+import { type AddressInfo, createServer } from 'node:net'
 import { describe, expect, it } from 'vitest'
 import { createRelay, RelayError } from '../../src/index.js'
 import { memoryTransport } from '../../src/testing/index.js'
@@ -40,11 +40,16 @@ describe('listen()', () => {
         { name: 'taken', host: '127.0.0.1', port: busy, mode: 'submission' },
       ],
     })
-    const err = await relay.listen().then(() => undefined, (e: unknown) => e)
+    const err = await relay.listen().then(
+      () => undefined,
+      (e: unknown) => e,
+    )
     blocker.close()
     expect(err).toBeInstanceOf(RelayError)
     expect((err as RelayError).code).toBe('ERR_RELAY_LISTEN')
-    expect((err as RelayError).message).toBe(`cannot listen on 127.0.0.1:${busy} for listener taken: EADDRINUSE listen EADDRINUSE: address already in use 127.0.0.1:${busy} (another process holds it)`)
+    expect((err as RelayError).message).toBe(
+      `cannot listen on 127.0.0.1:${busy} for listener taken: EADDRINUSE listen EADDRINUSE: address already in use 127.0.0.1:${busy} (another process holds it)`,
+    )
     expect(relay.addresses).toEqual([])
     // The listener that did bind was closed again: its port can be taken.
     const again = createServer().listen(free, '127.0.0.1')

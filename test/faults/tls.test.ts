@@ -3,12 +3,13 @@
  * off, garbage after STARTTLS, an over-long line inside a TLS session. Each ends that connection
  * only; the next client gets its exact reply.
  */
-import { connect as connectTcp, type Socket } from 'node:net'
-import { connect as connectTls } from 'node:tls'
+
 import { once } from 'node:events'
+import { connect as connectTcp, type Socket } from 'node:net'
 import { Duplex } from 'node:stream'
+import { connect as connectTls } from 'node:tls'
 import { afterEach, describe, expect, it } from 'vitest'
-import { startFaultRelay, type FaultRelay } from '../helpers/fault-relay.js'
+import { type FaultRelay, startFaultRelay } from '../helpers/fault-relay.js'
 import { watchUncaught } from '../helpers/uncaught.js'
 
 const uncaught = watchUncaught()

@@ -4,9 +4,9 @@
  * nothing is counted as delivered, and the next client is served normally.
  */
 import { afterEach, describe, expect, it } from 'vitest'
-import { routeTransport, smtpTransport, type Stage } from '../../src/index.js'
-import { startFaultRelay, type FaultRelay } from '../helpers/fault-relay.js'
-import { startHostileUpstream, type HostileUpstream } from '../helpers/hostile-upstream.js'
+import { routeTransport, type Stage, smtpTransport } from '../../src/index.js'
+import { type FaultRelay, startFaultRelay } from '../helpers/fault-relay.js'
+import { type HostileUpstream, startHostileUpstream } from '../helpers/hostile-upstream.js'
 import { RawSmtp } from '../helpers/raw-smtp.js'
 import { watchUncaught } from '../helpers/uncaught.js'
 
@@ -145,10 +145,13 @@ describe('stages that fail', () => {
     let hang = true
     const forever = () => (hang ? ((hang = false), new Promise<never>(() => {})) : undefined)
     const stage: Stage =
-      hook === 'connect' ? { name: 'hanging', connect: () => forever() }
-      : hook === 'mailFrom' ? { name: 'hanging', mailFrom: () => forever() }
-      : hook === 'rcptTo' ? { name: 'hanging', rcptTo: () => forever() }
-      : { name: 'hanging', data: (_msg, next) => forever() ?? next() }
+      hook === 'connect'
+        ? { name: 'hanging', connect: () => forever() }
+        : hook === 'mailFrom'
+          ? { name: 'hanging', mailFrom: () => forever() }
+          : hook === 'rcptTo'
+            ? { name: 'hanging', rcptTo: () => forever() }
+            : { name: 'hanging', data: (_msg, next) => forever() ?? next() }
     r = await startFaultRelay('submission', { stages: [stage], limits: { replyTimeout: 300 } })
     if (hook === 'connect') {
       const { client, greeting } = await RawSmtp.connect(r.port)

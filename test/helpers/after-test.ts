@@ -3,8 +3,8 @@
  * would change the memory those processes measure.
  */
 import { onTestFinished } from 'vitest'
-import { smtpTransport, type RelayOptions, type Stage } from '../../src/index.js'
-import { startSink, type Sink, type SinkOptions } from '../../src/testing/index.js'
+import { type RelayOptions, type Stage, smtpTransport } from '../../src/index.js'
+import { type Sink, type SinkOptions, startSink } from '../../src/testing/index.js'
 import { startRelay, type TestRelay } from './relay.js'
 
 /** Runs the given clean-ups when the current test finishes, last given first (servers, clients, temp dirs). */
@@ -21,6 +21,9 @@ export function afterTest(...cleanups: Array<() => unknown>): void {
 export async function relayToSink(stages: Stage[], relay: Partial<RelayOptions> = {}, sink: SinkOptions = {}): Promise<{ sink: Sink; t: TestRelay }> {
   const upstream = await startSink(sink)
   const t = await startRelay({ stages, transport: smtpTransport({ host: upstream.host, port: upstream.port }), ...relay })
-  afterTest(() => upstream.close(), () => t.close())
+  afterTest(
+    () => upstream.close(),
+    () => t.close(),
+  )
   return { sink: upstream, t }
 }

@@ -5,7 +5,7 @@
  * unhandled 'error' event ends the process with a non-zero exit instead.
  */
 import { once } from 'node:events'
-import { createServer, type AddressInfo } from 'node:net'
+import { type AddressInfo, createServer } from 'node:net'
 import { createRelay, RelayError } from '../../src/index.js'
 import { memoryTransport } from '../../src/testing/index.js'
 import { TLS } from './fault-relay.js'
@@ -20,9 +20,13 @@ if (scenario === 'port-in-use') {
   const blocker = createServer().listen(0, '127.0.0.1')
   await once(blocker, 'listening')
   const relay = make('submission', (blocker.address() as AddressInfo).port)
-  const err = await relay.listen().then(() => undefined, (e: unknown) => e)
+  const err = await relay.listen().then(
+    () => undefined,
+    (e: unknown) => e,
+  )
   blocker.close()
-  if (!(err instanceof RelayError) || err.code !== 'ERR_RELAY_LISTEN') throw new Error(`listen() did not reject with ERR_RELAY_LISTEN: ${String(err)}`)
+  if (!(err instanceof RelayError) || err.code !== 'ERR_RELAY_LISTEN')
+    throw new Error(`listen() did not reject with ERR_RELAY_LISTEN: ${String(err)}`)
   console.log('SURVIVED')
   process.exit(0)
 }

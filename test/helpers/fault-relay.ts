@@ -6,14 +6,24 @@
  * on our side).
  */
 import { EventEmitter } from 'node:events'
+import { readFileSync } from 'node:fs'
 import { mkdtemp, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { readFileSync } from 'node:fs'
 import { createTransport } from 'nodemailer'
 import { expect } from 'vitest'
-import { createRelay, smtpTransport, staticAuthenticator, type ListenerMode, type Relay, type RelayLimits, type RelayOptions, type Stage, type Transport } from '../../src/index.js'
-import { startSink, type Sink, type SinkOptions } from '../../src/testing/index.js'
+import {
+  createRelay,
+  type ListenerMode,
+  type Relay,
+  type RelayLimits,
+  type RelayOptions,
+  type Stage,
+  smtpTransport,
+  staticAuthenticator,
+  type Transport,
+} from '../../src/index.js'
+import { type Sink, type SinkOptions, startSink } from '../../src/testing/index.js'
 import { RawSmtp } from './raw-smtp.js'
 import { allowAll } from './relay.js'
 
@@ -177,7 +187,10 @@ export async function startFaultRelay(mode: ListenerMode, options: FaultRelayOpt
         expect(await client.starttls({ rejectUnauthorized: false })).toMatch(/^220/)
         expect(await client.command('EHLO client.test')).toMatch(/^250/)
       }
-      if (auth) expect(await client.command(`AUTH PLAIN ${Buffer.from(`\0${USER.user}\0${USER.pass}`).toString('base64')}`)).toBe('235 2.7.0 Authentication successful')
+      if (auth)
+        expect(await client.command(`AUTH PLAIN ${Buffer.from(`\0${USER.user}\0${USER.pass}`).toString('base64')}`)).toBe(
+          '235 2.7.0 Authentication successful',
+        )
       return client
     },
     async healthy({ localAddress } = {}) {
@@ -204,7 +217,10 @@ export async function startFaultRelay(mode: ListenerMode, options: FaultRelayOpt
       expect(await readdir(spoolDir), 'temp files left behind').toEqual([])
       expect(sink.inData, 'upstream transactions left open').toBe(0)
       expect(errors.map(String), 'errors on our side').toEqual([])
-      expect(logs.errors().map((l) => `${l.message} ${JSON.stringify(l.fields)}`), 'error-level log lines').toEqual([])
+      expect(
+        logs.errors().map((l) => `${l.message} ${JSON.stringify(l.fields)}`),
+        'error-level log lines',
+      ).toEqual([])
     },
     async close() {
       await relay.close({ timeout: 2000 })

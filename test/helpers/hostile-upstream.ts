@@ -4,8 +4,9 @@
  * reply. It speaks just enough SMTP to get a relay's transport into DATA, and never accepts a
  * message.
  */
-import { createServer, type Server, type Socket } from 'node:net'
+
 import { once } from 'node:events'
+import { createServer, type Server, type Socket } from 'node:net'
 
 export type UpstreamFault = 'reset-mid-transfer' | 'refuse-mid-transfer' | 'close-after-final-dot'
 

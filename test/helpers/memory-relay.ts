@@ -8,7 +8,7 @@
  */
 import { createInterface } from 'node:readline'
 import { Transform } from 'node:stream'
-import { archiveTap, clamd, createRelay, disclaimer, fileTransport, smtpTransport, spamd, spamScan, virusScan, type Stage } from '../../src/index.js'
+import { archiveTap, clamd, createRelay, disclaimer, fileTransport, type Stage, smtpTransport, spamd, spamScan, virusScan } from '../../src/index.js'
 import { dkimSign } from '../../src/stages/dkim-sign.js'
 import { smimeEncrypt } from '../../src/stages/smime-encrypt.js'
 import { smimeSign } from '../../src/stages/smime-sign.js'

@@ -36,11 +36,19 @@ export interface MeasuredRelay {
 }
 
 /** Starts the relay with the named chain (see memory-relay.ts), with `env` added to its environment. */
-export async function startMeasuredRelay(upstreamPort: number, chain: 'spool' | 'smime' | 'dkim' | 'content', env: Record<string, string> = {}): Promise<MeasuredRelay> {
-  const child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', new URL('./memory-relay.ts', import.meta.url).pathname, String(upstreamPort), chain], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-    env: { ...process.env, ...env },
-  })
+export async function startMeasuredRelay(
+  upstreamPort: number,
+  chain: 'spool' | 'smime' | 'dkim' | 'content',
+  env: Record<string, string> = {},
+): Promise<MeasuredRelay> {
+  const child = spawn(
+    process.execPath,
+    ['--expose-gc', '--import', 'tsx', new URL('./memory-relay.ts', import.meta.url).pathname, String(upstreamPort), chain],
+    {
+      stdio: ['pipe', 'pipe', 'inherit'],
+      env: { ...process.env, ...env },
+    },
+  )
   const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]()
   const next = async () => JSON.parse(String((await lines.next()).value)) as Record<string, number>
   const exited = new Promise((resolve) => child.once('exit', resolve))

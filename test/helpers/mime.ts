@@ -51,5 +51,10 @@ export function hasBareLineEnding(raw: Buffer): boolean {
 
 /** The longest line, in bytes. */
 export function longestLine(raw: Buffer): number {
-  return Math.max(...raw.toString('latin1').split('\r\n').map((l) => l.length))
+  return Math.max(
+    ...raw
+      .toString('latin1')
+      .split('\r\n')
+      .map((l) => l.length),
+  )
 }

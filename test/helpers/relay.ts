@@ -1,6 +1,6 @@
 /** Starting a relay for a test: loopback, port 0, greeting at once, reverse lookups off. */
 import { createTransport, type Transporter } from 'nodemailer'
-import { createRelay, RelayError, type Relay, type RelayOptions, type Stage } from '../../src/index.js'
+import { createRelay, type Relay, RelayError, type RelayOptions, type Stage } from '../../src/index.js'
 
 /** Grants relay permission for every recipient: the one-line policy the core tests use. */
 export const allowAll: Stage = { name: 'allow-all', grantsRelay: true, rcptTo: () => ({ relay: true }) }
@@ -22,7 +22,9 @@ export interface TestRelay {
   close(): Promise<void>
 }
 
-export async function startRelay(options: Partial<RelayOptions> & Pick<RelayOptions, 'transport'> | (Partial<RelayOptions> & Pick<RelayOptions, 'pipeline'>)): Promise<TestRelay> {
+export async function startRelay(
+  options: (Partial<RelayOptions> & Pick<RelayOptions, 'transport'>) | (Partial<RelayOptions> & Pick<RelayOptions, 'pipeline'>),
+): Promise<TestRelay> {
   const relay = createRelay({
     hostname: 'relay.test',
     listeners: [{ port: 0, mode: 'submission' }],

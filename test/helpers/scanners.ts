@@ -6,7 +6,7 @@
  * group by the PID we started and removes the dir, `kill()` SIGKILLs it mid-test. See
  * ../shared/notes/peers.md for how these settings were found.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { chmodSync, chownSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { request } from 'node:http'
 import { connect, createServer } from 'node:net'
@@ -14,10 +14,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import MailComposer from 'nodemailer/lib/mail-composer'
 import { MessageImpl } from '../../src/core/message.js'
-import { spoolMessage } from '../../src/scanners/run.js'
 import type { Message } from '../../src/core/types.js'
+import { spoolMessage } from '../../src/scanners/run.js'
 import type { ScanInput } from '../../src/scanners/types.js'
-import { testMessage, type TestMessageOptions } from '../../src/testing/index.js'
+import { type TestMessageOptions, testMessage } from '../../src/testing/index.js'
 
 /** The EICAR test string: every virus scanner detects it; it is harmless. */
 export const EICAR = 'X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*'
@@ -81,7 +81,15 @@ function giveTo(user: string, path: string): void {
   walk(path)
 }
 
-async function launch(name: string, command: string, args: string[], dir: string, port: number, ready: () => Promise<boolean>, readyWithin: number): Promise<Daemon> {
+async function launch(
+  name: string,
+  command: string,
+  args: string[],
+  dir: string,
+  port: number,
+  ready: () => Promise<boolean>,
+  readyWithin: number,
+): Promise<Daemon> {
   const child: ChildProcess = spawn(command, args, { detached: true, stdio: ['ignore', 'ignore', 'pipe'] })
   let stderr = ''
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
@@ -144,8 +152,18 @@ export async function startSpamd(): Promise<Daemon> {
   giveTo('debian-spamd', dir)
   const port = await freePort()
   const args = [
-    '-L', '-x', `--listen=127.0.0.1:${port}`, '--allowed-ips=127.0.0.1', '--max-children=2', '--min-children=1',
-    `--siteconfigpath=${site}`, '-H', join(dir, 'home'), `--pidfile=${join(dir, 'spamd.pid')}`, '-s', join(dir, 'spamd.log'),
+    '-L',
+    '-x',
+    `--listen=127.0.0.1:${port}`,
+    '--allowed-ips=127.0.0.1',
+    '--max-children=2',
+    '--min-children=1',
+    `--siteconfigpath=${site}`,
+    '-H',
+    join(dir, 'home'),
+    `--pidfile=${join(dir, 'spamd.pid')}`,
+    '-s',
+    join(dir, 'spamd.log'),
     ...(isRoot ? ['-u', 'debian-spamd'] : []),
   ]
   return launch('spamd', 'spamd', args, dir, port, async () => /^SPAMD\/\S+ 0 PONG/.test(await ask(port, 'PING SPAMC/1.5\r\n\r\n')), 30_000)
@@ -162,9 +180,19 @@ export async function startClamd(options: { streamMaxLength?: string } = {}): Pr
   writeFileSync(
     conf,
     [
-      `TCPSocket ${port}`, 'TCPAddr 127.0.0.1', 'Foreground yes', `DatabaseDirectory ${join(dir, 'db')}`,
-      `TemporaryDirectory ${join(dir, 'tmp')}`, 'SelfCheck 0', 'ScanMail yes', `StreamMaxLength ${options.streamMaxLength ?? '25M'}`,
-      'MaxScanSize 100M', 'MaxFileSize 25M', `LogFile ${join(dir, 'clamd.log')}`, ...(isRoot ? ['User clamav'] : []), '',
+      `TCPSocket ${port}`,
+      'TCPAddr 127.0.0.1',
+      'Foreground yes',
+      `DatabaseDirectory ${join(dir, 'db')}`,
+      `TemporaryDirectory ${join(dir, 'tmp')}`,
+      'SelfCheck 0',
+      'ScanMail yes',
+      `StreamMaxLength ${options.streamMaxLength ?? '25M'}`,
+      'MaxScanSize 100M',
+      'MaxFileSize 25M',
+      `LogFile ${join(dir, 'clamd.log')}`,
+      ...(isRoot ? ['User clamav'] : []),
+      '',
     ].join('\n'),
   )
   chmodSync(dir, 0o755)
@@ -174,9 +202,35 @@ export async function startClamd(options: { streamMaxLength?: string } = {}): Pr
 
 /** Modules that would reach out (DNS, HTTP maps) or need redis. */
 const RSPAMD_OFF = [
-  'rbl', 'surbl', 'phishing', 'multimap', 'fuzzy_check', 'rspamd_update', 'url_redirector', 'spf', 'dkim', 'dmarc', 'arc',
-  'asn', 'hfilter', 'mx_check', 'reputation', 'neural', 'bimi', 'dcc', 'antivirus', 'external_services', 'greylist',
-  'ratelimit', 'history_redis', 'replies', 'emails', 'whitelist', 'dkim_signing', 'maillist', 'once_received',
+  'rbl',
+  'surbl',
+  'phishing',
+  'multimap',
+  'fuzzy_check',
+  'rspamd_update',
+  'url_redirector',
+  'spf',
+  'dkim',
+  'dmarc',
+  'arc',
+  'asn',
+  'hfilter',
+  'mx_check',
+  'reputation',
+  'neural',
+  'bimi',
+  'dcc',
+  'antivirus',
+  'external_services',
+  'greylist',
+  'ratelimit',
+  'history_redis',
+  'replies',
+  'emails',
+  'whitelist',
+  'dkim_signing',
+  'maillist',
+  'once_received',
 ]
 
 /** A cold start compiles the hyperscan cache: 15–20 s alone, longer on a busy machine. */
@@ -213,9 +267,14 @@ export async function startRspamd(): Promise<Daemon> {
     join(local, 'options.inc'),
     [
       `dns { nameserver = ["127.0.0.1:${unused}"]; timeout = 0.2s; retransmits = 1; }`,
-      `pidfile = "${run}/rspamd.pid";`, `control_socket = "${run}/rspamd.sock mode=0600";`,
-      `cache_file = "${run}/symbols.cache";`, `dynamic_conf = "${run}/dynamic";`, `history_file = "${run}/history";`,
-      `rrd = "${run}/rspamd.rrd";`, `stats_file = "${run}/stats.ucl";`, '',
+      `pidfile = "${run}/rspamd.pid";`,
+      `control_socket = "${run}/rspamd.sock mode=0600";`,
+      `cache_file = "${run}/symbols.cache";`,
+      `dynamic_conf = "${run}/dynamic";`,
+      `history_file = "${run}/history";`,
+      `rrd = "${run}/rspamd.rrd";`,
+      `stats_file = "${run}/stats.ucl";`,
+      '',
     ].join('\n'),
   )
   for (const module of RSPAMD_OFF) writeFileSync(join(local, `${module}.conf`), 'enabled = false;\n')
@@ -223,8 +282,19 @@ export async function startRspamd(): Promise<Daemon> {
   giveTo('_rspamd', dir)
   giveTo('_rspamd', cache)
   const args = [
-    '-f', '-c', join(dir, 'rspamd.conf'), '--var', 'CONFDIR=/etc/rspamd', '--var', `LOCAL_CONFDIR=${join(dir, 'local')}`,
-    '--var', `DBDIR=${cache}`, '--var', `RUNDIR=${run}`, '--var', `LOGDIR=${join(dir, 'log')}`,
+    '-f',
+    '-c',
+    join(dir, 'rspamd.conf'),
+    '--var',
+    'CONFDIR=/etc/rspamd',
+    '--var',
+    `LOCAL_CONFDIR=${join(dir, 'local')}`,
+    '--var',
+    `DBDIR=${cache}`,
+    '--var',
+    `RUNDIR=${run}`,
+    '--var',
+    `LOGDIR=${join(dir, 'log')}`,
     ...(isRoot ? ['-u', '_rspamd', '-g', '_rspamd'] : []),
   ]
   return launch('rspamd', 'rspamd', args, dir, port, async () => (await httpGet(port, '/ping')).trim() === 'pong', RSPAMD_READY_WITHIN)
@@ -248,7 +318,10 @@ export async function disposeScanInputs(): Promise<void> {
 /** A small MIME message with `content` as a base64 attachment. */
 export async function withAttachment(content: string | Buffer, filename = 'file.bin'): Promise<Buffer> {
   const composer = new MailComposer({
-    from: 'ann@example.com', to: 'bob@example.org', subject: 'attachment', text: 'See the attachment.',
+    from: 'ann@example.com',
+    to: 'bob@example.org',
+    subject: 'attachment',
+    text: 'See the attachment.',
     attachments: [{ filename, content: Buffer.from(content), contentType: 'application/octet-stream' }],
   })
   const raw = await composer.compile().build()

@@ -1,6 +1,6 @@
 import iconv from 'iconv-lite'
 import { describe, expect, it } from 'vitest'
-import { HOLD_LIMIT, HtmlEditor, planPart, prepareDisclaimer, TextEditor, type PartEditor } from '../../src/mime/disclaimer-part.js'
+import { HOLD_LIMIT, HtmlEditor, type PartEditor, planPart, prepareDisclaimer, TextEditor } from '../../src/mime/disclaimer-part.js'
 
 /** Runs an editor over chunks; returns the output as a string. */
 function run(editor: PartEditor, chunks: readonly string[]): string {
@@ -64,10 +64,23 @@ describe('planPart', () => {
   })
 
   it('re-encodes 7bit text that gets non-ASCII, and transcodes a charset that cannot hold the disclaimer', () => {
-    expect(planPart({ html: false, charset: 'utf-8', encoding: '7bit' }, d, iconv)).toMatchObject({ kind: 'codec', encoding: 'quoted-printable', toUtf8: false })
-    expect(planPart({ html: false, charset: 'iso-8859-1', encoding: 'base64' }, d, iconv)).toMatchObject({ kind: 'codec', encoding: 'base64', toUtf8: true, transcode: 'iso-8859-1' })
+    expect(planPart({ html: false, charset: 'utf-8', encoding: '7bit' }, d, iconv)).toMatchObject({
+      kind: 'codec',
+      encoding: 'quoted-printable',
+      toUtf8: false,
+    })
+    expect(planPart({ html: false, charset: 'iso-8859-1', encoding: 'base64' }, d, iconv)).toMatchObject({
+      kind: 'codec',
+      encoding: 'base64',
+      toUtf8: true,
+      transcode: 'iso-8859-1',
+    })
     expect(planPart({ html: false, charset: false, encoding: false }, d, iconv)).toMatchObject({ kind: 'codec', toUtf8: true, transcode: undefined })
-    expect(planPart({ html: true, charset: 'utf-16', encoding: 'base64' }, d, iconv)).toMatchObject({ kind: 'codec', toUtf8: true, transcode: 'utf-16' })
+    expect(planPart({ html: true, charset: 'utf-16', encoding: 'base64' }, d, iconv)).toMatchObject({
+      kind: 'codec',
+      toUtf8: true,
+      transcode: 'utf-16',
+    })
   })
 
   it('skips parts it cannot edit safely', () => {

@@ -3,7 +3,8 @@ import { rspamd } from '../../src/index.js'
 import { havePeer } from '../helpers/peers.js'
 import { type Daemon, disposeScanInputs, freePort, GTUBE, RSPAMD_READY_WITHIN, scanInput, startRspamd } from '../helpers/scanners.js'
 
-const HAM = 'From: Ann <ann@example.com>\r\nTo: Bob <bob@example.org>\r\nSubject: minutes\r\nDate: Sat, 28 Nov 2026 10:00:00 +0000\r\nMessage-ID: <m1@example.com>\r\n\r\nHi Bob, the minutes of today are below.\r\n'
+const HAM =
+  'From: Ann <ann@example.com>\r\nTo: Bob <bob@example.org>\r\nSubject: minutes\r\nDate: Sat, 28 Nov 2026 10:00:00 +0000\r\nMessage-ID: <m1@example.com>\r\n\r\nHi Bob, the minutes of today are below.\r\n'
 
 describe.skipIf(!havePeer('rspamd', 'apt-get install -y rspamd'))('rspamd() against a real rspamd', () => {
   let daemon: Daemon

@@ -4,7 +4,8 @@ import { parseSpamdReply } from '../../src/scanners/spamd.js'
 import { havePeer } from '../helpers/peers.js'
 import { type Daemon, disposeScanInputs, freePort, GTUBE, scanInput, startSpamd } from '../helpers/scanners.js'
 
-const HAM = 'From: Ann <ann@example.com>\r\nTo: Bob <bob@example.org>\r\nSubject: minutes\r\nDate: Sat, 28 Nov 2026 10:00:00 +0000\r\nMessage-ID: <m1@example.com>\r\n\r\nHi Bob, the minutes of today are below.\r\n'
+const HAM =
+  'From: Ann <ann@example.com>\r\nTo: Bob <bob@example.org>\r\nSubject: minutes\r\nDate: Sat, 28 Nov 2026 10:00:00 +0000\r\nMessage-ID: <m1@example.com>\r\n\r\nHi Bob, the minutes of today are below.\r\n'
 const SPAM = `From: ann@example.com\r\nTo: bob@example.org\r\nSubject: offer\r\n\r\n${GTUBE}\r\n`
 
 describe.skipIf(!havePeer('spamd', 'apt-get install -y spamassassin spamd'))('spamd() against a real spamd', () => {
@@ -66,13 +67,25 @@ describe('parseSpamdReply', () => {
 
   it('reads score, threshold and the rules of the report table, ignoring wrapped descriptions', () => {
     const reply = [
-      'SPAMD/1.1 0 EX_OK', 'Spam: False ; 2.1 / 5.0', '', 'Content analysis details:   (2.1 points, 5.0 required)', '',
-      ' pts rule name              description', '---- ---------------------- --------------------------------------------------',
-      ' 1.5 URIBL_TEST             Contains an URL listed in a test list', '                            [URIs: example.com]',
-      ' 0.6 MISSING_MID            Missing Message-Id: header', '-0.0 NO_RELAYS              Informational: not relayed', '',
+      'SPAMD/1.1 0 EX_OK',
+      'Spam: False ; 2.1 / 5.0',
+      '',
+      'Content analysis details:   (2.1 points, 5.0 required)',
+      '',
+      ' pts rule name              description',
+      '---- ---------------------- --------------------------------------------------',
+      ' 1.5 URIBL_TEST             Contains an URL listed in a test list',
+      '                            [URIs: example.com]',
+      ' 0.6 MISSING_MID            Missing Message-Id: header',
+      '-0.0 NO_RELAYS              Informational: not relayed',
+      '',
     ].join('\r\n')
     expect(parseSpamdReply(reply)).toEqual({
-      score: 2.1, threshold: 5, action: 'accept', scanner: 'spamd', symbols: { URIBL_TEST: 1.5, MISSING_MID: 0.6, NO_RELAYS: -0 },
+      score: 2.1,
+      threshold: 5,
+      action: 'accept',
+      scanner: 'spamd',
+      symbols: { URIBL_TEST: 1.5, MISSING_MID: 0.6, NO_RELAYS: -0 },
     })
   })
 })

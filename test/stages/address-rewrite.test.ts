@@ -1,18 +1,17 @@
 import { spawnSync } from 'node:child_process'
 import { describe, expect, it } from 'vitest'
-import { relayPolicy, smtpTransport, type Stage } from '../../src/index.js'
-import { addressRewrite, type AddressRewriteOptions } from '../../src/stages/address-rewrite.js'
 import { createSrs } from '../../src/address/srs.js'
+import { relayPolicy, type Stage, smtpTransport } from '../../src/index.js'
+import { type AddressRewriteOptions, addressRewrite } from '../../src/stages/address-rewrite.js'
 import { memoryTransport, runStage, testMessage } from '../../src/testing/index.js'
+import { afterTest, relayToSink } from '../helpers/after-test.js'
 import { havePerlModule } from '../helpers/peers.js'
 import { RawSmtp } from '../helpers/raw-smtp.js'
 import { allowAll, allowDomains, startRelay } from '../helpers/relay.js'
-import { afterTest, relayToSink } from '../helpers/after-test.js'
 
 const SECRET = 'correct horse battery staple'
 const SRS = { secret: SECRET, domain: 'srs.example.com', localDomains: ['example.com'] }
 const DAY = 86_400_000
-
 
 /** A relay with `stages` in front of a sink; `session` sends raw SMTP to it. */
 async function relayWith(stages: Stage[]) {
@@ -127,7 +126,9 @@ describe('address-rewrite: header fields', () => {
   })
 
   it('rewrites internationalised addresses in UTF-8 header fields', async () => {
-    expect(await headersAfter({ sender: { 'jörg@bücher.example': 'jörg@books.example' } }, 'From: Jörg <jörg@xn--bcher-kva.example>')).toBe('From: Jörg <jörg@books.example>')
+    expect(await headersAfter({ sender: { 'jörg@bücher.example': 'jörg@books.example' } }, 'From: Jörg <jörg@xn--bcher-kva.example>')).toBe(
+      'From: Jörg <jörg@books.example>',
+    )
   })
 
   it('rebuilds a malformed field from the parsed addresses, names as written', async () => {
@@ -159,7 +160,7 @@ describe('address-rewrite: SRS', () => {
     expect(got.slice(1)).toEqual(['ann@example.com', ''])
   })
 
-  it('turns another forwarder\'s SRS0 address into SRS1 and reverses it to that forwarder', () => {
+  it("turns another forwarder's SRS0 address into SRS1 and reverses it to that forwarder", () => {
     const srs1 = srs.forward('SRS0=abcd=XY=origin.example=alice@fwd.example')
     expect(srs1).toMatch(/^SRS1=[A-Za-z0-9+/]{4}=fwd\.example==abcd=XY=origin\.example=alice@srs\.example\.com$/)
     expect(srs.reverse(srs1)).toEqual({ address: 'SRS0=abcd=XY=origin.example=alice@fwd.example' })

@@ -1,13 +1,13 @@
-import { beforeAll, describe, expect, it } from 'vitest'
 import { generateKeyPairSync, type KeyObject } from 'node:crypto'
-import { createPipeline, smtpTransport, type Stage } from '../../src/index.js'
+import { beforeAll, describe, expect, it } from 'vitest'
 import { dkimDnsRecord } from '../../src/dkim/keys.js'
-import { arcSeal, type ArcSealOptions } from '../../src/stages/arc-seal.js'
+import { createPipeline, type Stage, smtpTransport } from '../../src/index.js'
+import { type ArcSealOptions, arcSeal } from '../../src/stages/arc-seal.js'
 import { dkimSign } from '../../src/stages/dkim-sign.js'
-import { memoryTransport, startSink, testMessage, type Sink } from '../../src/testing/index.js'
+import { memoryTransport, type Sink, startSink, testMessage } from '../../src/testing/index.js'
+import { afterTest } from '../helpers/after-test.js'
 import { haveDkimpy, verifyMessage } from '../helpers/dkim-verify.js'
 import { allowAll, relayError, startRelay } from '../helpers/relay.js'
-import { afterTest } from '../helpers/after-test.js'
 
 const dkimpy = haveDkimpy()
 
@@ -39,7 +39,8 @@ async function resolver(name: string, rrtype: string): Promise<string[][]> {
   return [[value]]
 }
 
-const ORIGINAL = 'From: Alice <alice@origin.test>\r\nTo: bob@forwarded.test\r\nSubject: minutes\r\nDate: Sat, 28 Nov 2026 10:00:00 +0000\r\nMessage-ID: <m1@origin.test>\r\n\r\nThe minutes are attached.\r\n'
+const ORIGINAL =
+  'From: Alice <alice@origin.test>\r\nTo: bob@forwarded.test\r\nSubject: minutes\r\nDate: Sat, 28 Nov 2026 10:00:00 +0000\r\nMessage-ID: <m1@origin.test>\r\n\r\nThe minutes are attached.\r\n'
 
 /** The message as origin.test sends it: DKIM-signed with its key. */
 async function fromOrigin(eml = ORIGINAL): Promise<Buffer> {
@@ -52,7 +53,6 @@ async function fromOrigin(eml = ORIGINAL): Promise<Buffer> {
 function sealer(options: Partial<ArcSealOptions> = {}): Stage {
   return arcSeal({ domain: 'forwarder.test', selector: 'arc', privateKey: arcKey, authservId: 'mx.forwarder.test', resolver, ...options })
 }
-
 
 /** A forwarding relay with `stages` in front of `upstream` (a sink, or another relay's port). */
 async function forwarder(stages: Stage[], upstream: { host?: string; port: number }) {
@@ -83,7 +83,9 @@ describe.skipIf(!dkimpy)('arcSeal, verified by dkimpy', () => {
     const raw = message!.raw
     expect(raw.toString().split('\r\n')[0]).toMatch(/^ARC-Seal: i=1; a=rsa-sha256; t=\d+; cv=none; d=forwarder\.test;$/)
     const results = field(raw, 'ARC-Authentication-Results')!
-    expect(results).toMatch(/^i=1; mx\.forwarder\.test; dkim=pass header\.i=@origin\.test header\.s=sel header\.a=ed25519-sha256 header\.b=\S+; spf=pass \(.*\) smtp\.mailfrom=alice@origin\.test .*; dmarc=pass \(p=REJECT arc=none\) header\.from=origin\.test header\.d=origin\.test$/)
+    expect(results).toMatch(
+      /^i=1; mx\.forwarder\.test; dkim=pass header\.i=@origin\.test header\.s=sel header\.a=ed25519-sha256 header\.b=\S+; spf=pass \(.*\) smtp\.mailfrom=alice@origin\.test .*; dmarc=pass \(p=REJECT arc=none\) header\.from=origin\.test header\.d=origin\.test$/,
+    )
     const result = await verifyMessage(raw, records)
     expect(result.arc).toEqual({ cv: 'pass', comment: 'success', instances: 1 })
     expect(result.signatures.map((s) => [s.tags.d, s.ok])).toEqual([['origin.test', true]])
@@ -97,7 +99,9 @@ describe.skipIf(!dkimpy)('arcSeal, verified by dkimpy', () => {
     await first.client().sendMail({ envelope, raw: await fromOrigin() })
     const [message] = await upstream.waitForMessages(1)
     expect(field(message!.raw, 'ARC-Seal')).toMatch(/^i=2; a=rsa-sha256; t=\d+; cv=pass; d=second\.test; s=arc;/)
-    expect(field(message!.raw, 'ARC-Authentication-Results')).toMatch(/^i=2; mx\.second\.test; dkim=pass .*; arc=pass \(i=1 spf=pass dkim=pass dkdomain=origin\.test dmarc=pass fromdomain=origin\.test\)/)
+    expect(field(message!.raw, 'ARC-Authentication-Results')).toMatch(
+      /^i=2; mx\.second\.test; dkim=pass .*; arc=pass \(i=1 spf=pass dkim=pass dkdomain=origin\.test dmarc=pass fromdomain=origin\.test\)/,
+    )
     expect((await verifyMessage(message!.raw, records)).arc).toEqual({ cv: 'pass', comment: 'success', instances: 2 })
   })
 
@@ -107,7 +111,9 @@ describe.skipIf(!dkimpy)('arcSeal, verified by dkimpy', () => {
     const eml = ORIGINAL.replace('alice@origin.test', 'carol@strict.test')
     await t.client().sendMail({ envelope: { from: 'carol@strict.test', to: ['bob@forwarded.test'] }, raw: eml })
     const [message] = await upstream.waitForMessages(1)
-    expect(field(message!.raw, 'ARC-Authentication-Results')).toMatch(/^i=1; mx\.forwarder\.test; dkim=none .*; spf=fail \(.*\) smtp\.mailfrom=carol@strict\.test/)
+    expect(field(message!.raw, 'ARC-Authentication-Results')).toMatch(
+      /^i=1; mx\.forwarder\.test; dkim=none .*; spf=fail \(.*\) smtp\.mailfrom=carol@strict\.test/,
+    )
     expect((await verifyMessage(message!.raw, records)).arc.cv).toBe('pass')
   })
 
@@ -130,7 +136,10 @@ describe.skipIf(!dkimpy)('arcSeal, verified by dkimpy', () => {
     await t.client().sendMail({ envelope, raw: await fromOrigin() })
     const [message] = await upstream.waitForMessages(1)
     const result = await verifyMessage(message!.raw, records)
-    expect(result.signatures.map((s) => [s.tags.d, s.ok])).toEqual([['forwarder.test', true], ['origin.test', true]])
+    expect(result.signatures.map((s) => [s.tags.d, s.ok])).toEqual([
+      ['forwarder.test', true],
+      ['origin.test', true],
+    ])
     expect(result.arc.cv).toBe('pass')
     expect(field(message!.raw, 'ARC-Authentication-Results')).not.toContain('forwarder.test header.s=fwd')
   })
@@ -139,15 +148,24 @@ describe.skipIf(!dkimpy)('arcSeal, verified by dkimpy', () => {
 describe('arcSeal, refused', () => {
   it('refuses a key that is not RSA, or not a key, with RelayError ERR_RELAY_INVALID_OPTION', () => {
     const ed25519 = relayError(() => sealer({ privateKey: originKey }))
-    expect([ed25519.code, ed25519.message]).toEqual(['ERR_RELAY_INVALID_OPTION', 'arcSeal: the key must be RSA (RFC 8617 defines rsa-sha256 only), got ed25519'])
+    expect([ed25519.code, ed25519.message]).toEqual([
+      'ERR_RELAY_INVALID_OPTION',
+      'arcSeal: the key must be RSA (RFC 8617 defines rsa-sha256 only), got ed25519',
+    ])
     const unreadable = relayError(() => sealer({ privateKey: 'not a key' }))
-    expect([unreadable.code, unreadable.message]).toEqual(['ERR_RELAY_INVALID_OPTION', 'ARC key arc._domainkey.forwarder.test: not a readable private key (PEM)'])
+    expect([unreadable.code, unreadable.message]).toEqual([
+      'ERR_RELAY_INVALID_OPTION',
+      'ARC key arc._domainkey.forwarder.test: not a readable private key (PEM)',
+    ])
   })
 
   it('is refused by the pipeline before a stage that changes the body', () => {
     const footer: Stage = { name: 'footer', modifies: 'body' }
     expect(() => createPipeline({ stages: [sealer(), footer], transport: memoryTransport() })).toThrow(
-      expect.objectContaining({ code: 'ERR_RELAY_UNSAFE_ORDER', message: '"footer" modifies the message (body) after "arc-seal" sealed its message; move it before "arc-seal"' }),
+      expect.objectContaining({
+        code: 'ERR_RELAY_UNSAFE_ORDER',
+        message: '"footer" modifies the message (body) after "arc-seal" sealed its message; move it before "arc-seal"',
+      }),
     )
   })
 })

@@ -1,12 +1,12 @@
-import { describe, expect, it } from 'vitest'
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { archiveTap, createPipeline, fileTransport, smtpTransport, type FileEnvelopeRecord, type Logger, type Stage } from '../../src/index.js'
+import { describe, expect, it } from 'vitest'
+import { archiveTap, createPipeline, type FileEnvelopeRecord, fileTransport, type Logger, type Stage, smtpTransport } from '../../src/index.js'
 import { memoryTransport, startSink } from '../../src/testing/index.js'
-import { freePort } from '../helpers/scanners.js'
-import { allowAll, refusal, startRelay } from '../helpers/relay.js'
 import { afterTest } from '../helpers/after-test.js'
+import { allowAll, refusal, startRelay } from '../helpers/relay.js'
+import { freePort } from '../helpers/scanners.js'
 import { appending } from '../helpers/stages.js'
 
 const RAW = 'From: Ann <ann@example.com>\r\nTo: Bob <bob@example.org>\r\nSubject: quarterly report\r\n\r\nThe figures are attached.\r\n'
@@ -14,8 +14,14 @@ const envelope = { from: 'ann@example.com', to: ['bob@example.org'] }
 
 /** Later stages that change the message, so that "as received" and "as delivered" differ. */
 const footer = appending('footer', '-- \r\nSent through the gateway\r\n')
-const traceField: Stage = { name: 'trace-field', modifies: 'trace', async data(msg, next) { msg.headers.add('X-Gateway', 'out-1'); return next() } }
-
+const traceField: Stage = {
+  name: 'trace-field',
+  modifies: 'trace',
+  async data(msg, next) {
+    msg.headers.add('X-Gateway', 'out-1')
+    return next()
+  },
+}
 
 async function archiveDir(): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'relaychain-archive-'))
@@ -27,14 +33,20 @@ async function archiveDir(): Promise<string> {
 async function archived(dir: string): Promise<Array<{ eml: Buffer; record: FileEnvelopeRecord }>> {
   const names = (await readdir(dir)).filter((n) => n.endsWith('.eml')).sort()
   return Promise.all(
-    names.map(async (n) => ({ eml: await readFile(join(dir, n)), record: JSON.parse(await readFile(join(dir, n.replace(/\.eml$/, '.json')), 'utf8')) as FileEnvelopeRecord })),
+    names.map(async (n) => ({
+      eml: await readFile(join(dir, n)),
+      record: JSON.parse(await readFile(join(dir, n.replace(/\.eml$/, '.json')), 'utf8')) as FileEnvelopeRecord,
+    })),
   )
 }
 
 async function setup(stages: Stage[], sinkOptions: Parameters<typeof startSink>[0] = {}, relayOptions = {}) {
   const sink = await startSink(sinkOptions)
   const t = await startRelay({ stages: [allowAll, ...stages], transport: smtpTransport({ host: sink.host, port: sink.port }), ...relayOptions })
-  afterTest(() => sink.close(), () => t.close())
+  afterTest(
+    () => sink.close(),
+    () => t.close(),
+  )
   return { sink, t }
 }
 
@@ -58,7 +70,10 @@ describe('archive-tap', () => {
       id: String(info.response).split(' ').pop(),
       mailFrom: 'ann@example.com',
       rcptTo: ['bob@example.org'],
-      archive: { copy: 'received', outcome: { status: 'delivered', accepted: ['bob@example.org'], rejected: [], response: expect.stringMatching(/^250 /) } },
+      archive: {
+        copy: 'received',
+        outcome: { status: 'delivered', accepted: ['bob@example.org'], rejected: [], response: expect.stringMatching(/^250 /) },
+      },
     })
   })
 
@@ -76,18 +91,25 @@ describe('archive-tap', () => {
   it("seals the message with copy: 'delivered', so the pipeline refuses a later body or header edit", () => {
     const archive = archiveTap({ to: memoryTransport(), copy: 'delivered' })
     expect(archive.seals).toBe('message')
-    expect(() => createPipeline({ stages: [archive, footer], transport: memoryTransport() })).toThrow(expect.objectContaining({ code: 'ERR_RELAY_UNSAFE_ORDER' }))
+    expect(() => createPipeline({ stages: [archive, footer], transport: memoryTransport() })).toThrow(
+      expect.objectContaining({ code: 'ERR_RELAY_UNSAFE_ORDER' }),
+    )
     expect(archiveTap({ to: memoryTransport() }).seals).toBeUndefined()
   })
 
   it('records a partial delivery with the refusal of each refused recipient', async () => {
     const dir = await archiveDir()
-    const { t } = await setup([archiveTap({ to: fileTransport({ dir }) })], { rcpt: (a) => (a.startsWith('nobody@') ? '550 5.1.1 No such user here' : undefined) })
+    const { t } = await setup([archiveTap({ to: fileTransport({ dir }) })], {
+      rcpt: (a) => (a.startsWith('nobody@') ? '550 5.1.1 No such user here' : undefined),
+    })
     await t.client().sendMail({ envelope: { from: 'ann@example.com', to: ['bob@example.org', 'nobody@example.org'] }, raw: RAW })
     const copies = await archived(dir)
     // The second copy is the DSN to the sender, which passes through the chain too.
     expect(copies[0]!.record.archive?.outcome).toEqual({
-      status: 'partial', accepted: ['bob@example.org'], rejected: [{ rcpt: 'nobody@example.org', reply: '550 5.1.1 No such user here' }], response: expect.stringMatching(/^250 /),
+      status: 'partial',
+      accepted: ['bob@example.org'],
+      rejected: [{ rcpt: 'nobody@example.org', reply: '550 5.1.1 No such user here' }],
+      response: expect.stringMatching(/^250 /),
     })
     expect(copies[1]!.record).toMatchObject({ mailFrom: null, rcptTo: ['ann@example.com'] })
   })
@@ -104,7 +126,9 @@ describe('archive-tap', () => {
   it('sends a BCC-style copy to an archive mailbox over SMTP, unchanged', async () => {
     const archive = await startSink()
     afterTest(() => archive.close())
-    const { sink, t } = await setup([archiveTap({ to: smtpTransport({ host: archive.host, port: archive.port }), recipients: ['journal@archive.example'] })])
+    const { sink, t } = await setup([
+      archiveTap({ to: smtpTransport({ host: archive.host, port: archive.port }), recipients: ['journal@archive.example'] }),
+    ])
     await t.client().sendMail({ envelope, raw: RAW })
     const [[delivered], [copy]] = await Promise.all([sink.waitForMessages(1), archive.waitForMessages(1)])
     expect(copy!.mailFrom).toBe('ann@example.com')
@@ -119,7 +143,9 @@ describe('archive-tap', () => {
     const info = await t.client().sendMail({ envelope, raw: RAW })
     expect(info.response).toMatch(/^250 2\.0\.0 /)
     expect(sink.messages).toHaveLength(1)
-    expect(logger.errors).toEqual([expect.stringMatching(/^archive failed; the message was not archived: 127\.0\.0\.1:\d+: ESOCKET connect ECONNREFUSED/)])
+    expect(logger.errors).toEqual([
+      expect.stringMatching(/^archive failed; the message was not archived: 127\.0\.0\.1:\d+: ESOCKET connect ECONNREFUSED/),
+    ])
   })
 
   it('tempfails with 451 4.3.0 and delivers nothing when a mandatory archive is down', async () => {
@@ -141,7 +167,12 @@ describe('archive-tap', () => {
 
   it('refuses impossible options with ERR_RELAY_INVALID_OPTION when the chain is built', () => {
     const to = memoryTransport()
-    const bad = [{ to, copy: 'delivered' as const, mandatory: true }, { to, recipients: ['not an address'] }, { to, recipients: [] }, { to: undefined as unknown as typeof to }]
+    const bad = [
+      { to, copy: 'delivered' as const, mandatory: true },
+      { to, recipients: ['not an address'] },
+      { to, recipients: [] },
+      { to: undefined as unknown as typeof to },
+    ]
     for (const options of bad) expect(() => archiveTap(options)).toThrow(expect.objectContaining({ code: 'ERR_RELAY_INVALID_OPTION' }))
   })
 })

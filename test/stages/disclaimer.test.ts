@@ -1,18 +1,18 @@
 import { spawnSync } from 'node:child_process'
+import { createHash } from 'node:crypto'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createTransport } from 'nodemailer'
 import { simpleParser } from 'mailparser'
-import { createHash } from 'node:crypto'
-import { createPipeline, SmtpError, smtpTransport, type Stage } from '../../src/index.js'
-import { disclaimer, type DisclaimerOptions } from '../../src/stages/disclaimer.js'
+import { createTransport } from 'nodemailer'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createPipeline, SmtpError, type Stage, smtpTransport } from '../../src/index.js'
+import { type DisclaimerOptions, disclaimer } from '../../src/stages/disclaimer.js'
 import { memoryTransport, runStage, startSink, testMessage } from '../../src/testing/index.js'
+import { fixture, hasBareLineEnding, longestLine, type ParsedPart, PYTHON, parseMime } from '../helpers/mime.js'
 import { havePeer } from '../helpers/peers.js'
-import { fixture, hasBareLineEnding, longestLine, parseMime, PYTHON, type ParsedPart } from '../helpers/mime.js'
-import { allowAll, relayError, startRelay } from '../helpers/relay.js'
 import { RawSmtp } from '../helpers/raw-smtp.js'
+import { allowAll, relayError, startRelay } from '../helpers/relay.js'
 
 const TEXT = 'Confidential – Société Example GmbH.\n<Do not forward> & keep it safe.'
 /** TEXT as a decoder shows it. */
@@ -83,13 +83,15 @@ describe.runIf(python)('disclaimer on a corpus of real-world MIME shapes (checke
 
   it('keeps attachments byte for byte in the raw message, not only decoded', () => {
     for (const name of ['outlook-related.eml', 'gmail-mixed.eml', 'apple-inline.eml', 'attachment-only.eml']) {
-      const blocks = fixture(name).toString('latin1').match(/(?:^[A-Za-z0-9+/=]{60,}\r\n)+/gm)!
+      const blocks = fixture(name)
+        .toString('latin1')
+        .match(/(?:^[A-Za-z0-9+/=]{60,}\r\n)+/gm)!
       expect(blocks.length).toBeGreaterThan(0)
       for (const block of blocks) expect(raw[name]!.toString('latin1')).toContain(block)
     }
   })
 
-  it('keeps each part\'s transfer encoding, and its charset where it can hold the text', () => {
+  it("keeps each part's transfer encoding, and its charset where it can hold the text", () => {
     const cte = (name: string, path: string) => after[name]!.find((p) => p.path === path)
     expect(cte('gmail-mixed.eml', '1.1.2')).toMatchObject({ cte: 'base64', charset: 'utf-8' })
     expect(cte('base64-text.eml', '1')).toMatchObject({ cte: 'base64', charset: 'utf-8' })
@@ -159,7 +161,7 @@ describe('disclaimer', () => {
     }
   })
 
-  it('chooses the disclaimer by the envelope sender\'s domain', async () => {
+  it("chooses the disclaimer by the envelope sender's domain", async () => {
     const options: DisclaimerOptions = { text: 'Default footer.', domains: { 'sub.example': { text: 'Sub footer.' }, 'quiet.example': false } }
     const eml = fixture('plain-ascii.eml')
     expect((await apply(options, eml, 'ann@SUB.example')).toString()).toMatch(/\r\n\r\nSub footer\.\r\n$/)
@@ -170,7 +172,7 @@ describe('disclaimer', () => {
   })
 
   it('chooses the disclaimer with select() when given', async () => {
-    const stage = disclaimer({ select: (msg) => (msg.session.user === 'ann' ? { text: 'Ann\'s footer.' } : undefined) })
+    const stage = disclaimer({ select: (msg) => (msg.session.user === 'ann' ? { text: "Ann's footer." } : undefined) })
     for (const user of ['ann', 'bob']) {
       const transport = memoryTransport()
       await runStage(stage, await testMessage({ eml: fixture('plain-ascii.eml'), session: { user } }), transport)
@@ -181,7 +183,9 @@ describe('disclaimer', () => {
   it('inserts HTML given as is before </body>, case-insensitively', async () => {
     const eml = 'Content-Type: text/html; charset=utf-8\r\n\r\n<html><BODY><p>Hi</p></Body></html>\r\n'
     const out = await apply({ text: 'x', html: '<p style="color:grey">Ünternehmen</p>' }, eml)
-    expect(out.toString()).toBe('X-Disclaimer: added\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<html><BODY><p>Hi</p>\r\n<p style="color:grey">&#220;nternehmen</p>\r\n</Body></html>\r\n')
+    expect(out.toString()).toBe(
+      'X-Disclaimer: added\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<html><BODY><p>Hi</p>\r\n<p style="color:grey">&#220;nternehmen</p>\r\n</Body></html>\r\n',
+    )
   })
 
   it('refuses with 554 5.6.0 a message whose MIME structure exceeds the parser limits', async () => {
@@ -199,7 +203,9 @@ describe('disclaimer', () => {
 
   it('is refused after a signer by the pipeline order lint (ERR_RELAY_UNSAFE_ORDER)', () => {
     const dkim: Stage = { name: 'dkim-sign', seals: 'message' }
-    expect(relayError(() => createPipeline({ stages: [dkim, disclaimer({ text: TEXT })], transport: memoryTransport() })).code).toBe('ERR_RELAY_UNSAFE_ORDER')
+    expect(relayError(() => createPipeline({ stages: [dkim, disclaimer({ text: TEXT })], transport: memoryTransport() })).code).toBe(
+      'ERR_RELAY_UNSAFE_ORDER',
+    )
   })
 })
 
@@ -230,7 +236,9 @@ describe('disclaimer in a relay', () => {
     const parsed = await simpleParser(message!.raw)
     expect(parsed.text).toBe(`Figures attached.\n\n${PLAIN}`)
     expect(String(parsed.html).replace(/\r\n/g, '\n')).toBe(`<html><body><p>Figures attached.</p>\n${HTML}\n</body></html>`)
-    expect(createHash('sha256').update(parsed.attachments[0]!.content).digest('hex')).toBe(createHash('sha256').update(Buffer.from(attachment, 'hex')).digest('hex'))
+    expect(createHash('sha256').update(parsed.attachments[0]!.content).digest('hex')).toBe(
+      createHash('sha256').update(Buffer.from(attachment, 'hex')).digest('hex'),
+    )
     expect(hasBareLineEnding(message!.raw)).toBe(false)
   })
 

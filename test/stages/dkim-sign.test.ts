@@ -1,18 +1,18 @@
-import { beforeAll, describe, expect, it } from 'vitest'
 import { generateKeyPairSync, type KeyObject } from 'node:crypto'
 import { createTransport } from 'nodemailer'
+import { beforeAll, describe, expect, it } from 'vitest'
+import { type DkimKey, dkimDnsRecord } from '../../src/dkim/keys.js'
 import { addressRewrite, createPipeline, disclaimer, type Stage } from '../../src/index.js'
-import { dkimDnsRecord, type DkimKey } from '../../src/dkim/keys.js'
-import { dkimSign, type DkimSignOptions } from '../../src/stages/dkim-sign.js'
+import { type DkimSignOptions, dkimSign } from '../../src/stages/dkim-sign.js'
 import { smimeSign } from '../../src/stages/smime-sign.js'
 import { memoryTransport, startSink, testMessage } from '../../src/testing/index.js'
+import { afterTest, relayToSink } from '../helpers/after-test.js'
 import { haveDkimpy, verifyMessage, verifyMessages } from '../helpers/dkim-verify.js'
 import { bigMessage, startMeasuredRelay } from '../helpers/memory.js'
 import { havePeer } from '../helpers/peers.js'
-import { appending } from '../helpers/stages.js'
 import { allowAll, refusal, relayError } from '../helpers/relay.js'
 import { credentials, verify as smimeVerify } from '../helpers/smime.js'
-import { afterTest, relayToSink } from '../helpers/after-test.js'
+import { appending } from '../helpers/stages.js'
 
 const dkimpy = haveDkimpy()
 const openssl = havePeer('openssl', 'apt-get install -y openssl')
@@ -43,15 +43,17 @@ function fieldNames(raw: Buffer): string[] {
   return head.split(/\r\n(?![ \t])/).map((f) => f.slice(0, f.indexOf(':')))
 }
 
-
-
 const relayWith = (stages: Stage[]) => relayToSink([allowAll, ...stages])
 
-const PLAIN = 'From: Ann Example <ann@example.com>\r\nTo: bob@example.org\r\nSubject: quarterly report\r\nDate: Sat, 28 Nov 2026 10:00:00 +0000\r\nMessage-ID: <q4@example.com>\r\n\r\nHello Bob.\r\n'
+const PLAIN =
+  'From: Ann Example <ann@example.com>\r\nTo: bob@example.org\r\nSubject: quarterly report\r\nDate: Sat, 28 Nov 2026 10:00:00 +0000\r\nMessage-ID: <q4@example.com>\r\n\r\nHello Bob.\r\n'
 
 describe.skipIf(!dkimpy)('dkimSign, verified by dkimpy', () => {
   it('signs a relayed message with RSA and Ed25519, From/Subject/To/Date over-signed, no l= tag, CRLF only', async () => {
-    const keys = [{ selector: 'rsa2026', privateKey: rsa }, { selector: 'ed2026', privateKey: ed }]
+    const keys = [
+      { selector: 'rsa2026', privateKey: rsa },
+      { selector: 'ed2026', privateKey: ed },
+    ]
     const { sink, t } = await relayWith([dkimSign({ keys: { 'example.com': keys } })])
     await t.client().sendMail({ envelope: { from: 'ann@example.com', to: ['bob@example.org'] }, raw: PLAIN })
     const [message] = await sink.waitForMessages(1)
@@ -67,12 +69,16 @@ describe.skipIf(!dkimpy)('dkimSign, verified by dkimpy', () => {
   })
 
   it('verifies with each canonicalisation and algorithm on a message with folding, tabs, trailing spaces and blank lines', async () => {
-    const eml = 'From: ann@example.com\r\nTo: bob@example.org\r\nSubject:  Folded\r\n  subject   with  spaces \r\nDate: Sat, 28 Nov 2026 10:00:00 +0000\r\n\r\nTrailing space \r\n\tTabbed  line\r\n\r\n\r\n'
+    const eml =
+      'From: ann@example.com\r\nTo: bob@example.org\r\nSubject:  Folded\r\n  subject   with  spaces \r\nDate: Sat, 28 Nov 2026 10:00:00 +0000\r\n\r\nTrailing space \r\n\tTabbed  line\r\n\r\n\r\n'
     const keys = { rsa: { selector: 'r', privateKey: rsa }, ed: { selector: 'e', privateKey: ed } }
-    const cases = (['relaxed/relaxed', 'relaxed/simple', 'simple/relaxed', 'simple/simple'] as const).flatMap((c) => [
-      [c, keys.rsa],
-      [c, keys.ed],
-    ] as const)
+    const cases = (['relaxed/relaxed', 'relaxed/simple', 'simple/relaxed', 'simple/simple'] as const).flatMap(
+      (c) =>
+        [
+          [c, keys.rsa],
+          [c, keys.ed],
+        ] as const,
+    )
     const messages = await Promise.all(cases.map(([canonicalization, key]) => signed({ keys: { 'example.com': key }, canonicalization }, eml)))
     const results = await verifyMessages(messages, published('example.com', [keys.rsa, keys.ed]))
     expect(results.map((r) => [r.signatures[0]!.tags.c, r.signatures[0]!.tags.s, r.signatures[0]!.ok])).toEqual(
@@ -83,14 +89,24 @@ describe.skipIf(!dkimpy)('dkimSign, verified by dkimpy', () => {
   it('signs 8-bit (8BITMIME) and SMTPUTF8 messages, with an internationalised From domain as A-labels', async () => {
     const key = { selector: 'intl', privateKey: ed }
     const { sink, t } = await relayWith([dkimSign({ keys: { 'example.com': key, 'bücher.example': key } })])
-    const latin1 = Buffer.concat([Buffer.from('From: ann@example.com\r\nSubject: menu\r\nContent-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: 8bit\r\n\r\ncaf'), Buffer.from([0xe9]), Buffer.from('\r\n')])
+    const latin1 = Buffer.concat([
+      Buffer.from(
+        'From: ann@example.com\r\nSubject: menu\r\nContent-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: 8bit\r\n\r\ncaf',
+      ),
+      Buffer.from([0xe9]),
+      Buffer.from('\r\n'),
+    ])
     await t.client().sendMail({ envelope: { from: 'ann@example.com', to: ['bob@example.org'], use8BitMime: true }, raw: latin1 })
-    const utf8 = 'From: Jörg <jörg@bücher.example>\r\nTo: zoë@example.org\r\nSubject: Grüße\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nGrüße aus Köln\r\n'
+    const utf8 =
+      'From: Jörg <jörg@bücher.example>\r\nTo: zoë@example.org\r\nSubject: Grüße\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nGrüße aus Köln\r\n'
     await t.client().sendMail({ envelope: { from: 'jörg@bücher.example', to: ['zoë@example.org'] }, raw: utf8 })
     const [eight, intl] = await sink.waitForMessages(2)
     expect(intl!.mailArgs.SMTPUTF8).toBe(true)
     expect(eight!.raw.includes(Buffer.from([0x66, 0xe9, 0x0d, 0x0a]))).toBe(true)
-    const results = await verifyMessages([eight!.raw, intl!.raw], { ...published('example.com', [key]), ...published('xn--bcher-kva.example', [key]) })
+    const results = await verifyMessages([eight!.raw, intl!.raw], {
+      ...published('example.com', [key]),
+      ...published('xn--bcher-kva.example', [key]),
+    })
     expect(results.map((r) => [r.signatures[0]!.tags.d, r.signatures[0]!.ok])).toEqual([
       ['example.com', true],
       ['xn--bcher-kva.example', true],
@@ -99,7 +115,9 @@ describe.skipIf(!dkimpy)('dkimSign, verified by dkimpy', () => {
 
   it('signs a message with nothing but a From field and an empty body, over-signing the absent fields', async () => {
     const key = { selector: 'min', privateKey: rsa }
-    const messages = await Promise.all(['From: ann@example.com\r\n\r\nx\r\n', 'From: ann@example.com\r\n\r\n'].map((eml) => signed({ keys: { 'example.com': key } }, eml)))
+    const messages = await Promise.all(
+      ['From: ann@example.com\r\n\r\nx\r\n', 'From: ann@example.com\r\n\r\n'].map((eml) => signed({ keys: { 'example.com': key } }, eml)),
+    )
     const results = await verifyMessages(messages, published('example.com', [key]))
     expect(results.map((r) => [r.signatures[0]!.tags.h, r.signatures[0]!.ok])).toEqual([
       ['From:From:Subject:To:Date', true],
@@ -124,7 +142,10 @@ describe.skipIf(!dkimpy)('dkimSign, verified by dkimpy', () => {
   it('signs a multipart message after the real disclaimer and address-rewrite stages changed it', async () => {
     const rewrite = addressRewrite({ sender: { '@old.example': '@example.com' } })
     const footer = disclaimer({ text: 'Example Corp. This message is confidential.' })
-    const keys = [{ selector: 'rsa', privateKey: rsa }, { selector: 'ed', privateKey: ed }]
+    const keys = [
+      { selector: 'rsa', privateKey: rsa },
+      { selector: 'ed', privateKey: ed },
+    ]
     const { sink, t } = await relayWith([rewrite, footer, dkimSign({ keys: { 'example.com': keys } })])
     await t.client().sendMail({
       from: 'Ann Example <ann@old.example>',
@@ -156,7 +177,10 @@ describe.skipIf(!dkimpy)('dkimSign, verified by dkimpy', () => {
   it.skipIf(!openssl)('DKIM-signs S/MIME-signed mail: dkimpy verifies the DKIM signature, openssl the S/MIME one', async () => {
     const key = { selector: 'smime', privateKey: rsa }
     const eml = PLAIN.replace('ann@example.com', 'alice@example.com')
-    const { sink, t } = await relayWith([smimeSign({ certificates: { 'alice@example.com': credentials('alice') } }), dkimSign({ keys: { 'example.com': key } })])
+    const { sink, t } = await relayWith([
+      smimeSign({ certificates: { 'alice@example.com': credentials('alice') } }),
+      dkimSign({ keys: { 'example.com': key } }),
+    ])
     await t.client().sendMail({ envelope: { from: 'alice@example.com', to: ['bob@example.org'] }, raw: eml })
     const [message] = await sink.waitForMessages(1)
     expect(message!.raw.toString()).toMatch(/\r\nContent-Type: multipart\/signed; /)
@@ -175,7 +199,10 @@ describe.skipIf(!dkimpy)('dkimSign, verified by dkimpy', () => {
       raw.replace('\r\n\r\n', '\r\nTo: eve@evil.test\r\n\r\n'),
       `Received: from relay.example.org by mx.example.org; Sat, 28 Nov 2026 10:00:05 +0000\r\n${raw}`,
     ]
-    const results = await verifyMessages(variants.map((v) => Buffer.from(v, 'latin1')), published('example.com', [key]))
+    const results = await verifyMessages(
+      variants.map((v) => Buffer.from(v, 'latin1')),
+      published('example.com', [key]),
+    )
     expect(results.map((r) => r.signatures[0]!.ok)).toEqual([false, false, false, false, false, true])
   })
 
@@ -219,7 +246,10 @@ describe.skipIf(!dkimpy)('dkimSign, verified by dkimpy', () => {
     const key = { selector: 'big', privateKey: rsa }
     const sink = await startSink()
     const relay = await startMeasuredRelay(sink.port, 'dkim', { DKIM_TEST_KEY: rsa.export({ type: 'pkcs8', format: 'pem' }) as string })
-    afterTest(() => sink.close(), () => relay.stop())
+    afterTest(
+      () => sink.close(),
+      () => relay.stop(),
+    )
     const client = createTransport({ host: '127.0.0.1', port: relay.port, ignoreTLS: true })
     const envelope = { from: 'ann@example.com', to: ['bob@example.org'] }
     const head = 'From: ann@example.com\r\nTo: bob@example.org\r\nSubject: big\r\n\r\n'
@@ -248,7 +278,15 @@ describe('dkimSign, unsigned and refused', () => {
   it('looks keys up for the domain of the first mailbox in From, whatever shape the field has', async () => {
     const asked: string[] = []
     const options: DkimSignOptions = { keys: (domain) => void asked.push(domain) }
-    const froms = ['Ann <ann@Example.COM>', 'ann@example.net', '"Doe, Jane" <jane@quoted.example>', 'a@first.example, b@second.example', 'Jörg <jörg@bücher.example>', 'ann@comment.example (Ann)', 'undisclosed-recipients:;']
+    const froms = [
+      'Ann <ann@Example.COM>',
+      'ann@example.net',
+      '"Doe, Jane" <jane@quoted.example>',
+      'a@first.example, b@second.example',
+      'Jörg <jörg@bücher.example>',
+      'ann@comment.example (Ann)',
+      'undisclosed-recipients:;',
+    ]
     for (const from of froms) await signed(options, `From: ${from}\r\n\r\nx\r\n`)
     expect(asked).toEqual(['example.com', 'example.net', 'quoted.example', 'first.example', 'xn--bcher-kva.example', 'comment.example'])
   })
@@ -265,10 +303,22 @@ describe('dkimSign, unsigned and refused', () => {
     const garbage = '-----BEGIN PRIVATE KEY-----\nc2VjcmV0IGtleSBtYXRlcmlhbA==\n-----END PRIVATE KEY-----\n'
     const cases: Array<[DkimSignOptions, RegExp]> = [
       [{ keys: { 'example.com': { selector: 's', privateKey: garbage } } }, /^DKIM key s\._domainkey\.example\.com: not a readable private key/],
-      [{ keys: { 'example.com': { selector: 's', privateKey: generateKeyPairSync('ed25519').publicKey } } }, /a private key is needed, got a public key/],
-      [{ keys: { 'example.com': { selector: 's', privateKey: generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey } } }, /must be RSA or Ed25519, got ec/],
-      [{ keys: { 'example.com': { selector: 's', privateKey: generateKeyPairSync('rsa', { modulusLength: 512 }).privateKey } } }, /at least 1024 bits \(RFC 8301\), got 512/],
-      [{ keys: { 'example.com': { selector: 's', privateKey: ed, algorithm: 'rsa-sha256' } } }, /algorithm rsa-sha256 does not match the key \(ed25519-sha256\)/],
+      [
+        { keys: { 'example.com': { selector: 's', privateKey: generateKeyPairSync('ed25519').publicKey } } },
+        /a private key is needed, got a public key/,
+      ],
+      [
+        { keys: { 'example.com': { selector: 's', privateKey: generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey } } },
+        /must be RSA or Ed25519, got ec/,
+      ],
+      [
+        { keys: { 'example.com': { selector: 's', privateKey: generateKeyPairSync('rsa', { modulusLength: 512 }).privateKey } } },
+        /at least 1024 bits \(RFC 8301\), got 512/,
+      ],
+      [
+        { keys: { 'example.com': { selector: 's', privateKey: ed, algorithm: 'rsa-sha256' } } },
+        /algorithm rsa-sha256 does not match the key \(ed25519-sha256\)/,
+      ],
       [{ keys: { 'example.com': { selector: 'not a selector', privateKey: ed } } }, /invalid DKIM selector "not a selector"/],
       [{ keys: { 'Example.com': { selector: 'a', privateKey: ed }, 'example.com': { selector: 'b', privateKey: ed } } }, /names example\.com twice/],
       [{ keys: {}, headers: ['Subject', 'To'], oversign: [] }, /the From field must be signed/],
@@ -288,9 +338,14 @@ describe('dkimSign, unsigned and refused', () => {
     const trace: Stage = { name: 'late-trace', modifies: 'trace' }
     const transport = memoryTransport()
     expect(() => createPipeline({ stages: [signer, edit], transport })).toThrow(
-      expect.objectContaining({ code: 'ERR_RELAY_UNSAFE_ORDER', message: '"late-edit" modifies the message (headers) after "dkim-sign" sealed its message; move it before "dkim-sign"' }),
+      expect.objectContaining({
+        code: 'ERR_RELAY_UNSAFE_ORDER',
+        message: '"late-edit" modifies the message (headers) after "dkim-sign" sealed its message; move it before "dkim-sign"',
+      }),
     )
-    expect(createPipeline({ stages: [edit, signer, trace], transport }).describe()).toContain('dkim-sign            [data] modifies trace seals message')
+    expect(createPipeline({ stages: [edit, signer, trace], transport }).describe()).toContain(
+      'dkim-sign            [data] modifies trace seals message',
+    )
   })
 
   it('is refused by the pipeline before S/MIME signing, accepted after it', () => {
@@ -298,7 +353,10 @@ describe('dkimSign, unsigned and refused', () => {
     const smime = smimeSign({ certificates: { 'alice@example.com': credentials('alice') } })
     const transport = memoryTransport()
     expect(() => createPipeline({ stages: [signer, smime], transport })).toThrow(
-      expect.objectContaining({ code: 'ERR_RELAY_UNSAFE_ORDER', message: '"smime-sign" modifies the message (body) after "dkim-sign" sealed its message; move it before "dkim-sign"' }),
+      expect.objectContaining({
+        code: 'ERR_RELAY_UNSAFE_ORDER',
+        message: '"smime-sign" modifies the message (body) after "dkim-sign" sealed its message; move it before "dkim-sign"',
+      }),
     )
     expect(createPipeline({ stages: [smime, signer], transport }).stages.map((s) => s.name)).toEqual(['smime-sign', 'dkim-sign'])
   })

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { createPipeline, headers, smtpTransport, type HeadersOptions, type Stage } from '../../src/index.js'
+import { createPipeline, type HeadersOptions, headers, type Stage, smtpTransport } from '../../src/index.js'
 import { memoryTransport, runStage, startSink, testMessage } from '../../src/testing/index.js'
 import { allowAll, startRelay } from '../helpers/relay.js'
 
@@ -30,7 +30,13 @@ describe('headers', () => {
     expect(out).toBe(
       [
         'Received: from mx.partner.example (mx.partner.example [192.0.2.1]) by relay.example; Sat, 28 Nov 2026 09:59:00 +0000',
-        'From: Ann <ann@example.com>', 'Subject: hello', 'Organization: Old Name', 'Organization: Duplicate', '', 'Body.', '',
+        'From: Ann <ann@example.com>',
+        'Subject: hello',
+        'Organization: Old Name',
+        'Organization: Duplicate',
+        '',
+        'Body.',
+        '',
       ].join('\r\n'),
     )
   })
@@ -41,7 +47,9 @@ describe('headers', () => {
       add: { 'X-Relayed-By': 'gateway-1', 'X-Auth-User': (msg) => msg.session.user, 'X-Client': (msg) => msg.session.remoteAddress },
     })
     const out = await edited(stage, 'From: a@example.com\r\nOrganization: Old\r\nSubject: s\r\nOrganization: Dup\r\n\r\nBody.\r\n')
-    expect(out).toBe('X-Relayed-By: gateway-1\r\nX-Client: 127.0.0.1\r\nFrom: a@example.com\r\nOrganization: Example Corp\r\nSubject: s\r\n\r\nBody.\r\n')
+    expect(out).toBe(
+      'X-Relayed-By: gateway-1\r\nX-Client: 127.0.0.1\r\nFrom: a@example.com\r\nOrganization: Example Corp\r\nSubject: s\r\n\r\nBody.\r\n',
+    )
   })
 
   it('edits only the messages `when` accepts', async () => {
@@ -56,7 +64,9 @@ describe('headers', () => {
     const strip = headers({ remove: ['X-Originating-IP'] })
     expect([add.modifies, strip.modifies]).toEqual(['trace', 'headers'])
     expect(() => createPipeline({ stages: [dkim, add], transport: memoryTransport() })).not.toThrow()
-    expect(() => createPipeline({ stages: [dkim, strip], transport: memoryTransport() })).toThrow(expect.objectContaining({ code: 'ERR_RELAY_UNSAFE_ORDER' }))
+    expect(() => createPipeline({ stages: [dkim, strip], transport: memoryTransport() })).toThrow(
+      expect.objectContaining({ code: 'ERR_RELAY_UNSAFE_ORDER' }),
+    )
   })
 
   it('refuses bad names, values and matchers with ERR_RELAY_INVALID_OPTION when the chain is built', () => {
@@ -72,7 +82,10 @@ describe('headers', () => {
 
   it('strips X-Originating-IP on the way to the upstream, end to end', async () => {
     const sink = await startSink()
-    const t = await startRelay({ stages: [allowAll, headers({ remove: ['X-Originating-IP'], add: { Organization: 'Example Corp' } })], transport: smtpTransport({ host: sink.host, port: sink.port }) })
+    const t = await startRelay({
+      stages: [allowAll, headers({ remove: ['X-Originating-IP'], add: { Organization: 'Example Corp' } })],
+      transport: smtpTransport({ host: sink.host, port: sink.port }),
+    })
     try {
       await t.client().sendMail({ envelope: { from: 'ann@example.com', to: ['bob@example.org'] }, raw: EML })
       const [message] = await sink.waitForMessages(1)

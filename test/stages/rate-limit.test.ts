@@ -1,14 +1,13 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { RelayError, type SharedStore, type Stage } from '../../src/index.js'
-import { rateLimit, type RateLimitOptions } from '../../src/stages/rate-limit.js'
-import { memoryTransport, type MemoryTransport } from '../../src/testing/index.js'
+import { type RateLimitOptions, rateLimit } from '../../src/stages/rate-limit.js'
+import { type MemoryTransport, memoryTransport } from '../../src/testing/index.js'
+import { afterTest } from '../helpers/after-test.js'
 import { havePeer } from '../helpers/peers.js'
 import { RawSmtp } from '../helpers/raw-smtp.js'
-import { allowAll, startRelay, type TestRelay } from '../helpers/relay.js'
 import { startRedis, type TestRedis } from '../helpers/redis.js'
-import { afterTest } from '../helpers/after-test.js'
-
+import { allowAll, startRelay, type TestRelay } from '../helpers/relay.js'
 
 /** A relay with `rateLimit(options)` after a relay-everything policy; the test's own key prefix keeps Redis runs apart. */
 async function limitedRelay(options: RateLimitOptions): Promise<{ t: TestRelay; transport: MemoryTransport }> {
@@ -72,14 +71,27 @@ describe('rate-limit (memory store)', () => {
   windowTests(() => 'memory', 'mem')
 
   it('counts per client IP and per authenticated user, and skips user rules for unauthenticated clients', async () => {
-    const { t } = await limitedRelay({ limits: [{ key: 'ip', messages: 1, window: '1h' }, { key: 'user', messages: 1, window: '1h' }] })
+    const { t } = await limitedRelay({
+      limits: [
+        { key: 'ip', messages: 1, window: '1h' },
+        { key: 'user', messages: 1, window: '1h' },
+      ],
+    })
     expect((await send(t.port, 'a@one.test', ['b@example.org']))[0]).toBe(OK)
-    expect((await send(t.port, 'a@two.test', ['b@example.org']))[0]).toBe('451 4.7.1 Rate limit exceeded: at most 1 message per 1 hour, try again later')
+    expect((await send(t.port, 'a@two.test', ['b@example.org']))[0]).toBe(
+      '451 4.7.1 Rate limit exceeded: at most 1 message per 1 hour, try again later',
+    )
   })
 
   it('caps the recipients of one message with 452 4.5.3', async () => {
     const { t, transport } = await limitedRelay({ recipientsPerMessage: 2 })
-    expect(await send(t.port, 'a@example.com', ['1@x.test', '2@x.test', '3@x.test'])).toEqual([OK, OK, OK, '452 4.5.3 Too many recipients', expect.stringMatching(/^250 /)])
+    expect(await send(t.port, 'a@example.com', ['1@x.test', '2@x.test', '3@x.test'])).toEqual([
+      OK,
+      OK,
+      OK,
+      '452 4.5.3 Too many recipients',
+      expect.stringMatching(/^250 /),
+    ])
     expect(transport.messages[0]!.envelope.rcptTo.map((r) => r.address)).toEqual(['1@x.test', '2@x.test'])
   })
 
@@ -100,10 +112,16 @@ describe.runIf(havePeer('redis-server', 'apt-get install -y redis-server'))('rat
   windowTests(() => ({ redis: redis.url }), 'redis')
 
   it('shares the counters between relay processes', async () => {
-    const stages = (): Stage[] => [allowAll, rateLimit({ store: { redis: redis.url }, limits: [{ key: 'sender-domain', messages: 2, window: '1h' }] })]
+    const stages = (): Stage[] => [
+      allowAll,
+      rateLimit({ store: { redis: redis.url }, limits: [{ key: 'sender-domain', messages: 2, window: '1h' }] }),
+    ]
     const a = await startRelay({ stages: stages(), transport: memoryTransport() })
     const b = await startRelay({ stages: stages(), transport: memoryTransport() })
-    afterTest(() => a.close(), () => b.close())
+    afterTest(
+      () => a.close(),
+      () => b.close(),
+    )
     expect((await send(a.port, 'x@shared.test', ['y@example.org']))[0]).toBe(OK)
     expect((await send(b.port, 'x@shared.test', ['y@example.org']))[0]).toBe(OK)
     expect((await send(a.port, 'x@shared.test', ['y@example.org']))[0]).toMatch(/^451 4\.7\.1 /)

@@ -1,25 +1,27 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { readFileSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { createTransport } from 'nodemailer'
-import { popBeforeSmtp, RelayError, staticAuthenticator, type Logger, type RelayOptions } from '../../src/index.js'
-import { relayPolicy, type RelayPolicyOptions } from '../../src/stages/relay-policy.js'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { type Logger, popBeforeSmtp, RelayError, type RelayOptions, staticAuthenticator } from '../../src/index.js'
 import { networkMatcher } from '../../src/shared/ip.js'
-import { checkOpenRelay, memoryTransport, startSink, type Sink } from '../../src/testing/index.js'
+import { type RelayPolicyOptions, relayPolicy } from '../../src/stages/relay-policy.js'
+import { checkOpenRelay, memoryTransport, type Sink, startSink } from '../../src/testing/index.js'
+import { afterTest, relayToSink } from '../helpers/after-test.js'
 import { havePeer } from '../helpers/peers.js'
 import { RawSmtp } from '../helpers/raw-smtp.js'
-import { refusal, startRelay, type TestRelay } from '../helpers/relay.js'
 import { startRedis, type TestRedis } from '../helpers/redis.js'
-import { afterTest, relayToSink } from '../helpers/after-test.js'
+import { refusal, startRelay, type TestRelay } from '../helpers/relay.js'
 
-const tls = { key: readFileSync(new URL('../fixtures/tls/key.pem', import.meta.url)), cert: readFileSync(new URL('../fixtures/tls/cert.pem', import.meta.url)) }
+const tls = {
+  key: readFileSync(new URL('../fixtures/tls/key.pem', import.meta.url)),
+  cert: readFileSync(new URL('../fixtures/tls/cert.pem', import.meta.url)),
+}
 const clientTls = { ca: tls.cert, servername: 'relay.test' }
 const authenticator = staticAuthenticator({
   alice: { password: 'wonderland', senders: ['alice@example.test', '@sales.example.test'] },
   'bob@example.test': 'builder',
 })
 const RAW = 'Subject: hi\r\n\r\nHello.\r\n'
-
 
 async function policyRelay(policy: RelayPolicyOptions, extra: Partial<RelayOptions> = {}): Promise<{ t: TestRelay; sink: Sink }> {
   return relayToSink([relayPolicy(policy)], { tls, auth: { authenticator }, ...extra })
@@ -61,7 +63,10 @@ describe('relay-policy: third-party relay tests', () => {
     expect(report.passed).toBe(false)
     expect(report.tests.find((r) => r.name === 'third-party sender and recipient')).toMatchObject({ accepted: true, reply: '250 Accepted' })
     // The address checks still refuse the routing tricks, even for an allowlisted client.
-    expect(report.tests.find((r) => r.name === 'percent hack')).toMatchObject({ accepted: false, reply: '553 5.1.3 Routing syntax is not accepted in the recipient address' })
+    expect(report.tests.find((r) => r.name === 'percent hack')).toMatchObject({
+      accepted: false,
+      reply: '553 5.1.3 Routing syntax is not accepted in the recipient address',
+    })
   })
 })
 
@@ -105,8 +110,15 @@ describe('relay-policy: client networks', () => {
   it('grants relaying to an IPv6 client in an IPv6 network and refuses it for IPv4-only networks', async () => {
     const sink = await startSink()
     afterTest(() => sink.close())
-    for (const [networks, expected] of [[['::1/128'], '250 Accepted'], [['127.0.0.0/8'], '554 5.7.1 Relay access denied']] as const) {
-      const t = await startRelay({ stages: [relayPolicy({ networks })], transport: memoryTransport(), listeners: [{ host: '::1', port: 0, mode: 'submission' }] })
+    for (const [networks, expected] of [
+      [['::1/128'], '250 Accepted'],
+      [['127.0.0.0/8'], '554 5.7.1 Relay access denied'],
+    ] as const) {
+      const t = await startRelay({
+        stages: [relayPolicy({ networks })],
+        transport: memoryTransport(),
+        listeners: [{ host: '::1', port: 0, mode: 'submission' }],
+      })
       afterTest(() => t.close())
       expect(await tryRcpt(t.port, 'a@example.test', 'victim@elsewhere.test', '::1')).toBe(expected)
     }
@@ -119,10 +131,19 @@ describe('relay-policy: client networks', () => {
 
   it('matches mapped, zoned and compressed client addresses in canonical form', () => {
     const match = networkMatcher(['192.0.2.0/24', '2001:db8::/32', '198.51.100.7'], 'networks')
-    for (const ip of ['192.0.2.7', '::ffff:192.0.2.7', '::ffff:c000:207', '0:0:0:0:0:ffff:192.0.2.7', '2001:DB8:0:0::1', '2001:db8::1%eth0', '198.51.100.7']) {
+    for (const ip of [
+      '192.0.2.7',
+      '::ffff:192.0.2.7',
+      '::ffff:c000:207',
+      '0:0:0:0:0:ffff:192.0.2.7',
+      '2001:DB8:0:0::1',
+      '2001:db8::1%eth0',
+      '198.51.100.7',
+    ]) {
       expect(match(ip), ip).toBe(true)
     }
-    for (const ip of ['192.0.3.1', '::ffff:192.0.3.1', '2001:db9::1', '198.51.100.8', '::192.0.2.7', 'not-an-ip', '']) expect(match(ip), ip).toBe(false)
+    for (const ip of ['192.0.3.1', '::ffff:192.0.3.1', '2001:db9::1', '198.51.100.8', '::192.0.2.7', 'not-an-ip', ''])
+      expect(match(ip), ip).toBe(false)
   })
 
   it('refuses invalid networks and networks wide enough to make an open relay when the chain is built', () => {
@@ -187,7 +208,10 @@ describe('relay-policy: POP-before-SMTP', () => {
     it('lets one process authorize a client that another relay process then grants, until it expires', async () => {
       const watcher = popBeforeSmtp({ store: { redis: redis.url } })
       const relaySide = popBeforeSmtp({ store: { redis: redis.url } })
-      afterTest(() => watcher.close(), () => relaySide.close())
+      afterTest(
+        () => watcher.close(),
+        () => relaySide.close(),
+      )
       const { t } = await policyRelay({ popBeforeSmtp: relaySide })
       await watcher.authorizeClient('127.0.0.1', '2s')
       const authorizedAt = Date.now()

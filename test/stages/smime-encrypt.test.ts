@@ -1,25 +1,24 @@
-import { describe, expect, it } from 'vitest'
 import { createHash } from 'node:crypto'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createTransport } from 'nodemailer'
+import { describe, expect, it } from 'vitest'
 import { createPipeline, SmtpError, type Stage } from '../../src/index.js'
-import { smimeEncrypt, type SmimeEncryptOptions } from '../../src/stages/smime-encrypt.js'
+import { type SmimeEncryptOptions, smimeEncrypt } from '../../src/stages/smime-encrypt.js'
 import { smimeSign } from '../../src/stages/smime-sign.js'
 import { memoryTransport, runStage, startSink, testMessage } from '../../src/testing/index.js'
+import { afterTest, relayToSink } from '../helpers/after-test.js'
 import { bigMessage, startMeasuredRelay } from '../helpers/memory.js'
 import { havePeer } from '../helpers/peers.js'
 import { allowAll, refusal, relayError } from '../helpers/relay.js'
-import { credentials, decrypt, fixture, FIXTURES, headerOf, openssl, verify } from '../helpers/smime.js'
-import { afterTest, relayToSink } from '../helpers/after-test.js'
+import { credentials, decrypt, FIXTURES, fixture, headerOf, openssl, verify } from '../helpers/smime.js'
 
 const haveOpenssl = havePeer('openssl', 'apt-get install -y openssl')
 
 const ENTITY = 'Content-Type: text/plain; charset=utf-8\r\n\r\nThe diagnosis is attached.\r\n'
 const RAW = `From: Alice <alice@example.com>\r\nTo: bob@example.org, carol@example.org, dave@example.org\r\nSubject: Results\r\nMIME-Version: 1.0\r\n${ENTITY}`
 const CERTIFICATES = { 'bob@example.org': fixture('bob.pem'), 'carol@example.org': fixture('carol.pem') }
-
 
 const setup = (stages: Stage[]) => relayToSink([allowAll, ...stages])
 
@@ -58,14 +57,21 @@ describe.skipIf(!haveOpenssl)('smime-encrypt, decrypted by openssl cms', () => {
 
   it('uses RSA PKCS#1 v1.5 key transport when asked', async () => {
     const transport = memoryTransport()
-    await runStage(smimeEncrypt({ certificates: CERTIFICATES, keyTransport: 'rsa-pkcs1' }), await testMessage({ eml: RAW, to: ['bob@example.org'] }), transport)
+    await runStage(
+      smimeEncrypt({ certificates: CERTIFICATES, keyTransport: 'rsa-pkcs1' }),
+      await testMessage({ eml: RAW, to: ['bob@example.org'] }),
+      transport,
+    )
     const raw = transport.messages[0]!.raw
     expect(structure(raw)).toEqual({ recipients: 1, keyTransport: ['rsaEncryption'], content: ['aes-256-cbc'] })
     expect(decrypt(raw, 'bob').stdout.toString()).toBe(ENTITY)
   })
 
   it('signs, then encrypts: the decrypted entity is a signature openssl verifies', async () => {
-    const { sink, t } = await setup([smimeSign({ certificates: { 'alice@example.com': credentials('alice') } }), smimeEncrypt({ certificates: CERTIFICATES })])
+    const { sink, t } = await setup([
+      smimeSign({ certificates: { 'alice@example.com': credentials('alice') } }),
+      smimeEncrypt({ certificates: CERTIFICATES }),
+    ])
     await send(t, ['bob@example.org'])
     const [message] = await sink.waitForMessages(1)
     const inner = decrypt(message!.raw, 'bob').stdout
@@ -128,7 +134,9 @@ describe.skipIf(!haveOpenssl)('smime-encrypt, decrypted by openssl cms', () => {
     expect(structure(encrypted!.raw).recipients).toBe(2)
     expect(decrypt(encrypted!.raw, 'carol').stdout.toString()).toBe(ENTITY)
     expect(clear!.rcptTo).toEqual(['dave@example.org'])
-    expect(clear!.raw.toString()).toMatch(/\r\nSubject: Results\r\nMIME-Version: 1.0\r\nContent-Type: text\/plain; charset=utf-8\r\n\r\nThe diagnosis is attached.\r\n$/)
+    expect(clear!.raw.toString()).toMatch(
+      /\r\nSubject: Results\r\nMIME-Version: 1.0\r\nContent-Type: text\/plain; charset=utf-8\r\n\r\nThe diagnosis is attached.\r\n$/,
+    )
   })
 
   it('signs and encrypts a 50 MB message holding under 64 MB more memory, and openssl decrypts and verifies it', async () => {
@@ -143,7 +151,11 @@ describe.skipIf(!haveOpenssl)('smime-encrypt, decrypted by openssl cms', () => {
     const sink = await startSink()
     const relay = await startMeasuredRelay(sink.port, 'smime')
     const dir = await mkdtemp(join(tmpdir(), 'relaychain-smime-'))
-    afterTest(() => sink.close(), () => relay.stop(), () => rm(dir, { recursive: true, force: true }))
+    afterTest(
+      () => sink.close(),
+      () => relay.stop(),
+      () => rm(dir, { recursive: true, force: true }),
+    )
     const client = createTransport({ host: '127.0.0.1', port: relay.port, ignoreTLS: true })
     const envelope = { from: 'alice@example.com', to: ['bob@example.org'] }
     await client.sendMail({ envelope, raw: `${head}warm-up\r\n` })
@@ -152,14 +164,31 @@ describe.skipIf(!haveOpenssl)('smime-encrypt, decrypted by openssl cms', () => {
     const growth = await relay.growth()
     client.close()
     const [, big] = await sink.waitForMessages(2)
-    console.log(`S/MIME relay live memory growth ${growth.live.toFixed(1)} MiB, peak RSS growth ${growth.rss.toFixed(1)} MiB for a 50 MiB message (${(big!.size / MiB).toFixed(1)} MiB out)`)
+    console.log(
+      `S/MIME relay live memory growth ${growth.live.toFixed(1)} MiB, peak RSS growth ${growth.rss.toFixed(1)} MiB for a 50 MiB message (${(big!.size / MiB).toFixed(1)} MiB out)`,
+    )
     expect(growth.live).toBeLessThan(64)
     await writeFile(join(dir, 'message.eml'), big!.raw)
-    const decrypted = openssl(['cms', '-decrypt', '-in', join(dir, 'message.eml'), '-recip', `${FIXTURES}bob.pem`, '-inkey', `${FIXTURES}bob.key`, '-out', join(dir, 'signed.eml')])
+    const decrypted = openssl([
+      'cms',
+      '-decrypt',
+      '-in',
+      join(dir, 'message.eml'),
+      '-recip',
+      `${FIXTURES}bob.pem`,
+      '-inkey',
+      `${FIXTURES}bob.key`,
+      '-out',
+      join(dir, 'signed.eml'),
+    ])
     expect(decrypted.stderr).toBe('')
     const verified = openssl(['cms', '-verify', '-in', join(dir, 'signed.eml'), '-CAfile', `${FIXTURES}root.pem`, '-out', join(dir, 'content')])
     expect(verified.stderr).toBe('CMS Verification successful\n')
-    expect(createHash('sha256').update(await readFile(join(dir, 'content'))).digest('hex')).toBe(expected.digest('hex'))
+    expect(
+      createHash('sha256')
+        .update(await readFile(join(dir, 'content')))
+        .digest('hex'),
+    ).toBe(expected.digest('hex'))
   })
 })
 
@@ -172,7 +201,9 @@ describe('smime-encrypt without a relay', () => {
   })
 
   it('answers 451 4.3.0 when the lookup returns something that is not an RSA certificate', async () => {
-    const err = await runStage(smimeEncrypt({ certificates: () => fixture('erin.pem') }), await testMessage({ to: ['erin@example.com'] })).catch((e: unknown) => e)
+    const err = await runStage(smimeEncrypt({ certificates: () => fixture('erin.pem') }), await testMessage({ to: ['erin@example.com'] })).catch(
+      (e: unknown) => e,
+    )
     expect((err as SmtpError).toReply()).toBe('451 4.3.0 Temporary local problem, please try again later')
     expect((err as SmtpError).reason).toBe('S/MIME certificate lookup failed for erin@example.com')
   })
@@ -185,12 +216,18 @@ describe('smime-encrypt configuration, checked when the chain is built', () => {
   }
 
   it('refuses a map entry that is not a current RSA certificate, and unknown options', () => {
-    expect(build({ certificates: { 'bob@example.org': 'bob' } })).toBe('ERR_RELAY_INVALID_OPTION: smime-encrypt certificate for bob@example.org: not a certificate (PEM or DER)')
+    expect(build({ certificates: { 'bob@example.org': 'bob' } })).toBe(
+      'ERR_RELAY_INVALID_OPTION: smime-encrypt certificate for bob@example.org: not a certificate (PEM or DER)',
+    )
     expect(build({ certificates: { 'erin@example.com': fixture('erin.pem') } })).toBe(
       'ERR_RELAY_INVALID_OPTION: smime-encrypt certificate for erin@example.com: only RSA certificates can be encrypted for',
     )
-    expect(build({ certificates: { 'example.com': fixture('expired.pem') } })).toMatch(/^ERR_RELAY_INVALID_OPTION: smime-encrypt certificate for example.com: certificate is not valid now/)
-    expect(build({ certificates: { 'not an address': fixture('bob.pem') } })).toBe('ERR_RELAY_INVALID_OPTION: "not an address" is neither an address nor a domain')
+    expect(build({ certificates: { 'example.com': fixture('expired.pem') } })).toMatch(
+      /^ERR_RELAY_INVALID_OPTION: smime-encrypt certificate for example.com: certificate is not valid now/,
+    )
+    expect(build({ certificates: { 'not an address': fixture('bob.pem') } })).toBe(
+      'ERR_RELAY_INVALID_OPTION: "not an address" is neither an address nor a domain',
+    )
     expect(build({ certificates: CERTIFICATES, withoutCertificate: 'maybe' as never })).toMatch(/^ERR_RELAY_INVALID_OPTION: /)
     expect(build({ certificates: CERTIFICATES, keyTransport: 'rsa-pss' as never })).toMatch(/^ERR_RELAY_INVALID_OPTION: /)
     expect(() => smimeEncrypt({ certificates: CERTIFICATES })).not.toThrow()

@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest'
 import { type Stage } from '../../src/index.js'
-import { smimeSign, type SmimeSignOptions } from '../../src/stages/smime-sign.js'
+import { type SmimeSignOptions, smimeSign } from '../../src/stages/smime-sign.js'
 import { memoryTransport, runStage, testMessage } from '../../src/testing/index.js'
+import { relayToSink } from '../helpers/after-test.js'
 import { havePeer } from '../helpers/peers.js'
 import { allowAll, refusal, relayError } from '../helpers/relay.js'
 import { credentials, fixture, headerOf, verify } from '../helpers/smime.js'
-import { relayToSink } from '../helpers/after-test.js'
 import { appending } from '../helpers/stages.js'
 
 const haveOpenssl = havePeer('openssl', 'apt-get install -y openssl')
@@ -16,9 +16,12 @@ const RAW =
   `Message-ID: <report-1@example.com>\r\nMIME-Version: 1.0\r\n${ENTITY}`
 const ALICE: SmimeSignOptions = { certificates: { 'alice@example.com': credentials('alice') } }
 
-
 /** A relay with `stages` in front of a sink; sends `raw` and returns what the sink received. */
-async function relayed(stages: Stage[], raw: string | Buffer, envelope: Record<string, unknown> = { from: 'alice@example.com', to: ['bob@example.org'] }) {
+async function relayed(
+  stages: Stage[],
+  raw: string | Buffer,
+  envelope: Record<string, unknown> = { from: 'alice@example.com', to: ['bob@example.org'] },
+) {
   const { sink, t } = await relayToSink([allowAll, ...stages])
   await t.client().sendMail({ envelope: envelope as never, raw })
   return (await sink.waitForMessages(1))[0]!.raw
@@ -36,8 +39,12 @@ describe.skipIf(!haveOpenssl)('smime-sign, verified by openssl cms', () => {
     const raw = await relayed([smimeSign(ALICE)], RAW)
     const head = headerOf(raw)
     expect(head).toMatch(/^Received: from /)
-    expect(head).toContain('From: Alice <alice@example.com>\r\nTo: Bob <bob@example.org>\r\nSubject: Report\r\nDate: Sat, 28 Nov 2026 10:00:00 +0000\r\nMessage-ID: <report-1@example.com>\r\nMIME-Version: 1.0\r\n')
-    expect(head).toMatch(/\r\nContent-Type: multipart\/signed; protocol="application\/pkcs7-signature"; micalg=sha-256;\r\n\tboundary="=_smime_[0-9a-f]{24}"\r\n$/)
+    expect(head).toContain(
+      'From: Alice <alice@example.com>\r\nTo: Bob <bob@example.org>\r\nSubject: Report\r\nDate: Sat, 28 Nov 2026 10:00:00 +0000\r\nMessage-ID: <report-1@example.com>\r\nMIME-Version: 1.0\r\n',
+    )
+    expect(head).toMatch(
+      /\r\nContent-Type: multipart\/signed; protocol="application\/pkcs7-signature"; micalg=sha-256;\r\n\tboundary="=_smime_[0-9a-f]{24}"\r\n$/,
+    )
     expect(head).not.toContain('Content-Transfer-Encoding')
     const result = verify(raw)
     expect(result.stderr).toBe('CMS Verification successful\n')
@@ -72,8 +79,13 @@ describe.skipIf(!haveOpenssl)('smime-sign, verified by openssl cms', () => {
   })
 
   it('signs an SMTPUTF8 message for a sender whose domain has the certificate', async () => {
-    const raw = Buffer.from('From: Jörg <jörg@bücher.example>\r\nTo: <δοκιμή@παράδειγμα.example>\r\nSubject: Grüße\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nHallo, schöne Grüße.\r\n')
-    const out = await relayed([smimeSign({ certificates: { 'bücher.example': credentials('alice') } })], raw, { from: 'jörg@bücher.example', to: ['δοκιμή@παράδειγμα.example'] })
+    const raw = Buffer.from(
+      'From: Jörg <jörg@bücher.example>\r\nTo: <δοκιμή@παράδειγμα.example>\r\nSubject: Grüße\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nHallo, schöne Grüße.\r\n',
+    )
+    const out = await relayed([smimeSign({ certificates: { 'bücher.example': credentials('alice') } })], raw, {
+      from: 'jörg@bücher.example',
+      to: ['δοκιμή@παράδειγμα.example'],
+    })
     expect(headerOf(out)).toContain('From: Jörg <jörg@bücher.example>\r\nTo: <δοκιμή@παράδειγμα.example>\r\nSubject: Grüße\r\n')
     const result = verify(out)
     expect(result.stderr).toBe('CMS Verification successful\n')
@@ -117,7 +129,9 @@ describe('smime-sign policy for senders without a certificate', () => {
 
   it('refuses it with 550 5.7.1 when withoutCertificate is reject', async () => {
     const { sink, t } = await relayToSink([allowAll, smimeSign({ ...ALICE, withoutCertificate: 'reject' })])
-    const err = await refusal(t.client().sendMail({ envelope: { from: 'mallory@example.com', to: ['bob@example.org'] }, raw: RAW.replace('alice@', 'mallory@') }))
+    const err = await refusal(
+      t.client().sendMail({ envelope: { from: 'mallory@example.com', to: ['bob@example.org'] }, raw: RAW.replace('alice@', 'mallory@') }),
+    )
     expect(err.response).toBe('550 5.7.1 Message rejected due to local policy')
     expect(sink.messages).toHaveLength(0)
   })
@@ -133,13 +147,22 @@ describe('smime-sign configuration, checked when the chain is built', () => {
   it('refuses what is not a certificate or not a key, without quoting it', () => {
     const notCert = relayError(() => smimeSign({ certificates: { 'example.com': { cert: 'hello', key: fixture('alice.key') } } }))
     expect(notCert.message).toBe('smime-sign certificate for example.com: not a certificate (PEM or DER)')
-    const notKey = relayError(() => smimeSign({ certificates: { 'example.com': { cert: fixture('alice.pem'), key: '-----BEGIN PRIVATE KEY-----\nc2VjcmV0\n-----END PRIVATE KEY-----\n' } } }))
+    const notKey = relayError(() =>
+      smimeSign({
+        certificates: { 'example.com': { cert: fixture('alice.pem'), key: '-----BEGIN PRIVATE KEY-----\nc2VjcmV0\n-----END PRIVATE KEY-----\n' } },
+      }),
+    )
     expect(notKey.message).toBe('smime-sign certificate for example.com: not a private key, or a wrong passphrase')
   })
 
   it('refuses an expired certificate and a chain out of order', () => {
-    expect(relayError(() => smimeSign({ certificates: { 'example.com': credentials('expired') } })).message).toMatch(/certificate is not valid now \(Jan  1 00:00:00 2000 GMT to Jan  1 00:00:00 2001 GMT\)$/)
-    const outOfOrder = Buffer.concat([fixture('alice.pem').subarray(0, fixture('alice.pem').indexOf('-----END CERTIFICATE-----') + 26), fixture('root.pem')])
+    expect(relayError(() => smimeSign({ certificates: { 'example.com': credentials('expired') } })).message).toMatch(
+      /certificate is not valid now \(Jan  1 00:00:00 2000 GMT to Jan  1 00:00:00 2001 GMT\)$/,
+    )
+    const outOfOrder = Buffer.concat([
+      fixture('alice.pem').subarray(0, fixture('alice.pem').indexOf('-----END CERTIFICATE-----') + 26),
+      fixture('root.pem'),
+    ])
     expect(relayError(() => smimeSign({ certificates: { 'example.com': { cert: outOfOrder, key: fixture('alice.key') } } })).message).toBe(
       'smime-sign certificate for example.com: certificate 2 did not issue certificate 1',
     )

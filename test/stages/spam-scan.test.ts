@@ -1,21 +1,29 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createPipeline, RelayError, rspamd, smtpTransport, spamd, spamScan, SmtpError, type SpamScanner, type Stage } from '../../src/index.js'
+import { createPipeline, RelayError, rspamd, SmtpError, type SpamScanner, type Stage, smtpTransport, spamd, spamScan } from '../../src/index.js'
 import type { SpamScanResult } from '../../src/stages/spam-scan.js'
-import { memoryTransport, runStage, startSink, testMessage, type Sink } from '../../src/testing/index.js'
+import { memoryTransport, runStage, type Sink, startSink, testMessage } from '../../src/testing/index.js'
 import { havePeer } from '../helpers/peers.js'
 import { allowAll, refusal, startRelay, type TestRelay } from '../helpers/relay.js'
-import { GTUBE, RSPAMD_READY_WITHIN, startRspamd, startSpamd, type Daemon } from '../helpers/scanners.js'
+import { type Daemon, GTUBE, RSPAMD_READY_WITHIN, startRspamd, startSpamd } from '../helpers/scanners.js'
 
-const HAM = 'From: Ann <ann@example.com>\r\nTo: Bob <bob@example.org>\r\nSubject: minutes\r\nDate: Sat, 28 Nov 2026 10:00:00 +0000\r\nMessage-ID: <m1@example.com>\r\n\r\nHi Bob, the minutes of today are below.\r\n'
+const HAM =
+  'From: Ann <ann@example.com>\r\nTo: Bob <bob@example.org>\r\nSubject: minutes\r\nDate: Sat, 28 Nov 2026 10:00:00 +0000\r\nMessage-ID: <m1@example.com>\r\n\r\nHi Bob, the minutes of today are below.\r\n'
 const SPAM = `From: Ann <ann@example.com>\r\nTo: Bob <bob@example.org>\r\nSubject: offer\r\nDate: Sat, 28 Nov 2026 10:00:00 +0000\r\nMessage-ID: <m2@example.com>\r\n\r\n${GTUBE}\r\n`
 const envelope = { from: 'ann@example.com', to: ['bob@example.org'] }
 
 /** A scanner of our own: the score is the number after "score:" in the Subject. */
-const bySubject: SpamScanner = ({ message }) => ({ score: Number(/score:(\d+)/.exec(message.headers.get('subject') ?? '')?.[1] ?? 0), scanner: 'by-subject', symbols: { SUBJECT_SCORE: 1 } })
+const bySubject: SpamScanner = ({ message }) => ({
+  score: Number(/score:(\d+)/.exec(message.headers.get('subject') ?? '')?.[1] ?? 0),
+  scanner: 'by-subject',
+  symbols: { SUBJECT_SCORE: 1 },
+})
 const scored = (score: number) => testMessage({ eml: `Subject: score:${score}\r\n\r\nbody\r\n` })
 
 async function failure(promise: Promise<unknown>): Promise<SmtpError> {
-  const err = await promise.then(() => undefined, (e: unknown) => e)
+  const err = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  )
   if (!(err instanceof SmtpError)) throw new Error(`expected an SmtpError, got ${String(err)}`)
   return err
 }
@@ -65,8 +73,14 @@ describe('spam-scan with a scanner function', () => {
     const out = second.messages[0]!.raw.toString()
     expect(out.split('\r\n\r\n')[0]).toBe(
       [
-        'X-Spam-Flag: YES', 'X-Spam-Score: 7.0', 'X-Spam-Level: *******', 'X-Spam-Status: Yes, score=7.0 tests=SUBJECT_SCORE',
-        'X-Spam-Flag: YES', 'X-Spam-Score: 7.0', 'X-Spam-Level: *******', 'X-Spam-Status: Yes, score=7.0 tests=SUBJECT_SCORE',
+        'X-Spam-Flag: YES',
+        'X-Spam-Score: 7.0',
+        'X-Spam-Level: *******',
+        'X-Spam-Status: Yes, score=7.0 tests=SUBJECT_SCORE',
+        'X-Spam-Flag: YES',
+        'X-Spam-Score: 7.0',
+        'X-Spam-Level: *******',
+        'X-Spam-Status: Yes, score=7.0 tests=SUBJECT_SCORE',
         'Subject: [SPAM] score:7',
       ].join('\r\n'),
     )
@@ -78,7 +92,9 @@ describe('spam-scan with a scanner function', () => {
     await runStage(spamScan({ scanner: () => ({ score: 15, threshold: 5, symbols }) }), await testMessage(), transport)
     const head = transport.messages[0]!.raw.toString().split('\r\n\r\n')[0]!
     expect(Math.max(...head.split('\r\n').map((l) => l.length))).toBeLessThanOrEqual(78)
-    expect(head).toContain('\r\nX-Spam-Status: Yes, score=15.0 required=5.0\r\n\ttests=SOME_RATHER_LONG_RULE_NAME_0,SOME_RATHER_LONG_RULE_NAME_1,\r\n\tSOME_RATHER_LONG_RULE_NAME_2,')
+    expect(head).toContain(
+      '\r\nX-Spam-Status: Yes, score=15.0 required=5.0\r\n\ttests=SOME_RATHER_LONG_RULE_NAME_0,SOME_RATHER_LONG_RULE_NAME_1,\r\n\tSOME_RATHER_LONG_RULE_NAME_2,',
+    )
   })
 
   it('answers 451 4.7.1 when the scanner does not answer within the timeout, and aborts its signal', async () => {
@@ -126,9 +142,18 @@ describe.skipIf(!havePeer('spamd', 'apt-get install -y spamassassin spamd'))('sp
   let sink: Sink
   const relays: TestRelay[] = []
   const seen: SpamScanResult[] = []
-  const record: Stage = { name: 'record', async data(msg, next) { seen.push(msg.state.spam!); return next() } }
+  const record: Stage = {
+    name: 'record',
+    async data(msg, next) {
+      seen.push(msg.state.spam!)
+      return next()
+    },
+  }
   async function relay(options: Omit<Parameters<typeof spamScan>[0], 'scanner'>, scanner = spamd({ port: daemon.port })) {
-    const t = await startRelay({ stages: [allowAll, spamScan({ scanner, ...options }), record], transport: smtpTransport({ host: sink.host, port: sink.port }) })
+    const t = await startRelay({
+      stages: [allowAll, spamScan({ scanner, ...options }), record],
+      transport: smtpTransport({ host: sink.host, port: sink.port }),
+    })
     relays.push(t)
     return t
   }
@@ -149,7 +174,7 @@ describe.skipIf(!havePeer('spamd', 'apt-get install -y spamassassin spamd'))('sp
     expect(sink.messages).toHaveLength(0)
   })
 
-  it("tags GTUBE as spamd recommends, with X-Spam fields and the Subject prefix, and keeps the verdict in msg.state", async () => {
+  it('tags GTUBE as spamd recommends, with X-Spam fields and the Subject prefix, and keeps the verdict in msg.state', async () => {
     const t = await relay({ subjectPrefix: '[SPAM]' })
     const info = await t.client().sendMail({ envelope, raw: SPAM })
     expect(info.response).toMatch(/^250 2\.0\.0 Ok: queued as /)
@@ -157,7 +182,10 @@ describe.skipIf(!havePeer('spamd', 'apt-get install -y spamassassin spamd'))('sp
     const head = message!.raw.toString().split('\r\n\r\n')[0]!
     // The behaviour, not one rule set's arithmetic (Debian's SpamAssassin scores GTUBE 999.0 or 1000.x).
     const unfolded = head.replace(/\r\n[ \t]+/g, ' ')
-    const fields = /^X-Spam-Flag: YES\r\nX-Spam-Score: (\d+\.\d)\r\nX-Spam-Level: \*{50}\r\nX-Spam-Status: Yes, score=(\d+\.\d) required=5\.0 tests=[^\r]*GTUBE/.exec(unfolded)
+    const fields =
+      /^X-Spam-Flag: YES\r\nX-Spam-Score: (\d+\.\d)\r\nX-Spam-Level: \*{50}\r\nX-Spam-Status: Yes, score=(\d+\.\d) required=5\.0 tests=[^\r]*GTUBE/.exec(
+        unfolded,
+      )
     expect(fields, head).not.toBeNull()
     expect(Number(fields![1])).toBeGreaterThan(5)
     expect(fields![2]).toBe(fields![1])
@@ -220,7 +248,10 @@ describe.skipIf(!havePeer('rspamd', 'apt-get install -y rspamd'))('spam-scan wit
   let t: TestRelay
   beforeAll(async () => {
     ;[daemon, sink] = await Promise.all([startRspamd(), startSink()])
-    t = await startRelay({ stages: [allowAll, spamScan({ scanner: rspamd({ port: daemon.port }) })], transport: smtpTransport({ host: sink.host, port: sink.port }) })
+    t = await startRelay({
+      stages: [allowAll, spamScan({ scanner: rspamd({ port: daemon.port }) })],
+      transport: smtpTransport({ host: sink.host, port: sink.port }),
+    })
   }, RSPAMD_READY_WITHIN + 10_000)
   afterAll(async () => {
     await t?.close()

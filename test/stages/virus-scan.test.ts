@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { clamd, smtpTransport, virusScan, SmtpError, type Stage, type VirusScanner } from '../../src/index.js'
+import { clamd, SmtpError, type Stage, smtpTransport, type VirusScanner, virusScan } from '../../src/index.js'
 import type { VirusScanResult } from '../../src/stages/virus-scan.js'
-import { memoryTransport, runStage, startSink, testMessage, type Sink } from '../../src/testing/index.js'
+import { memoryTransport, runStage, type Sink, startSink, testMessage } from '../../src/testing/index.js'
 import { havePeer } from '../helpers/peers.js'
 import { allowAll, refusal, startRelay, type TestRelay } from '../helpers/relay.js'
-import { EICAR, startClamd, withAttachment, type Daemon } from '../helpers/scanners.js'
+import { type Daemon, EICAR, startClamd, withAttachment } from '../helpers/scanners.js'
 
 const envelope = { from: 'ann@example.com', to: ['bob@example.org'] }
 const PLAIN_EICAR = `From: ann@example.com\r\nTo: bob@example.org\r\nSubject: test\r\n\r\n${EICAR}\r\n`
@@ -63,7 +63,10 @@ describe.skipIf(!havePeer('clamd', 'apt-get install -y clamav-daemon'))('virus-s
   }
   async function relay(options: Omit<Parameters<typeof virusScan>[0], 'scanner'> = {}) {
     const scanner = clamd({ port: daemon.port, maxSize: 1024 * 1024 })
-    const t = await startRelay({ stages: [allowAll, record, virusScan({ scanner, ...options })], transport: smtpTransport({ host: sink.host, port: sink.port }) })
+    const t = await startRelay({
+      stages: [allowAll, record, virusScan({ scanner, ...options })],
+      transport: smtpTransport({ host: sink.host, port: sink.port }),
+    })
     relays.push(t)
     return t
   }

@@ -1,7 +1,7 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { createPipeline, fileTransport } from '../../src/index.js'
 import { testMessage } from '../../src/testing/index.js'
 import { appending } from '../helpers/stages.js'

@@ -37,12 +37,18 @@ describe('routeTransport', () => {
       await testMessage({ to: ['a@corp.example', 'b@else.example'], eml: EML }),
     )
     expect(report.accepted.map((a) => a.address)).toEqual(['a@corp.example'])
-    expect(report.rejected.map((r) => [r.rcpt.address, r.error.toReply()])).toEqual([['b@else.example', '550 5.4.4 Unable to route to this recipient']])
+    expect(report.rejected.map((r) => [r.rcpt.address, r.error.toReply()])).toEqual([
+      ['b@else.example', '550 5.4.4 Unable to route to this recipient'],
+    ])
   })
 
   it('reports a failing destination per recipient and still delivers to the others', async () => {
     const ok = memoryTransport()
-    const down = memoryTransport({ fail: () => { throw new Error('connection refused') } })
+    const down = memoryTransport({
+      fail: () => {
+        throw new Error('connection refused')
+      },
+    })
     const report = await routeTransport({ routes: [{ domains: ['down.example'], transport: down }], fallback: ok }).send(
       await testMessage({ to: ['a@down.example', 'b@up.example'], eml: EML }),
     )

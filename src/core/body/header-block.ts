@@ -133,7 +133,10 @@ export class HeaderBlock {
 
   /** An independent copy. */
   clone(): HeaderBlock {
-    const copy = new HeaderBlock(this.#entries.map((e) => ({ ...e })), this.#separator)
+    const copy = new HeaderBlock(
+      this.#entries.map((e) => ({ ...e })),
+      this.#separator,
+    )
     copy.#modified = this.#modified
     return copy
   }

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import { createReadStream, unlinkSync } from 'node:fs'
-import { open, unlink, type FileHandle } from 'node:fs/promises'
+import { type FileHandle, open, unlink } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'

@@ -71,7 +71,9 @@ export function checkParameters(kind: Kind, rest: string, maxSize: number): Smtp
     const [key = '', value] = param.split('=', 2) as [string, string | undefined]
     const name = key.toUpperCase()
     if (!PARAMETERS[kind].has(name)) {
-      return new SmtpError(555, '5.5.4', `${kind === 'MAIL' ? 'MAIL FROM' : 'RCPT TO'} parameter ${name.slice(0, 32)} not recognized`, { reason: param.slice(0, 128) })
+      return new SmtpError(555, '5.5.4', `${kind === 'MAIL' ? 'MAIL FROM' : 'RCPT TO'} parameter ${name.slice(0, 32)} not recognized`, {
+        reason: param.slice(0, 128),
+      })
     }
     if (name === 'SIZE' && value !== undefined && /^\d{1,20}$/.test(value) && Number(value) > maxSize) return reject.tooBig(maxSize)
   }

@@ -61,11 +61,15 @@ export class Admission {
     const exempt = this.#limits.exempt(ip)
     const rate = exempt ? undefined : this.#rate(ip, now)
     const refused: Refusal | undefined =
-      this.#total >= this.#limits.total ? 'total'
-      : exempt ? undefined
-      : (this.#open.get(ip) ?? 0) >= this.#limits.perClient ? 'per-client'
-      : rate && this.#estimate(rate, now) >= this.#limits.ratePerClient ? 'rate'
-      : undefined
+      this.#total >= this.#limits.total
+        ? 'total'
+        : exempt
+          ? undefined
+          : (this.#open.get(ip) ?? 0) >= this.#limits.perClient
+            ? 'per-client'
+            : rate && this.#estimate(rate, now) >= this.#limits.ratePerClient
+              ? 'rate'
+              : undefined
     if (rate) rate.current++
     if (refused) return { refused, first: !rate || rate.refused++ === 0 }
     this.#total++

@@ -8,12 +8,12 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
 import type { SMTPServerSession } from 'smtp-server'
 import { RelayError, SmtpError } from '../../core/errors.js'
-import type { Logger } from '../../shared/logger.js'
-import { toSeconds, type Duration } from '../../shared/duration.js'
+import type { Authenticator, AuthIdentity, Session } from '../../core/types.js'
+import { type Duration, toSeconds } from '../../shared/duration.js'
 import { normalizeIp } from '../../shared/ip.js'
+import type { Logger } from '../../shared/logger.js'
 import { counters, type SharedStore } from '../../shared/store.js'
 import type { CommandHooks, HookConnection } from './commands.js'
-import type { AuthIdentity, Authenticator, Session } from '../../core/types.js'
 import { AUTH_IDENTITY } from './session.js'
 
 /** SASL mechanisms the relay implements. */
@@ -76,7 +76,10 @@ export function checkAuthOptions(options: RelayAuthOptions, hosts: readonly stri
   }
   const exposed = hosts.find((h) => !isLoopback(h))
   if (options.allowInsecure && exposed !== undefined) {
-    throw new RelayError('ERR_RELAY_INVALID_OPTION', `auth.allowInsecure would send passwords in clear text on ${exposed}; it is allowed on loopback listeners only`)
+    throw new RelayError(
+      'ERR_RELAY_INVALID_OPTION',
+      `auth.allowInsecure would send passwords in clear text on ${exposed}; it is allowed on loopback listeners only`,
+    )
   }
   if (!options.allowInsecure && !hasTls) throw new RelayError('ERR_RELAY_INVALID_OPTION', 'auth needs tls (AUTH is offered only over TLS)')
   return mechanisms
@@ -149,43 +152,47 @@ export function createAuth(
           current()
         })
       const first = initial === undefined ? undefined : text(decode(initial, false))
-      if (first instanceof SmtpError) return answer(conn, first), current
+      if (first instanceof SmtpError) return (answer(conn, first), current)
 
       let user: string | SmtpError
       let check: (session: Session) => Promise<AuthIdentity | null>
       if (mechanism === 'CRAM-MD5') {
-        if (first !== undefined) return answer(conn, reply.syntax), current
+        if (first !== undefined) return (answer(conn, reply.syntax), current)
         const challenge = `<${randomBytes(16).toString('hex')}.${Math.floor(Date.now() / 1000)}@${ctx.hostname}>`
         const response = await ask(Buffer.from(challenge).toString('base64'))
-        if (response instanceof SmtpError) return answer(conn, response), current
+        if (response instanceof SmtpError) return (answer(conn, response), current)
         // RFC 2195: the user name (which may contain spaces), a space, the hex HMAC-MD5 digest.
         const space = response.lastIndexOf(' ')
         user = response.slice(0, Math.max(space, 0))
         const digest = Buffer.from(response.slice(space + 1).toLowerCase())
         check = async (session) => {
           const secret = await authenticator.secret!(user as string, session)
-          const expected = Buffer.from(createHmac('md5', secret ?? randomBytes(16)).update(challenge).digest('hex'))
+          const expected = Buffer.from(
+            createHmac('md5', secret ?? randomBytes(16))
+              .update(challenge)
+              .digest('hex'),
+          )
           const ok = secret !== null && expected.length === digest.length && timingSafeEqual(expected, digest)
           return ok ? authenticator(user as string, secret, session) : null
         }
       } else if (mechanism === 'PLAIN') {
         // RFC 4616: authorization identity NUL login NUL password.
         const message = first ?? (await ask(''))
-        if (message instanceof SmtpError) return answer(conn, message), current
+        if (message instanceof SmtpError) return (answer(conn, message), current)
         const [authzid, login, password, extra] = message.split('\0')
-        if (password === undefined || extra !== undefined) return answer(conn, reply.undecodable), current
+        if (password === undefined || extra !== undefined) return (answer(conn, reply.undecodable), current)
         // No proxy authorization: an authorization identity other than the login fails like a wrong password.
         user = authzid && authzid !== login ? reply.invalid : login!
         check = async (session) => authenticator(login!, password, session)
       } else {
         user = first ?? (await ask('VXNlcm5hbWU6'))
-        if (user instanceof SmtpError) return answer(conn, user), current
+        if (user instanceof SmtpError) return (answer(conn, user), current)
         const password = await ask('UGFzc3dvcmQ6')
-        if (password instanceof SmtpError) return answer(conn, password), current
+        if (password instanceof SmtpError) return (answer(conn, password), current)
         check = async (session) => authenticator(user as string, password, session)
       }
-      if (user instanceof SmtpError) return answer(conn, user), current
-      if (!user || /[\x00-\x1f\x7f]/.test(user)) return answer(conn, reply.undecodable), current
+      if (user instanceof SmtpError) return (answer(conn, user), current)
+      if (!user || /[\x00-\x1f\x7f]/.test(user)) return (answer(conn, reply.undecodable), current)
       answer(conn, await verify(conn, mechanism, user, check))
       return current
     } catch (err) {
@@ -200,13 +207,19 @@ export function createAuth(
     authOffered: (conn) => conn.secure || options.allowInsecure === true,
     auth(conn, args, done) {
       const mechanism = args[0]?.toUpperCase() as AuthMechanism | undefined
-      const refusal = !conn.secure && !options.allowInsecure ? reply.insecure
-        : conn.session.user ? reply.already
-        : conn.session.envelope?.mailFrom ? reply.inTransaction
-        : !mechanism || args.length > 2 ? reply.syntax
-        : !mechanisms.includes(mechanism) ? reply.unknown
-        : undefined
-      if (refusal) return answer(conn, refusal), done()
+      const refusal =
+        !conn.secure && !options.allowInsecure
+          ? reply.insecure
+          : conn.session.user
+            ? reply.already
+            : conn.session.envelope?.mailFrom
+              ? reply.inTransaction
+              : !mechanism || args.length > 2
+                ? reply.syntax
+                : !mechanisms.includes(mechanism)
+                  ? reply.unknown
+                  : undefined
+      if (refusal) return (answer(conn, refusal), done())
       const client = normalizeIp(conn.session.remoteAddress)
       isLocked('ip', client)
         .then((locked) => {

@@ -83,34 +83,40 @@ export function installCommandHooks(): boolean {
     }
   }
 
-  wrap('handler_EHLO', (original, hooks) =>
-    function ehlo(command, callback) {
-      if (hooks.authOffered(view(this))) return original.call(this, command, callback)
-      // Hide AUTH from this reply only: the command stays, so that it can be answered 538.
-      const session = this.session
-      const saved = session.disabledCommands
-      const restore = () => void (session.disabledCommands = saved)
-      session.disabledCommands = [...this._server.options.disabledCommands, 'AUTH']
-      try {
-        original.call(this, command, () => (restore(), callback()))
-      } finally {
-        restore()
-      }
-    },
+  wrap(
+    'handler_EHLO',
+    (original, hooks) =>
+      function ehlo(command, callback) {
+        if (hooks.authOffered(view(this))) return original.call(this, command, callback)
+        // Hide AUTH from this reply only: the command stays, so that it can be answered 538.
+        const session = this.session
+        const saved = session.disabledCommands
+        const restore = () => void (session.disabledCommands = saved)
+        session.disabledCommands = [...this._server.options.disabledCommands, 'AUTH']
+        try {
+          original.call(this, command, () => (restore(), callback()))
+        } finally {
+          restore()
+        }
+      },
   )
-  wrap('handler_AUTH', (_original, hooks) =>
-    function auth(command, callback) {
-      hooks.auth(view(this), command.toString().trim().split(/\s+/).slice(1), callback)
-    },
+  wrap(
+    'handler_AUTH',
+    (_original, hooks) =>
+      function auth(command, callback) {
+        hooks.auth(view(this), command.toString().trim().split(/\s+/).slice(1), callback)
+      },
   )
   for (const kind of ['MAIL', 'RCPT'] as const) {
-    wrap(`handler_${kind}`, (original, hooks) =>
-      function address(command, callback) {
-        const result = hooks.address(this.session, kind, command.toString())
-        if (typeof result === 'string') return original.call(this, Buffer.from(result), callback)
-        this.send(result.code, `${result.enhanced} ${result.response}`)
-        callback()
-      },
+    wrap(
+      `handler_${kind}`,
+      (original, hooks) =>
+        function address(command, callback) {
+          const result = hooks.address(this.session, kind, command.toString())
+          if (typeof result === 'string') return original.call(this, Buffer.from(result), callback)
+          this.send(result.code, `${result.enhanced} ${result.response}`)
+          callback()
+        },
     )
   }
   return (state = true)

@@ -10,12 +10,12 @@ import { HeaderBlock } from '../../core/body/header-block.js'
 import type { BareLineEndingPolicy } from '../../core/body/line-endings.js'
 import type { SpoolOptions } from '../../core/body/spool.js'
 import type { StageTimings } from '../../core/compose.js'
-import { buildDsn, type FailedRecipient } from '../../delivery/dsn.js'
 import { reject, SmtpError, toSmtpError } from '../../core/errors.js'
-import type { Logger } from '../../shared/logger.js'
 import { MessageImpl } from '../../core/message.js'
 import type { Pipeline } from '../../core/pipeline.js'
 import type { Address, DeliveryReport, RejectedRecipient } from '../../core/types.js'
+import { buildDsn, type FailedRecipient } from '../../delivery/dsn.js'
+import type { Logger } from '../../shared/logger.js'
 import { IngressStream } from './ingress-stream.js'
 import { receivedValue, type TraceMode } from './received.js'
 import type { SessionView } from './session.js'
@@ -196,7 +196,11 @@ function untilAnswered<T>(work: Promise<T>, tx: MessageImpl, inputDone: Promise<
     void inputDone.then(() => {
       if (settled) return
       timer = setTimeout(() => {
-        ctx.unexpected(new Error(`the chain did not answer within ${ctx.replyTimeout} ms of the final dot`), { id: tx.id, session: tx.session.id }, 'chain did not answer in time')
+        ctx.unexpected(
+          new Error(`the chain did not answer within ${ctx.replyTimeout} ms of the final dot`),
+          { id: tx.id, session: tx.session.id },
+          'chain did not answer in time',
+        )
         stop(reject.tempFail(undefined, 'the chain overran the reply timeout'))
       }, ctx.replyTimeout).unref()
     })

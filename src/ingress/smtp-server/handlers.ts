@@ -12,12 +12,12 @@
 import type { SMTPServerAddress, SMTPServerDataStream, SMTPServerSession } from 'smtp-server'
 import type { SMTPConnection } from 'smtp-server/lib/smtp-connection.js'
 import { reject, SmtpError, toSmtpError } from '../../core/errors.js'
-import type { Logger } from '../../shared/logger.js'
 import { MessageImpl } from '../../core/message.js'
 import { sameAddress } from '../../core/pipeline.js'
 import type { Address } from '../../core/types.js'
+import type { Logger } from '../../shared/logger.js'
 import { checkedAddress } from './address-check.js'
-import { receiveMessage, type DataContext } from './data.js'
+import { type DataContext, receiveMessage } from './data.js'
 import { SessionView } from './session.js'
 
 type Callback = (err?: Error | null, message?: string) => void
@@ -102,7 +102,11 @@ export function createHandlers(listener: string, ctx: HandlerContext) {
   ) => {
     const left = conn?.left.signal ?? new AbortController().signal
     const overrun = () => {
-      ctx.unexpected(new Error(`the ${phase} hooks did not answer within ${ctx.replyTimeout} ms`), { listener, ...fields }, 'chain did not answer in time')
+      ctx.unexpected(
+        new Error(`the ${phase} hooks did not answer within ${ctx.replyTimeout} ms`),
+        { listener, ...fields },
+        'chain did not answer in time',
+      )
       return reject.tempFail(undefined, `${phase} hooks overran the reply timeout`)
     }
     bounded(Promise.resolve().then(work), ctx.replyTimeout, left, overrun).then(
@@ -112,7 +116,8 @@ export function createHandlers(listener: string, ctx: HandlerContext) {
         let error = toSmtpError(err)
         if (!(err instanceof SmtpError)) ctx.unexpected(err, { listener, ...fields, stage: error.stage }, `unexpected error in ${phase} hooks`)
         // Before the greeting a temporary refusal is 421 (RFC 5321 §3.1); the connection closes.
-        if (phase === 'connect' && error.temporary && error.code !== 421) error = Object.assign(reject.unavailable(error.reason), { stage: error.stage })
+        if (phase === 'connect' && error.temporary && error.code !== 421)
+          error = Object.assign(reject.unavailable(error.reason), { stage: error.stage })
         refused(error)
         callback(toServerError(error))
       },
@@ -162,7 +167,11 @@ export function createHandlers(listener: string, ctx: HandlerContext) {
           await ctx.pipeline.mailFrom(tx, from)
           conn.tx = tx
         },
-        (err) => logger.info({ session: session.id, from: address.address || '<>', reply: err.toReply(), stage: err.stage, reason: err.reason }, 'sender refused'),
+        (err) =>
+          logger.info(
+            { session: session.id, from: address.address || '<>', reply: err.toReply(), stage: err.stage, reason: err.reason },
+            'sender refused',
+          ),
       )
     },
 
@@ -190,7 +199,10 @@ export function createHandlers(listener: string, ctx: HandlerContext) {
           logger.debug({ id: tx.id, rcpt: to.address, to: result.recipients.map((r) => r.address), reasons: result.reasons }, 'recipient accepted')
         },
         (err) =>
-          logger.info({ session: session.id, id: conn?.tx?.id, rcpt: address.address, reply: err.toReply(), stage: err.stage, reason: err.reason }, 'recipient refused'),
+          logger.info(
+            { session: session.id, id: conn?.tx?.id, rcpt: address.address, reply: err.toReply(), stage: err.stage, reason: err.reason },
+            'recipient refused',
+          ),
       )
     },
 
@@ -205,7 +217,10 @@ export function createHandlers(listener: string, ctx: HandlerContext) {
       conn.inFlight = tx
       conn.inData = true
       const work = receiveMessage(stream, tx, conn.view, conn.origins, { ...ctx, left: conn.left.signal })
-      ctx.track(tx.id, work.catch(() => {}))
+      ctx.track(
+        tx.id,
+        work.catch(() => {}),
+      )
       const done = () => {
         conn.inData = false
         conn.inFlight = undefined
@@ -229,7 +244,13 @@ export function createHandlers(listener: string, ctx: HandlerContext) {
     /** A socket or TLS error of a connection of this listener: logged once, the connection ends. */
     onConnectionError(connection: SMTPConnection, err: NodeJS.ErrnoException) {
       const conn = conns.get(connection.id)
-      const fields = { session: connection.id, client: connection.remoteAddress, listener, id: (conn?.inFlight ?? conn?.tx)?.id, err: err.code ?? err.message }
+      const fields = {
+        session: connection.id,
+        client: connection.remoteAddress,
+        listener,
+        id: (conn?.inFlight ?? conn?.tx)?.id,
+        err: err.code ?? err.message,
+      }
       const tls = /tls|ssl/i.test(`${err.code ?? ''} ${err.message}`)
       logger.info(fields, tls ? 'TLS error, connection closed' : GONE.has(err.code ?? '') ? 'client connection lost' : 'client connection error')
     },

@@ -5,11 +5,11 @@
  */
 import type { SMTPServerSession } from 'smtp-server'
 import { RelayError } from '../../core/errors.js'
-import type { Logger } from '../../shared/logger.js'
-import { installCommandHooks, type CommandHooks } from './commands.js'
 import type { Session } from '../../core/types.js'
-import { addressHook, type AddressOptions } from './address-check.js'
-import { checkAuthOptions, createAuth, type AuthMechanism, type RelayAuthOptions } from './auth.js'
+import type { Logger } from '../../shared/logger.js'
+import { type AddressOptions, addressHook } from './address-check.js'
+import { type AuthMechanism, checkAuthOptions, createAuth, type RelayAuthOptions } from './auth.js'
+import { type CommandHooks, installCommandHooks } from './commands.js'
 
 /** The hooks, the mechanisms to advertise, and what to release on close. */
 export interface RelayHooks {
@@ -20,11 +20,20 @@ export interface RelayHooks {
 
 /** Builds the hooks; throws a `RelayError` for bad auth options or an smtp-server that cannot be hooked. */
 export function relayHooks(
-  options: { auth?: RelayAuthOptions | undefined; addresses?: AddressOptions | undefined; hasTls: boolean; hosts: readonly string[]; maxSize: number },
+  options: {
+    auth?: RelayAuthOptions | undefined
+    addresses?: AddressOptions | undefined
+    hasTls: boolean
+    hosts: readonly string[]
+    maxSize: number
+  },
   ctx: { hostname: string; logger: Logger; view(session: SMTPServerSession): Session },
 ): RelayHooks {
   if (!installCommandHooks()) {
-    throw new RelayError('ERR_RELAY_INCOMPATIBLE_SERVER', 'this smtp-server version cannot be hooked for address checks and AUTH; use the version relaychain declares')
+    throw new RelayError(
+      'ERR_RELAY_INCOMPATIBLE_SERVER',
+      'this smtp-server version cannot be hooked for address checks and AUTH; use the version relaychain declares',
+    )
   }
   const mechanisms = options.auth ? checkAuthOptions(options.auth, options.hosts, options.hasTls) : []
   const auth = options.auth && createAuth(options.auth, mechanisms, ctx)

@@ -7,7 +7,7 @@
  * the body. One stream instead of a guard plus a splitter keeps the per-message cost low.
  */
 import { Transform, type TransformCallback } from 'node:stream'
-import { hasBareLineEnding, LF_BYTE, normalizeChunk, type BareLineEndingPolicy } from '../../core/body/line-endings.js'
+import { type BareLineEndingPolicy, hasBareLineEnding, LF_BYTE, normalizeChunk } from '../../core/body/line-endings.js'
 import { HeaderScanner, headerTooLarge } from '../../core/body/split-header.js'
 import { reject, SmtpError } from '../../core/errors.js'
 

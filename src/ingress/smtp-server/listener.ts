@@ -8,8 +8,8 @@
 import { createServer, type Server, type Socket } from 'node:net'
 import { RelayError } from '../../core/errors.js'
 import type { Logger } from '../../shared/logger.js'
-import { socketKey, type AcceptedSocket, type RelaySmtpServer } from './server.js'
 import type { Admission, Refusal } from './admission.js'
+import { type AcceptedSocket, type RelaySmtpServer, socketKey } from './server.js'
 
 /** A listener's settings once defaults are applied. */
 export interface ListenerSettings {
@@ -59,7 +59,11 @@ export class Listener {
     return new Promise((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException) => {
         const hint = err.code === 'EADDRINUSE' ? ' (another process holds it)' : err.code === 'EACCES' ? ' (ports below 1024 need privileges)' : ''
-        reject(new RelayError('ERR_RELAY_LISTEN', `cannot listen on ${host}:${port} for listener ${name}: ${err.code ?? 'error'} ${err.message}${hint}`, { cause: err }))
+        reject(
+          new RelayError('ERR_RELAY_LISTEN', `cannot listen on ${host}:${port} for listener ${name}: ${err.code ?? 'error'} ${err.message}${hint}`, {
+            cause: err,
+          }),
+        )
       }
       this.#server.once('error', onError)
       this.#server.listen(port, host, () => {
@@ -89,7 +93,9 @@ export class Listener {
     const { admission, logger } = this.#ctx
     const client = socket.remoteAddress
     // A socket error is the client's or the network's; smtp-server adds its own handlers later.
-    socket.on('error', (err: NodeJS.ErrnoException) => logger.debug({ listener: this.settings.name, client, err: err.code ?? err.message }, 'client socket error'))
+    socket.on('error', (err: NodeJS.ErrnoException) =>
+      logger.debug({ listener: this.settings.name, client, err: err.code ?? err.message }, 'client socket error'),
+    )
     if (!client) return void socket.destroy() // gone before we saw it
     const { refused, first } = admission.admit(client)
     if (refused) return this.#refuse(socket, client, refused, first === true)

@@ -10,22 +10,22 @@ import type { SMTPServerOptions } from 'smtp-server'
 import type { BareLineEndingPolicy } from '../../core/body/line-endings.js'
 import type { SpoolOptions } from '../../core/body/spool.js'
 import { RelayError, type SmtpError } from '../../core/errors.js'
-import { noopLogger, type Logger } from '../../shared/logger.js'
 import { createPipeline, type Pipeline } from '../../core/pipeline.js'
+import type { Stage, Transport } from '../../core/types.js'
 import type { Clock } from '../../shared/clock.js'
 import { networkMatcher } from '../../shared/ip.js'
+import { type Logger, noopLogger } from '../../shared/logger.js'
 import type { AddressOptions } from './address-check.js'
 import { Admission } from './admission.js'
 import type { RelayAuthOptions } from './auth.js'
+import { COMMAND_HOOKS, type CommandHooks } from './commands.js'
+import { GREETING_DELAY, installGreetingDelay } from './greeting-delay.js'
 import { createHandlers } from './handlers.js'
 import { relayHooks } from './hooks.js'
 import { Listener } from './listener.js'
 import type { TraceMode } from './received.js'
-import { SessionView } from './session.js'
-import { COMMAND_HOOKS, type CommandHooks } from './commands.js'
-import { GREETING_DELAY, installGreetingDelay } from './greeting-delay.js'
 import { checkServer, RelaySmtpServer } from './server.js'
-import type { Stage, Transport } from '../../core/types.js'
+import { SessionView } from './session.js'
 
 /**
  * How a listener behaves. `'smtp'`: port-25 style, STARTTLS offered, a 100 ms pre-greeting
@@ -287,7 +287,11 @@ export function createRelay(options: RelayOptions): Relay {
       },
       handlerError: (err, command) => unexpected(err, { listener: listener.name, command }, 'exception in SMTP command handler'),
     })
-    const port = new Listener({ name: listener.name, host: listener.host, port: listener.port, implicitTls: listener.mode === 'submissions' }, server, listenerContext)
+    const port = new Listener(
+      { name: listener.name, host: listener.host, port: listener.port, implicitTls: listener.mode === 'submissions' },
+      server,
+      listenerContext,
+    )
     return { listener, handlers, server, port }
   })
 
@@ -381,13 +385,15 @@ function warnOnce(logger: Logger, message: string) {
 }
 
 function positive(value: number, option: string): number {
-  if (!(typeof value === 'number' && value > 0)) throw new RelayError('ERR_RELAY_INVALID_OPTION', `${option} must be a positive number, got ${String(value)}`)
+  if (!(typeof value === 'number' && value > 0))
+    throw new RelayError('ERR_RELAY_INVALID_OPTION', `${option} must be a positive number, got ${String(value)}`)
   return value
 }
 
 function postmasterAddress(address: string | undefined, hostname: string): string {
   const value = address ?? `postmaster@${hostname}`
-  if (!/^[^\s@<>]+@[^\s@<>]+$/.test(value)) throw new RelayError('ERR_RELAY_INVALID_OPTION', `postmaster must be an address, got ${JSON.stringify(value)}`)
+  if (!/^[^\s@<>]+@[^\s@<>]+$/.test(value))
+    throw new RelayError('ERR_RELAY_INVALID_OPTION', `postmaster must be an address, got ${JSON.stringify(value)}`)
   return value
 }
 

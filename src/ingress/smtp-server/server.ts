@@ -117,7 +117,7 @@ export class RelaySmtpServer extends SMTPServer {
     const onData = (chunk: Buffer) => {
       // Ciphertext of a handshake, or message content (the ingress stream checks that).
       const parser = connection._parser
-      if (connection._upgrading || connection._socket !== socket || !parser || parser._dataMode) return (prevCR = false), undefined
+      if (connection._upgrading || connection._socket !== socket || !parser || parser._dataMode) return ((prevCR = false), undefined)
       if (accepted?.timer && chunk.includes(LF)) {
         clearTimeout(accepted.timer)
         accepted.timer = undefined
