@@ -1,5 +1,5 @@
 import { createTransport } from 'nodemailer'
-import { createRelay, relayPolicy, SmtpError, smtpTransport } from 'relaychain'
+import { createRelay, relayPolicy, type SmtpError, smtpTransport } from 'relaychain'
 import { memoryTransport, runStage, startSink, testMessage } from 'relaychain/testing'
 import { describe, expect, it } from 'vitest'
 import { requireSubject } from './custom-stage.js'

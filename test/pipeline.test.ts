@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { forkMessage } from '../src/core/message.js'
-import { createPipeline, RelayError, SmtpError, type Stage, type Transport } from '../src/index.js'
+import { createPipeline, type RelayError, SmtpError, type Stage, type Transport } from '../src/index.js'
 import { memoryTransport, testMessage } from '../src/testing/index.js'
 import { relayError } from './helpers/relay.js'
 

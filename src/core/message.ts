@@ -4,7 +4,7 @@
  * transport or a spooling stage reads it.
  */
 import { randomBytes } from 'node:crypto'
-import { Readable } from 'node:stream'
+import type { Readable } from 'node:stream'
 import { chain } from './body/chain.js'
 import { HeaderBlock } from './body/header-block.js'
 import { splitHeader } from './body/split-header.js'

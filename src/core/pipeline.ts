@@ -178,7 +178,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
 
     describe() {
       const lines = [`pipeline ${name}`]
-      stages.forEach((stage, i) => lines.push(`  ${i + 1}. ${describeStage(stage)}`))
+      for (const [i, stage] of stages.entries()) lines.push(`  ${i + 1}. ${describeStage(stage)}`)
       const inner = transport.describe?.() ?? transport.name
       lines.push(`  → ${inner.split('\n').join('\n    ')}`)
       return lines.join('\n')

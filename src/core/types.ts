@@ -112,6 +112,7 @@ export interface Authenticator {
  * }
  * ```
  */
+// biome-ignore lint/suspicious/noEmptyInterface: extended by applications through declaration merging
 export interface MessageState {}
 
 /**

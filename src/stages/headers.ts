@@ -69,12 +69,12 @@ export function headers(options: HeadersOptions): Stage {
       if (options.when && !options.when(msg)) return next()
       for (const matcher of remove) removeMatching(msg, matcher)
       for (const [name, value] of set) {
-        const text = valueOf(value, msg)
+        const text = resolveValue(value, msg)
         if (text !== undefined) msg.headers.set(name, text)
       }
       // add() prepends, so going backwards keeps the order given.
       for (const [name, value] of [...add].reverse()) {
-        const text = valueOf(value, msg)
+        const text = resolveValue(value, msg)
         if (text !== undefined) msg.headers.add(name, text)
       }
       return next()
@@ -82,7 +82,7 @@ export function headers(options: HeadersOptions): Stage {
   }
 }
 
-function valueOf(value: HeaderValue, msg: Message): string | undefined {
+function resolveValue(value: HeaderValue, msg: Message): string | undefined {
   return typeof value === 'function' ? value(msg) : value
 }
 

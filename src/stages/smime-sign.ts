@@ -73,7 +73,7 @@ export function smimeSign(options: SmimeSignOptions): Stage {
     async data(msg, next) {
       const sender = addressIn(msg.headers.get('from')) ?? msg.envelope.mailFrom?.address
       const signer = sender === undefined ? undefined : byAddress(signers, sender)
-      if (!signer || !signer.chain.every((cert) => isCurrent(cert))) {
+      if (!signer?.chain.every((cert) => isCurrent(cert))) {
         if (policy === 'reject') throw reject.policy(`no valid S/MIME certificate for sender ${sender ?? '<>'}`)
         return next()
       }

@@ -97,7 +97,7 @@ const phases: Phase[] = [
       const client = await inTransaction(r, 'DATA')
       const upstream = r.holdUpstream()
       // Larger than the loopback buffers between relay and sink, so the final dot cannot be on its way.
-      client.write(`Subject: big\r\n\r\n${'x'.repeat(998)}\r\n`.repeat(10_000) + '.\r\n')
+      client.write(`${`Subject: big\r\n\r\n${'x'.repeat(998)}\r\n`.repeat(10_000)}.\r\n`)
       await upstream.entered
       return { client, message: true, after: upstream.release }
     },

@@ -32,7 +32,7 @@ export interface Verification {
   bareLineEndings: boolean
 }
 
-const SCRIPT = String.raw`
+const SCRIPT = `
 import sys, json, base64, logging, io, dkim
 from dkim.util import parse_tag_value
 req = json.load(sys.stdin)

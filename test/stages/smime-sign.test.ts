@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { type Stage } from '../../src/index.js'
+import type { Stage } from '../../src/index.js'
 import { type SmimeSignOptions, smimeSign } from '../../src/stages/smime-sign.js'
 import { memoryTransport, runStage, testMessage } from '../../src/testing/index.js'
 import { relayToSink } from '../helpers/after-test.js'
@@ -157,7 +157,7 @@ describe('smime-sign configuration, checked when the chain is built', () => {
 
   it('refuses an expired certificate and a chain out of order', () => {
     expect(relayError(() => smimeSign({ certificates: { 'example.com': credentials('expired') } })).message).toMatch(
-      /certificate is not valid now \(Jan  1 00:00:00 2000 GMT to Jan  1 00:00:00 2001 GMT\)$/,
+      /certificate is not valid now \(Jan {2}1 00:00:00 2000 GMT to Jan {2}1 00:00:00 2001 GMT\)$/,
     )
     const outOfOrder = Buffer.concat([
       fixture('alice.pem').subarray(0, fixture('alice.pem').indexOf('-----END CERTIFICATE-----') + 26),

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { clamd, SmtpError, type Stage, smtpTransport, type VirusScanner, virusScan } from '../../src/index.js'
+import { clamd, type SmtpError, type Stage, smtpTransport, type VirusScanner, virusScan } from '../../src/index.js'
 import type { VirusScanResult } from '../../src/stages/virus-scan.js'
 import { memoryTransport, runStage, type Sink, startSink, testMessage } from '../../src/testing/index.js'
 import { havePeer } from '../helpers/peers.js'

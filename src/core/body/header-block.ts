@@ -78,13 +78,13 @@ export class HeaderBlock {
   get(name: string): string | undefined {
     const lower = name.toLowerCase()
     const entry = this.#entries.find((e) => e.lower === lower)
-    return entry && valueOf(entry)
+    return entry && fieldValue(entry)
   }
 
   /** Every value of a field, top to bottom. */
   getAll(name: string): string[] {
     const lower = name.toLowerCase()
-    return this.#entries.filter((e) => e.lower === lower).map(valueOf)
+    return this.#entries.filter((e) => e.lower === lower).map(fieldValue)
   }
 
   has(name: string): boolean {
@@ -94,7 +94,7 @@ export class HeaderBlock {
 
   /** All fields, top to bottom (malformed lines have an empty name). */
   fields(): HeaderField[] {
-    return this.#entries.map((e) => ({ name: e.name, value: valueOf(e), raw: e.raw }))
+    return this.#entries.map((e) => ({ name: e.name, value: fieldValue(e), raw: e.raw }))
   }
 
   /** Adds a field at the top, where trace fields (Received, X-Spam-*) belong. */
@@ -126,7 +126,9 @@ export class HeaderBlock {
   remove(name: string, where?: (field: HeaderField) => boolean): number {
     const lower = name.toLowerCase()
     const before = this.#entries.length
-    this.#entries = this.#entries.filter((e) => e.lower !== lower || (where !== undefined && !where({ name: e.name, value: valueOf(e), raw: e.raw })))
+    this.#entries = this.#entries.filter(
+      (e) => e.lower !== lower || (where !== undefined && !where({ name: e.name, value: fieldValue(e), raw: e.raw })),
+    )
     if (this.#entries.length !== before) this.#touch()
     return before - this.#entries.length
   }
@@ -171,7 +173,7 @@ function fieldName(line: Buffer): string {
   return line.toString('latin1', 0, colon).trimEnd()
 }
 
-function valueOf(entry: Entry): string {
+function fieldValue(entry: Entry): string {
   const text = entry.raw.toString('utf8')
   const colon = text.indexOf(':')
   return text

@@ -182,7 +182,7 @@ export function normalizeDomain(domain: string): string | undefined {
   const name = (domain.endsWith('.') ? domain.slice(0, -1) : domain).normalize('NFC').toLowerCase()
   if (!name || name.length > 253) return undefined
   const ascii = NON_ASCII.test(name) ? domainToASCII(name) : name
-  return ascii && ascii.split('.').every((label) => LABEL.test(label)) ? name : undefined
+  return ascii?.split('.').every((label) => LABEL.test(label)) ? name : undefined
 }
 
 /** The domain of an address, in ASCII (punycode) form, for comparing domains whatever form they came in. */

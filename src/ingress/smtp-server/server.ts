@@ -102,7 +102,7 @@ export class RelaySmtpServer extends SMTPServer {
     if (top !== accepted.socket) accepted.socket.destroy()
   }
 
-  override onSecure(socket: Socket | TLSSocket, session: SMTPServerSession, callback: (err?: Error | null) => void): void {
+  override onSecure(socket: Socket | TLSSocket, _session: SMTPServerSession, callback: (err?: Error | null) => void): void {
     // After STARTTLS the commands arrive on the TLS socket.
     const accepted = this.accepted.get(socketKey(socket))
     if (accepted?.connection) this.#watch(accepted.connection, socket, accepted)
