@@ -4,9 +4,10 @@
  * case and compare internationalised domains in their ASCII (punycode) form, so `bücher.example`
  * and `xn--bcher-kva.example` are the same key.
  */
+
+import { domainKey } from '../core/address.js'
 import { RelayError } from '../core/errors.js'
 import type { Awaitable, Transaction } from '../core/types.js'
-import { domainKey } from '../ingress/smtp-server/address-check.js'
 
 /** A map's answer: one address rewrites, several expand (recipients only); `undefined` leaves it. */
 export type AddressMapResult = string | readonly string[] | undefined | null

@@ -10,8 +10,8 @@
  *   case-insensitively, as MTAs may smash case) and, for SRS0, its age.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto'
+import { domainKey } from '../core/address.js'
 import { RelayError } from '../core/errors.js'
-import { domainKey } from '../ingress/smtp-server/address-check.js'
 
 /** SRS settings. */
 export interface SrsOptions {

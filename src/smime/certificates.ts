@@ -3,7 +3,9 @@
  * chain is built, so that a bad one is a `RelayError` then rather than a failure at the first
  * message (pkijs is only loaded to sign or encrypt). Keys are never logged or put in errors.
  */
+
 import { createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto'
+import { addressKey, type DomainTable, domainKey, domainTable } from '../core/address.js'
 import { RelayError } from '../core/errors.js'
 
 /** A certificate as PEM text (several for a chain, signer first) or DER bytes. */
@@ -52,27 +54,31 @@ export function parsePrivateKey(input: PrivateKeyInput, passphrase: string | und
   }
 }
 
-/** The domain of an address, lower case. */
-function domainOf(address: string): string {
-  return address.slice(address.lastIndexOf('@') + 1).toLowerCase()
+/** Entries by address, and by domain (`example.com`, or `.example.com` for its subdomains). */
+export interface AddressMap<T> {
+  readonly addresses: ReadonlyMap<string, T>
+  readonly domains: DomainTable<T>
 }
 
 /**
  * Parses a map keyed by address (`alice@example.com`) or by domain (`example.com`, for every
- * address there); `byAddress` then finds the entry for an address, the address's own first.
+ * address there; `.example.com` for its subdomains); `byAddress` then finds the entry for an
+ * address, the address's own first.
  */
-export function addressMap<I, T>(entries: Readonly<Record<string, I>>, parse: (input: I, key: string) => T): Map<string, T> {
-  const map = new Map<string, T>()
+export function addressMap<I, T>(entries: Readonly<Record<string, I>>, parse: (input: I, key: string) => T): AddressMap<T> {
+  const addresses = new Map<string, T>()
+  const domains: Array<[string, T]> = []
   for (const [key, input] of Object.entries(entries)) {
     if (!/^[^\s@]*@?[^\s@]+$/.test(key)) throw invalid(`"${key}" is neither an address nor a domain`)
-    map.set(key.toLowerCase(), parse(input, key))
+    if (key.includes('@')) addresses.set(addressKey(key), parse(input, key))
+    else domains.push([key, parse(input, key)])
   }
-  return map
+  return { addresses, domains: domainTable(domains, 'S/MIME certificates') }
 }
 
 /** The entry of `map` for `address`: its own, else its domain's. */
-export function byAddress<T>(map: ReadonlyMap<string, T>, address: string): T | undefined {
-  return map.get(address.toLowerCase()) ?? map.get(domainOf(address))
+export function byAddress<T>(map: AddressMap<T>, address: string): T | undefined {
+  return map.addresses.get(addressKey(address)) ?? map.domains.get(domainKey(address))
 }
 
 /** The address in a From field value (`Ann <ann@example.com>`, or a bare address). */

@@ -13,9 +13,9 @@
  */
 import { randomBytes } from 'node:crypto'
 import type { MimeNode } from '@zone-eu/mailsplit'
+import { domainKey, domainTable } from '../core/address.js'
 import { RelayError } from '../core/errors.js'
 import type { Message, Stage } from '../core/types.js'
-import { domainKey } from '../ingress/smtp-server/address-check.js'
 import { editorTransform, type PartInfo, type PreparedDisclaimer, planPart, prepareDisclaimer } from '../mime/disclaimer-part.js'
 import { mimeRewrite } from '../mime/mime-rewrite.js'
 
@@ -127,6 +127,9 @@ function wrapInMixed(msg: Message, part: Buffer): void {
   })
 }
 
+/** A domain listed with `false`: no disclaimer for it, not even the default. */
+const NONE = Symbol('no disclaimer')
+
 function chooser(options: DisclaimerOptions): (msg: Message) => PreparedDisclaimer | undefined {
   // Weak: select() may return a new object per message.
   const prepared = new WeakMap<DisclaimerContent, PreparedDisclaimer>()
@@ -146,11 +149,14 @@ function chooser(options: DisclaimerOptions): (msg: Message) => PreparedDisclaim
     }
   if (options.text === undefined && !options.domains) throw new RelayError('ERR_RELAY_INVALID_OPTION', 'disclaimer: give text, domains or select')
   const fallback = options.text === undefined ? undefined : prepare({ text: options.text, ...(options.html ? { html: options.html } : {}) })
-  const byDomain = new Map(Object.entries(options.domains ?? {}).map(([domain, c]) => [domainKey(`@${domain}`), c ? prepare(c) : undefined]))
+  const byDomain = domainTable(
+    Object.entries(options.domains ?? {}).map(([domain, c]) => [domain, c ? prepare(c) : NONE] as const),
+    'disclaimer domains',
+  )
   return (msg) => {
     const from = msg.envelope.mailFrom
     if (!from) return undefined
-    const domain = domainKey(from.address)
-    return byDomain.has(domain) ? byDomain.get(domain) : fallback
+    const found = byDomain.get(domainKey(from.address))
+    return found === NONE ? undefined : (found ?? fallback)
   }
 }

@@ -9,6 +9,8 @@
  * modifies the message after it; only trace stages (new fields at the top) may follow. On
  * forwarded mail, `arcSeal` goes before it, so that ARC records the message as received.
  */
+
+import { domainTable } from '../core/address.js'
 import { RelayError } from '../core/errors.js'
 import type { Awaitable, Message, Stage } from '../core/types.js'
 import { type DkimKey, type SigningKey, signingKey, toDomain } from '../dkim/keys.js'
@@ -118,15 +120,20 @@ export function dkimSign(options: DkimSignOptions): Stage {
 type Lookup = (domain: string, context: DkimKeyContext) => Awaitable<readonly SigningKey[]>
 
 function mapLookup(map: DkimKeyMap): Lookup {
-  const keys = new Map<string, SigningKey[]>()
-  for (const [name, entry] of Object.entries(map)) {
-    const domain = toDomain(name)
-    if (keys.has(domain)) invalid(`the key map names ${domain} twice`)
-    keys.set(
-      domain,
+  const entries = Object.entries(map).map(([name, entry]) => {
+    // `.example.com` covers the subdomains; their mail is signed as the parent unless a key says otherwise.
+    const domain = toDomain(name.startsWith('.') ? name.slice(1) : name)
+    return [
+      name.startsWith('.') ? `.${domain}` : domain,
       listOf(entry).map((key) => signingKey(key, key.domain ? toDomain(key.domain) : domain)),
-    )
+    ] as const
+  })
+  const seen = new Set<string>()
+  for (const [name] of entries) {
+    if (seen.has(name)) invalid(`the key map names ${name} twice`)
+    seen.add(name)
   }
+  const keys = domainTable(entries, 'dkimSign keys')
   return (domain) => keys.get(domain) ?? []
 }
 

@@ -10,9 +10,9 @@
  * Place it after `relay-policy`, so that only relayed mail is counted.
  */
 import type { RateLimiterRes } from 'rate-limiter-flexible'
+import { domainKey } from '../core/address.js'
 import { RelayError, reject, SmtpError } from '../core/errors.js'
 import type { Stage, Transaction } from '../core/types.js'
-import { domainKey } from '../ingress/smtp-server/address-check.js'
 import { type Duration, describeSeconds, toSeconds } from '../shared/duration.js'
 import { normalizeIp } from '../shared/ip.js'
 import { counters, type SharedStore } from '../shared/store.js'

@@ -14,9 +14,9 @@
  */
 
 import type { PopBeforeSmtp } from '../auth/pop-before-smtp.js'
+import { domainKey, domainMatcher } from '../core/address.js'
 import { RelayError, SmtpError } from '../core/errors.js'
 import type { Address, AuthIdentity, Awaitable, RcptVerdict, Stage, Transaction } from '../core/types.js'
-import { domainKey } from '../ingress/smtp-server/address-check.js'
 import { networkMatcher, normalizeIp } from '../shared/ip.js'
 
 /** Options of {@link relayPolicy}; at least one way to grant relaying must be given. */
@@ -58,7 +58,7 @@ export function relayPolicy(options: RelayPolicyOptions = {}): Stage {
   const authenticated = options.authenticated ?? true
   const inNetworks = options.networks?.length ? networkMatcher(options.networks, 'relayPolicy networks') : undefined
   const pop = options.popBeforeSmtp
-  const ours = domainMatcher(options.domains)
+  const ours = ourDomains(options.domains)
   if (!authenticated && !inNetworks && !pop && !ours) {
     throw new RelayError('ERR_RELAY_INVALID_OPTION', 'relayPolicy grants nothing: give networks, domains, popBeforeSmtp or keep authenticated')
   }
@@ -101,20 +101,8 @@ function ownsSender(identity: AuthIdentity, sender: string): boolean {
   })
 }
 
-function domainMatcher(domains: RelayPolicyOptions['domains']): ((domain: string) => Awaitable<boolean>) | undefined {
+function ourDomains(domains: RelayPolicyOptions['domains']): ((domain: string) => Awaitable<boolean>) | undefined {
   if (typeof domains === 'function') return domains
   if (!domains?.length) return undefined
-  const exact = new Set<string>()
-  const parents: string[] = []
-  for (const entry of domains) {
-    const sub = entry.startsWith('.')
-    const key = domainKey(`@${sub ? entry.slice(1) : entry}`).replace(/\.$/, '')
-    // `.com` would accept mail for a whole top-level domain: an open relay for it.
-    if (!/^[a-z0-9-]+(\.[a-z0-9-]+)*$/.test(key) || (sub && !key.includes('.'))) {
-      throw new RelayError('ERR_RELAY_INVALID_OPTION', `relayPolicy domains: invalid or too wide domain ${JSON.stringify(entry)}`)
-    }
-    if (sub) parents.push(`.${key}`)
-    else exact.add(key)
-  }
-  return (domain) => exact.has(domain) || parents.some((p) => domain.endsWith(p))
+  return domainMatcher(domains, 'relayPolicy domains')
 }

@@ -64,7 +64,7 @@ export function smimeSign(options: SmimeSignOptions): Stage {
   const policy = options.withoutCertificate ?? 'send-unsigned'
   if (policy !== 'send-unsigned' && policy !== 'reject') throw invalid(`smime-sign: unknown withoutCertificate ${JSON.stringify(policy)}`)
   const signers = addressMap(options.certificates ?? {}, (input, key) => checkSigner(input, `smime-sign certificate for ${key}`))
-  if (!signers.size) throw invalid('smime-sign needs at least one certificate')
+  if (!signers.addresses.size && !signers.domains.size) throw invalid('smime-sign needs at least one certificate')
 
   return {
     name: 'smime-sign',

@@ -4,6 +4,7 @@
  * `transport_maps`. The first matching route wins. With more than one destination the body is
  * spooled once and read for each; with one, it streams straight through.
  */
+import { addressKey, asciiDomain, domainKey, domainMatcher } from '../core/address.js'
 import { RelayError, SmtpError, toSmtpError } from '../core/errors.js'
 import { forkMessage } from '../core/message.js'
 import { MODIFIES_ORDER, SEALS_ORDER, strongest } from '../core/pipeline.js'
@@ -11,7 +12,7 @@ import type { Address, DeliveryReport, Message, Transport } from '../core/types.
 
 /** One routing rule. Give exactly one of `domains`, `senders` or `match`. */
 export interface Route {
-  /** Recipient domains; `'example.com'` matches that domain only, `'.example.com'` its subdomains too. */
+  /** Recipient domains: `'example.com'` matches that domain only, `'.example.com'` its subdomains (list both for both). */
   domains?: readonly string[]
   /** Envelope senders: `'alice@example.com'` or `'@example.com'`; all recipients follow the sender. */
   senders?: readonly string[]
@@ -27,24 +28,20 @@ export interface RouteTransportOptions {
   fallback?: Transport
 }
 
-function domainOf(address: string): string {
-  return address
-    .slice(address.lastIndexOf('@') + 1)
-    .toLowerCase()
-    .replace(/\.$/, '')
-}
+/** A route's rule, compiled: does this recipient (of this message) take this route? */
+type Matcher = (rcpt: Address, msg: Message) => boolean
 
-function matches(route: Route, rcpt: Address, msg: Message): boolean {
-  if (route.match) return route.match(rcpt, msg)
+function compile(route: Route): Matcher {
+  if (route.match) return route.match
   if (route.domains) {
-    const domain = domainOf(rcpt.address)
-    return route.domains.some((d) => {
-      const want = d.toLowerCase()
-      return want.startsWith('.') ? domain === want.slice(1) || domain.endsWith(want) : domain === want
-    })
+    const ours = domainMatcher(route.domains, 'routeTransport domains')
+    return (rcpt) => ours(domainKey(rcpt.address))
   }
-  const sender = msg.envelope.mailFrom?.address.toLowerCase()
-  return !!sender && !!route.senders?.some((s) => (s.startsWith('@') ? domainOf(sender) === s.slice(1).toLowerCase() : sender === s.toLowerCase()))
+  const senders = (route.senders ?? []).map((s) => (s.startsWith('@') ? `@${asciiDomain(s.slice(1))}` : addressKey(s)))
+  return (_rcpt, msg) => {
+    const sender = msg.envelope.mailFrom?.address
+    return !!sender && (senders.includes(addressKey(sender)) || senders.includes(`@${domainKey(sender)}`))
+  }
 }
 
 /**
@@ -68,6 +65,7 @@ export function routeTransport(options: RouteTransportOptions): Transport {
       throw new RelayError('ERR_RELAY_INVALID_OPTION', 'each route needs a transport and exactly one of domains, senders or match')
     }
   }
+  const rules = options.routes.map((route) => ({ matches: compile(route), transport: route.transport }))
   const transports = [...new Set([...options.routes.map((r) => r.transport), ...(options.fallback ? [options.fallback] : [])])]
 
   return {
@@ -94,7 +92,7 @@ export function routeTransport(options: RouteTransportOptions): Transport {
       const groups = new Map<Transport, Address[]>()
       const unroutable: Address[] = []
       for (const rcpt of msg.envelope.rcptTo) {
-        const transport = options.routes.find((r) => matches(r, rcpt, msg))?.transport ?? options.fallback
+        const transport = rules.find((r) => r.matches(rcpt, msg))?.transport ?? options.fallback
         if (!transport) unroutable.push(rcpt)
         else groups.set(transport, [...(groups.get(transport) ?? []), rcpt])
       }

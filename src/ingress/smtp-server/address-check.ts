@@ -7,9 +7,8 @@
  * lower case, trailing dot removed), so the domain a policy matches is exactly the domain the
  * message is delivered to.
  */
-import { isIPv4, isIPv6 } from 'node:net'
-import { domainToASCII } from 'node:url'
 import type { SMTPServerSession } from 'smtp-server'
+import { normalizeDomain } from '../../core/address.js'
 import { reject, SmtpError } from '../../core/errors.js'
 import type { Logger } from '../../shared/logger.js'
 import type { CommandHooks } from './commands.js'
@@ -35,7 +34,6 @@ type Kind = 'MAIL' | 'RCPT'
 
 const COMMAND = /^(\s*(?:MAIL\s+FROM|RCPT\s+TO)\s*:\s*)<([^<>]*)>(.*)$/is
 const ATEXT = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~\u0080-\u{10FFFF}]+$/u
-const LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/
 const NON_ASCII = /[^\x00-\x7f]/
 const CONTROL = /[\x00-\x1f\x7f]/
 
@@ -166,27 +164,4 @@ function splitMailbox(path: string): { local: string; quoted: boolean; domain: s
   if (at < 1) return at === 0 ? 'empty local part' : 'no domain'
   if (path.indexOf('@', at + 1) >= 0) return 'routing'
   return { local: path.slice(0, at), quoted: false, domain: path.slice(at + 1) }
-}
-
-/**
- * The domain as it is matched and delivered: lower case, without a trailing dot, address literals
- * in canonical form. `undefined` if it is not a valid domain or literal.
- */
-export function normalizeDomain(domain: string): string | undefined {
-  if (domain.startsWith('[') && domain.endsWith(']')) {
-    const inner = domain.slice(1, -1)
-    if (isIPv4(inner)) return domain
-    const v6 = /^ipv6:(.*)$/i.exec(inner)?.[1]
-    return v6 && isIPv6(v6) ? `[IPv6:${v6.toLowerCase()}]` : undefined
-  }
-  const name = (domain.endsWith('.') ? domain.slice(0, -1) : domain).normalize('NFC').toLowerCase()
-  if (!name || name.length > 253) return undefined
-  const ascii = NON_ASCII.test(name) ? domainToASCII(name) : name
-  return ascii?.split('.').every((label) => LABEL.test(label)) ? name : undefined
-}
-
-/** The domain of an address, in ASCII (punycode) form, for comparing domains whatever form they came in. */
-export function domainKey(address: string): string {
-  const domain = address.slice(address.lastIndexOf('@') + 1)
-  return (NON_ASCII.test(domain) ? domainToASCII(domain) : domain).toLowerCase()
 }
