@@ -13,6 +13,9 @@ export type { ClientAuthorizationStore, PopBeforeSmtp, PopBeforeSmtpOptions } fr
 export { popBeforeSmtp } from './auth/pop-before-smtp.js'
 export type { StaticUsers } from './auth/static.js'
 export { staticAuthenticator } from './auth/static.js'
+export type { DomainTable } from './core/address.js'
+export { addressKey, domainKey, domainMatcher, domainTable, sameAddress } from './core/address.js'
+export { chain } from './core/body/chain.js'
 export type { HeaderField } from './core/body/header-block.js'
 export { HeaderBlock } from './core/body/header-block.js'
 export type { BareLineEndingPolicy } from './core/body/line-endings.js'
@@ -21,8 +24,11 @@ export type { SpoolOptions } from './core/body/spool.js'
 export type { StageTimings } from './core/compose.js'
 export type { EnhancedCode, SmtpErrorOptions } from './core/errors.js'
 export { RelayError, RelayErrorCode, reject, SmtpError, toSmtpError } from './core/errors.js'
-export type { Pipeline, PipelineOptions, RcptResult } from './core/pipeline.js'
+export type { Declarations } from './core/order.js'
+export { combinedDeclarations } from './core/order.js'
+export type { Pipeline, PipelineOptions } from './core/pipeline.js'
 export { createPipeline } from './core/pipeline.js'
+export type { BeginOptions, MessageContent, PipelineTransaction, TransactionOutcome } from './core/transaction.js'
 export type {
   Address,
   Authenticator,
@@ -31,6 +37,7 @@ export type {
   BodyTransform,
   DeliveryReport,
   Envelope,
+  ForkOptions,
   Message,
   MessageBody,
   MessageState,
@@ -45,6 +52,22 @@ export type {
   Transaction,
   Transport,
 } from './core/types.js'
+export type {
+  AcceptedEvent,
+  DeliveredEvent,
+  DeliveryEvent,
+  DeliveryEvents,
+  DeliveryListener,
+  DsnEvent,
+  ErrorEvent,
+  EventBase,
+  EventSession,
+  MessageEventBase,
+  MessageRefusedEvent,
+  RecipientRefusedEvent,
+  SenderRefusedEvent,
+} from './delivery/events.js'
+export { createEventStream } from './delivery/events.js'
 export type { DkimAlgorithm, DkimDnsRecord, DkimKey } from './dkim/keys.js'
 export { dkimDnsRecord } from './dkim/keys.js'
 export type { DkimCanonicalization } from './dkim/sign.js'

@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest'
-import { forkMessage } from '../src/core/message.js'
 import { createPipeline, type RelayError, SmtpError, type Stage, type Transport } from '../src/index.js'
 import { memoryTransport, testMessage } from '../src/testing/index.js'
 import { relayError } from './helpers/relay.js'
@@ -105,7 +104,7 @@ describe('createPipeline: the data onion', () => {
     const split: Stage = {
       name: 'split',
       async data(msg, next) {
-        const part = (address: string) => forkMessage(msg, { mailFrom: msg.envelope.mailFrom, rcptTo: [{ address }] }, true)
+        const part = (address: string) => msg.fork([{ address }])
         const reports = [await next(await part('a@example.org')), await next(await part('b@example.org'))]
         for (const again of [() => part('A@example.org').then(next), () => next()]) {
           await again().catch((err: RelayError) => errors.push(err.code))
@@ -170,16 +169,15 @@ describe('createPipeline: envelope hooks and nesting', () => {
     const sneaky: Stage = { name: 'sneaky', rcptTo: () => ({ relay: true }) }
     const pipeline = createPipeline({ stages: [sneaky], transport: memoryTransport() })
     const msg = await testMessage()
-    const err = await pipeline.rcptTo(msg, { address: 'x@example.org' }).catch((e: unknown) => e)
+    const err = await (await pipeline.begin(msg.session, null)).addRecipient({ address: 'x@example.org' }).catch((e: unknown) => e)
     expect((err as RelayError).code).toBe('ERR_RELAY_UNDECLARED_GRANT')
     expect(pipeline.grantsRelay).toBe(false)
   })
 
   it('refuses an expansion to no recipient at all', async () => {
     const drop: Stage = { name: 'drop', rcptTo: () => [] }
-    const err = await createPipeline({ stages: [drop], transport: memoryTransport() })
-      .rcptTo(await testMessage(), { address: 'x@example.org' })
-      .catch((e: unknown) => e)
+    const tx = await createPipeline({ stages: [drop], transport: memoryTransport() }).begin((await testMessage()).session, null)
+    const err = await tx.addRecipient({ address: 'x@example.org' }).catch((e: unknown) => e)
     expect((err as RelayError).code).toBe('ERR_RELAY_INVALID_STAGE')
   })
 

@@ -156,6 +156,8 @@ export const RelayErrorCode = {
   ERR_RELAY_NEXT_NOT_AWAITED: 'ERR_RELAY_NEXT_NOT_AWAITED',
   /** A stage granted relay permission without declaring `grantsRelay`. */
   ERR_RELAY_UNDECLARED_GRANT: 'ERR_RELAY_UNDECLARED_GRANT',
+  /** A transaction's methods were called out of order (a recipient after data(), data() twice or without recipients). */
+  ERR_RELAY_TRANSACTION_STATE: 'ERR_RELAY_TRANSACTION_STATE',
   /** The message body was read twice without being spooled. */
   ERR_RELAY_BODY_CONSUMED: 'ERR_RELAY_BODY_CONSUMED',
   /** Invalid options passed to a factory. */

@@ -5,12 +5,13 @@
  */
 import { randomBytes } from 'node:crypto'
 import type { Readable } from 'node:stream'
+import type { DeliveryEvents } from '../delivery/events.js'
 import { chain } from './body/chain.js'
 import { HeaderBlock } from './body/header-block.js'
 import { splitHeader } from './body/split-header.js'
 import { Spool, type SpoolOptions } from './body/spool.js'
 import { RelayError } from './errors.js'
-import type { BodyTransform, Envelope, Message, MessageBody, MessageState, Session, SpooledBody } from './types.js'
+import type { Address, BodyTransform, Envelope, ForkOptions, Message, MessageBody, MessageState, Session, SpooledBody } from './types.js'
 
 // Unique per process from the counter, across processes from the random prefix.
 const PROCESS_TAG = randomBytes(3).toString('hex').toUpperCase()
@@ -22,18 +23,32 @@ export function createId(): string {
   return `${Date.now().toString(32).slice(-7).toUpperCase()}${counter.toString(32).toUpperCase().padStart(3, '0')}${PROCESS_TAG}`
 }
 
+/** What a message and its forks share: the spools to remove at the end, and the source to drain. */
+interface Content {
+  readonly spools: Spool[]
+  /** Set by dispose(): a spool that completes later (an abandoned chain still reading) goes at once. */
+  disposed: boolean
+  /** The body stream the content arrived on, so it can be discarded once the chain is done. */
+  source: Readable | undefined
+}
+
 class LazyBody implements MessageBody {
-  #source: Readable | null
+  /** The body: a stream, or a function that opens one on first read (forks read a spool). */
+  #source: Readable | (() => Readable) | null
   #transforms: BodyTransform[] = []
   #spool: Spool | null = null
   #spooling: Promise<Spool> | null = null
   readonly #spoolOptions: SpoolOptions
-  readonly #spools: Spool[]
+  readonly #content: Content
 
-  constructor(source: Readable, spoolOptions: SpoolOptions, spools: Spool[]) {
+  constructor(source: Readable | (() => Readable), spoolOptions: SpoolOptions, content: Content) {
     this.#source = source
     this.#spoolOptions = spoolOptions
-    this.#spools = spools
+    this.#content = content
+  }
+
+  get spoolOptions(): SpoolOptions {
+    return this.#spoolOptions
   }
 
   transform(transform: BodyTransform): void {
@@ -43,8 +58,12 @@ class LazyBody implements MessageBody {
   spool(): Promise<SpooledBody> {
     if (this.#transforms.length || !this.#spooling) {
       // Concurrent callers (route splitting) share one spooling run.
-      this.#spooling = Spool.from(this.stream(), this.#spoolOptions).then((spool) => {
-        this.#spools.push(spool)
+      this.#spooling = Spool.from(this.stream(), this.#spoolOptions).then(async (spool) => {
+        if (this.#content.disposed) {
+          await spool.dispose()
+          throw new RelayError('ERR_RELAY_BODY_CONSUMED', 'the transaction ended while its body was being spooled')
+        }
+        this.#content.spools.push(spool)
         this.#spool = spool
         return spool
       })
@@ -56,7 +75,7 @@ class LazyBody implements MessageBody {
     let source: Readable
     if (this.#spool) source = this.#spool.open()
     else if (this.#source) {
-      source = this.#source
+      source = typeof this.#source === 'function' ? this.#source() : this.#source
       this.#source = null
     } else {
       throw new RelayError('ERR_RELAY_BODY_CONSUMED', 'the message body was already read; call body.spool() to read it twice')
@@ -77,8 +96,8 @@ export interface TransactionInit {
   mailFrom: Envelope['mailFrom']
   id?: string
   /** Follow another transaction's signal (forks); default: a signal of its own, see `abort()`. */
-  signal?: AbortSignal
-  state?: Partial<MessageState>
+  signal?: AbortSignal | undefined
+  state?: Partial<MessageState> | undefined
 }
 
 /** @internal The implementation behind Transaction and Message. */
@@ -93,9 +112,9 @@ export class MessageImpl implements Message {
   #envelope: Envelope
   #headers: HeaderBlock | null = null
   #body: LazyBody | null = null
-  #spoolOptions: SpoolOptions = {}
-  /** Spools of this message and its forks, disposed together. */
-  readonly spools: Spool[] = []
+  #content: Content = { spools: [], source: undefined, disposed: false }
+  /** @internal Where the engine running this message announces errors (nested pipelines report there too). */
+  events: DeliveryEvents | undefined
 
   constructor(init: TransactionInit) {
     this.id = init.id ?? createId()
@@ -116,26 +135,36 @@ export class MessageImpl implements Message {
     return this.#signal
   }
 
-  /** Aborts the transaction's signal (relay only: the client left mid-transaction). */
+  /** True once aborted (here or, for forks and nested transactions, where the signal comes from). */
+  get aborted(): boolean {
+    return this.#abortReason !== undefined || (this.#signal?.aborted ?? false)
+  }
+
+  /** Aborts the transaction's signal (the ingress: the client left, or the reply time ran out). */
   abort(reason: unknown): void {
-    this.#abortReason = reason
-    this.#controller?.abort(reason)
+    this.#abortReason = reason ?? new Error('transaction aborted')
+    this.#controller?.abort(this.#abortReason)
   }
 
   get original(): Envelope {
     return this.#original
   }
 
+  /** Sets the envelope as first received (a nested or redelivered transaction keeps the client's). */
+  setOriginal(original: Envelope): void {
+    this.#original = original
+  }
+
   get envelope(): Envelope {
     return this.#envelope
   }
 
-  /** Sets the current envelope (pipeline only). */
+  /** Sets the current envelope (the engine only). */
   setEnvelope(envelope: Envelope): void {
     this.#envelope = envelope
   }
 
-  /** Records a recipient as the client sent it (relay only). */
+  /** Records a recipient as the client sent it (the engine only). */
   addOriginalRecipient(rcpt: Envelope['rcptTo'][number]): void {
     this.#original = { mailFrom: this.#original.mailFrom, rcptTo: [...this.#original.rcptTo, rcpt] }
   }
@@ -143,9 +172,28 @@ export class MessageImpl implements Message {
   /** Attaches the content: the transaction becomes a message. */
   attachContent(headers: HeaderBlock, body: Readable, spoolOptions: SpoolOptions = {}): this {
     this.#headers = headers
-    this.#spoolOptions = spoolOptions
-    this.#body = new LazyBody(body, spoolOptions, this.spools)
+    this.#content.source = body
+    this.#body = new LazyBody(body, spoolOptions, this.#content)
     return this
+  }
+
+  /**
+   * Takes over the content of `from` (a nested pipeline's transaction): the same header block and
+   * body, pending transforms and spools included. `from` must not be read again.
+   */
+  takeContent(from: Message): this {
+    if (from instanceof MessageImpl && from.#body && from.#headers) {
+      this.#headers = from.#headers
+      this.#body = from.#body
+      // Spools made from here on belong to `from`'s content and go when it is disposed.
+      return this
+    }
+    return this.attachContent(from.headers, from.body.stream())
+  }
+
+  /** True once the content is attached (the data phase). */
+  get hasContent(): boolean {
+    return this.#headers !== null
   }
 
   get headers(): HeaderBlock {
@@ -174,37 +222,44 @@ export class MessageImpl implements Message {
   async rewrite(transform: BodyTransform): Promise<void> {
     const split = await splitHeader(chain(this.stream(), [transform]), Infinity)
     this.#headers = HeaderBlock.parse(split.head, split.separator)
-    this.#body = new LazyBody(split.body, this.#spoolOptions, this.spools)
+    this.#body = new LazyBody(split.body, this.#body?.spoolOptions ?? {}, this.#content)
   }
 
-  /**
-   * A copy of this message for part of its recipients (route splitting, per-DSN groups): same
-   * id, session and state, its own header block, and a body read from `body`.
-   */
-  fork(envelope: Envelope, body: Readable): MessageImpl {
-    const copy = new MessageImpl({ id: this.id, session: this.session, mailFrom: this.#original.mailFrom, signal: this.signal, state: this.state })
+  async fork(rcptTo: readonly Address[], options: ForkOptions = {}): Promise<Message> {
+    if (!this.#body) throw new RelayError('ERR_RELAY_INVALID_STAGE', 'a message can be forked only in the data phase')
+    if (!Array.isArray(rcptTo) || rcptTo.some((r) => typeof r?.address !== 'string')) {
+      throw new RelayError('ERR_RELAY_INVALID_STAGE', 'fork() needs an array of addresses')
+    }
+    const copy = new MessageImpl({
+      id: this.id,
+      session: this.session,
+      mailFrom: this.#original.mailFrom,
+      signal: this.signal,
+      state: options.state ?? this.state,
+    })
     copy.#original = this.#original
-    copy.#envelope = envelope
+    copy.#envelope = { mailFrom: options.mailFrom === undefined ? this.#envelope.mailFrom : options.mailFrom, rcptTo: [...rcptTo] }
     copy.#headers = this.headers.clone()
-    copy.#spoolOptions = this.#spoolOptions
-    copy.#body = new LazyBody(body, this.#spoolOptions, this.spools)
+    copy.#content = this.#content
+    let source: Readable | (() => Readable)
+    if (options.takeBody) source = this.#body.stream()
+    else {
+      const spool = await this.#body.spool()
+      source = () => spool.open()
+    }
+    copy.#body = new LazyBody(source, this.#body.spoolOptions, this.#content)
     return copy
   }
 
-  /** Removes every spool of this message. */
-  async dispose(): Promise<void> {
-    await Promise.all(this.spools.splice(0).map((s) => s.dispose()))
+  /** Ends whatever of the original body stream nobody read (the chain is done with it). */
+  discardUnread(): void {
+    const source = this.#content.source
+    if (source && !source.readableEnded && !source.destroyed) source.destroy()
   }
-}
 
-/**
- * A copy of `msg` for a subset of its recipients. The body is spooled first when `shareBody` is
- * true, so that several copies can each read it; otherwise the copy takes the body over.
- */
-export async function forkMessage(msg: Message, envelope: Envelope, shareBody: boolean): Promise<Message> {
-  if (!(msg instanceof MessageImpl)) {
-    throw new RelayError('ERR_RELAY_INVALID_STAGE', 'forkMessage needs a message created by relaychain')
+  /** Removes every spool of this message and its forks, and any that completes later. */
+  async dispose(): Promise<void> {
+    this.#content.disposed = true
+    await Promise.all(this.#content.spools.splice(0).map((s) => s.dispose()))
   }
-  const body = shareBody ? (await msg.body.spool()).open() : msg.body.stream()
-  return msg.fork(envelope, body)
 }

@@ -125,7 +125,13 @@ export interface Transaction {
   readonly session: Session
   /** The envelope as the client sent it; for DSNs and traces. */
   readonly original: Envelope
-  /** The current envelope. Stages change it only through hook return values. */
+  /**
+   * The current envelope, with one meaning in every hook, at the relay and in a nested pipeline
+   * alike: in `mailFrom` hooks, the sender as the stages before rewrote it and no recipients yet;
+   * in `rcptTo` hooks, the final sender and the final recipients accepted so far (not the one
+   * being decided); in `data`, the final envelope. Stages change it only through hook return
+   * values.
+   */
   readonly envelope: Envelope
   /** State shared by the stages of this transaction; see {@link MessageState}. */
   readonly state: Partial<MessageState>
@@ -186,6 +192,25 @@ export interface Message extends Transaction {
    * still streams. `msg.headers` is a new block afterwards.
    */
   rewrite(transform: BodyTransform): Promise<void>
+  /**
+   * A copy of this message for other recipients, to pass to `next(fork)` (one group of a split:
+   * S/MIME for some recipients, routes per destination) or to send elsewhere (an archive copy).
+   * It has the same id, session and original envelope, the current sender (or `mailFrom`), the
+   * same state object (or `state`), a copy of the header section as it is now, and a body that
+   * reads what this message's body holds now: spooled once so that both can read it, or, with
+   * `takeBody`, taken over (then this message's body must not be read again).
+   */
+  fork(rcptTo: readonly Address[], options?: ForkOptions): Promise<Message>
+}
+
+/** Options of {@link Message.fork}. */
+export interface ForkOptions {
+  /** The fork's sender. Default: the message's current sender. */
+  readonly mailFrom?: Address | null
+  /** The fork's own state. Default: the message's state object, shared. */
+  readonly state?: Partial<MessageState>
+  /** Take the body over instead of spooling it; the message's body must not be read again. Default false. */
+  readonly takeBody?: boolean
 }
 
 /** What a stage's `rcptTo` hook may answer besides rewriting. */

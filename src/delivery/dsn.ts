@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto'
 import { HeaderBlock } from '../core/body/header-block.js'
 import type { SmtpError } from '../core/errors.js'
 import type { Address, Message } from '../core/types.js'
-import { rfc5322Date } from '../ingress/smtp-server/received.js'
+import { rfc5322Date } from '../shared/date.js'
 
 /** A recipient the DSN reports as failed. */
 export interface FailedRecipient {

@@ -11,10 +11,8 @@
  * and tempfails the message (`451 4.3.0`) when the archive cannot take it, so no message is
  * delivered unarchived; the outcome is then only logged.
  */
-import type { HeaderBlock } from '../core/body/header-block.js'
 import { RelayError, reject, toSmtpError } from '../core/errors.js'
-import { MessageImpl } from '../core/message.js'
-import type { Address, DeliveryReport, Message, SpooledBody, Stage, Transport } from '../core/types.js'
+import type { Address, DeliveryReport, Message, Stage, Transport } from '../core/types.js'
 import type { Logger } from '../shared/logger.js'
 
 /** What became of the archived message. */
@@ -78,36 +76,28 @@ export function archiveTap(options: ArchiveTapOptions): Stage {
   if (recipients && (!recipients.length || recipients.some((r) => !/^[^\s<>@]+@[^\s<>@]+$/.test(r.address))))
     throw invalid('recipients must be mail addresses')
 
-  async function archive(msg: Message, headers: HeaderBlock, spool: SpooledBody, outcome?: ArchiveOutcome): Promise<void> {
-    const record: ArchiveRecord = { copy, ...(outcome ? { outcome } : {}) }
-    const archived = new MessageImpl({ id: msg.id, session: msg.session, mailFrom: msg.original.mailFrom, state: { archive: record } })
-    for (const rcpt of msg.original.rcptTo) archived.addOriginalRecipient(rcpt)
-    archived.setEnvelope({ mailFrom: msg.envelope.mailFrom, rcptTo: recipients ?? msg.envelope.rcptTo })
-    const body = spool.open()
-    archived.attachContent(headers.clone(), body)
-    try {
-      const report = await to.send(archived)
-      if (report.rejected.length) throw report.rejected[0]!.error
-      logger?.info({ id: msg.id, stage: 'archive-tap', copy, response: report.response }, 'message archived')
-    } finally {
-      // An archive that failed before reading the copy would leave its file handle open.
-      body.destroy()
-      await archived.dispose()
-    }
+  /** The copy: a fork for the archive's recipients, with its own state (the archive record). */
+  const forkOf = (msg: Message) => msg.fork(recipients ?? msg.envelope.rcptTo, { state: {} })
+
+  async function archive(archived: Message, outcome?: ArchiveOutcome): Promise<void> {
+    archived.state.archive = { copy, ...(outcome ? { outcome } : {}) }
+    const report = await to.send(archived)
+    if (report.rejected.length) throw report.rejected[0]!.error
+    logger?.info({ id: archived.id, stage: 'archive-tap', copy, response: report.response }, 'message archived')
   }
 
   return {
     name: 'archive-tap',
     ...(copy === 'delivered' ? { seals: 'message' as const } : {}),
     async data(msg, next) {
-      const spool = await msg.body.spool()
       if (mandatory) {
-        await archive(msg, msg.headers, spool).catch((err: unknown) => {
+        await archive(await forkOf(msg)).catch((err: unknown) => {
           throw reject.tempFail(err, `mandatory archive failed: ${toSmtpError(err).reason ?? String(err)}`)
         })
         return next()
       }
-      const headers = copy === 'received' ? msg.headers.clone() : undefined
+      // 'received': the message as it is now; 'delivered': as the transport wrote it (taken after).
+      const received = copy === 'received' ? await forkOf(msg) : (await msg.body.spool(), undefined)
       let report: DeliveryReport | undefined
       let failure: unknown
       try {
@@ -115,8 +105,8 @@ export function archiveTap(options: ArchiveTapOptions): Stage {
       } catch (err) {
         failure = err
       }
-      // 'delivered': the headers as the transport wrote them, later trace fields included.
-      await archive(msg, headers ?? msg.headers, spool, outcomeOf(report, failure)).catch((err: unknown) => {
+      const archived = received ?? (await forkOf(msg))
+      await archive(archived, outcomeOf(report, failure)).catch((err: unknown) => {
         logger?.error(
           { id: msg.id, stage: 'archive-tap', err: toSmtpError(err).reason ?? String(err) },
           'archive failed; the message was not archived',

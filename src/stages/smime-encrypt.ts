@@ -15,7 +15,6 @@
  */
 import type { X509Certificate } from 'node:crypto'
 import { RelayError, reject, SmtpError, toSmtpError } from '../core/errors.js'
-import { forkMessage } from '../core/message.js'
 import type { Address, DeliveryReport, Message, Next, Stage, Transaction } from '../core/types.js'
 import { invalid } from '../smime/certificates.js'
 import { wrapEntity } from '../smime/entity.js'
@@ -123,10 +122,10 @@ export function smimeEncrypt(options: SmimeEncryptOptions): Stage {
       if (!withCert.length) return next()
       // Mixed: the recipients with a certificate get an encrypted fork, the others their own copy.
       const inClear = rule === 'send-unencrypted'
-      const encrypted = await forkMessage(msg, { mailFrom: msg.envelope.mailFrom, rcptTo: withCert }, inClear)
+      const encrypted = await msg.fork(withCert, { takeBody: !inClear })
       await encrypt(encrypted, certs)
       const reports = [await deliver(next, encrypted)]
-      if (inClear) reports.push(await deliver(next, await forkMessage(msg, { mailFrom: msg.envelope.mailFrom, rcptTo: without }, true)))
+      if (inClear) reports.push(await deliver(next, await msg.fork(without)))
       else
         reports.push({ accepted: [], rejected: without.map((rcpt) => ({ rcpt, error: cannotEncrypt('Cannot encrypt for this recipient', [rcpt]) })) })
       return {

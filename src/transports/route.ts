@@ -6,8 +6,7 @@
  */
 import { addressKey, asciiDomain, domainKey, domainMatcher } from '../core/address.js'
 import { RelayError, SmtpError, toSmtpError } from '../core/errors.js'
-import { forkMessage } from '../core/message.js'
-import { MODIFIES_ORDER, SEALS_ORDER, strongest } from '../core/pipeline.js'
+import { combinedDeclarations } from '../core/order.js'
 import type { Address, DeliveryReport, Message, Transport } from '../core/types.js'
 
 /** One routing rule. Give exactly one of `domains`, `senders` or `match`. */
@@ -70,14 +69,7 @@ export function routeTransport(options: RouteTransportOptions): Transport {
 
   return {
     name: 'route',
-    modifies: strongest(
-      MODIFIES_ORDER,
-      transports.map((t) => t.modifies),
-    ),
-    seals: strongest(
-      SEALS_ORDER,
-      transports.map((t) => t.seals),
-    ),
+    ...combinedDeclarations(transports),
     describe: () =>
       [
         'route',
@@ -101,8 +93,7 @@ export function routeTransport(options: RouteTransportOptions): Transport {
       const reports = await Promise.all(
         [...groups].map(async ([transport, rcpts]): Promise<DeliveryReport> => {
           try {
-            const part =
-              rcpts.length === msg.envelope.rcptTo.length ? msg : await forkMessage(msg, { mailFrom: msg.envelope.mailFrom, rcptTo: rcpts }, shared)
+            const part = rcpts.length === msg.envelope.rcptTo.length ? msg : await msg.fork(rcpts, { takeBody: !shared })
             return await transport.send(part)
           } catch (err) {
             return { accepted: [], rejected: rcpts.map((rcpt) => ({ rcpt, error: toSmtpError(err) })) }

@@ -115,6 +115,10 @@ export function smtpTransport(options: SmtpTransportOptions): Transport {
       if (err.rejectedErrors?.length && err.command !== 'MAIL FROM') {
         return { accepted: [], rejected: rcpts.map((rcpt) => ({ rcpt, error: upstreamError(errorFor(err, rcpt), where) })) }
       }
+      // A reply that came while the message was still being sent answers no message: the transfer
+      // broke, so it is a temporary failure whatever its code (the upstream never saw the final dot).
+      if (stream.readableDidRead && !stream.readableEnded)
+        throw upstreamError({ ...err, message: `${err.message} (reply before the end of the message)`, responseCode: undefined }, where)
       throw upstreamError(err, where)
     } finally {
       msg.signal.removeEventListener('abort', abort)

@@ -9,9 +9,11 @@ import type { SecureContextOptions } from 'node:tls'
 import type { SMTPServerOptions } from 'smtp-server'
 import type { BareLineEndingPolicy } from '../../core/body/line-endings.js'
 import type { SpoolOptions } from '../../core/body/spool.js'
-import { RelayError, type SmtpError } from '../../core/errors.js'
+import { RelayError } from '../../core/errors.js'
 import { createPipeline, type Pipeline } from '../../core/pipeline.js'
 import type { Stage, Transport } from '../../core/types.js'
+import type { DeliveryEvent, DeliveryEvents, ErrorEvent } from '../../delivery/events.js'
+import { logEvents } from '../../delivery/log.js'
 import type { Clock } from '../../shared/clock.js'
 import { networkMatcher } from '../../shared/ip.js'
 import { type Logger, noopLogger } from '../../shared/logger.js'
@@ -163,9 +165,11 @@ export interface BoundAddress {
   readonly port: number
 }
 
-/** A relay: listen, close, and its pipeline. */
+/** A relay: listen, close, its pipeline and the events of every message it handles. */
 export interface Relay {
   readonly pipeline: Pipeline
+  /** The pipeline's delivery events: subscribe to see every outcome (see `DeliveryEvent`). */
+  readonly events: DeliveryEvents
   /** Binds every listener; resolves to the bound addresses (real ports for port 0). */
   listen(): Promise<readonly BoundAddress[]>
   /** The bound addresses, once listening. */
@@ -210,7 +214,12 @@ export function createRelay(options: RelayOptions): Relay {
   checkServer()
   const maxSize = limits.messageSize ?? 25 * MiB
   const delayPatched = installGreetingDelay()
-  const unexpected = reporter(logger, options.onError)
+  const events = pipeline.events
+  const unexpected = (error: unknown, fields: Record<string, unknown>, message: string) =>
+    events.emit({ type: 'error', time: Date.now(), message, error, ...fields } as ErrorEvent)
+  // The log lines and onError read the event stream; nobody listening means no event is built.
+  if (logger !== noopLogger) logEvents(events, logger)
+  if (logger !== noopLogger || options.onError) events.subscribe(reporter(logger, options.onError))
   const commands = relayHooks(
     { auth: options.auth, addresses: options.addresses, hasTls: options.tls !== undefined, hosts: listeners.map((l) => l.host), maxSize },
     { hostname, logger, view: (session) => servers.map((s) => s.handlers.view(session.id)).find(Boolean) ?? new SessionView(session, '') },
@@ -226,20 +235,25 @@ export function createRelay(options: RelayOptions): Relay {
 
   let closing = false
   const inFlight = new Map<string, Promise<unknown>>()
+  const replyTimeout = positive(limits.replyTimeout ?? 240_000, 'limits.replyTimeout')
   const ctx = {
     pipeline,
     hostname,
     logger,
     unexpected,
-    nextHopDown: warnOnce(logger, 'next hop unavailable: every message to it is deferred with 451 (check its address, port, TLS and certificate)'),
     maxSize,
     maxHeaderSize: limits.headerSize ?? MiB,
-    maxRecipients: limits.recipients ?? 1000,
-    replyTimeout: positive(limits.replyTimeout ?? 240_000, 'limits.replyTimeout'),
-    postmaster: postmasterAddress(options.postmaster, hostname),
+    replyTimeout,
+    begin: {
+      requireRelay: true,
+      maxRecipients: positive(limits.recipients ?? 1000, 'limits.recipients'),
+      postmaster: postmasterAddress(options.postmaster, hostname),
+      spool: options.spool ?? {},
+      hostname,
+      replyTimeout,
+    },
     bareLineEndings: options.bareLineEndings ?? 'reject',
     trace: options.trace ?? 'full',
-    spool: options.spool ?? {},
     closing: () => closing,
     track(id: string, work: Promise<unknown>) {
       inFlight.set(id, work)
@@ -298,6 +312,7 @@ export function createRelay(options: RelayOptions): Relay {
   let addresses: BoundAddress[] = []
   const relay: Relay = {
     pipeline,
+    events,
     get addresses() {
       return addresses
     },
@@ -352,35 +367,18 @@ export function createRelay(options: RelayOptions): Relay {
   return relay
 }
 
-/** Logs an error on our side and passes it to `onError`, which must not be able to break the relay. */
+/** Logs an error event at error level and passes it to `onError`, which must not be able to break the relay. */
 function reporter(logger: Logger, onError: RelayOptions['onError']) {
-  return function unexpected(err: unknown, fields: Record<string, unknown>, message: string): void {
-    logger.error({ ...fields, err }, message)
+  return function report(event: DeliveryEvent): void {
+    if (event.type !== 'error') return
+    const { type: _type, time: _time, error, message, ...fields } = event
+    logger.error({ ...fields, err: error }, message)
     if (!onError) return
     try {
-      onError(err, { ...fields, message } as RelayErrorContext)
+      onError(error, { ...fields, message })
     } catch (thrown) {
       logger.error({ err: thrown }, 'onError callback threw')
     }
-  }
-}
-
-/** How long one reason for a dead next hop stays quiet after it was logged. */
-const WARN_AGAIN = 10 * 60_000
-
-/**
- * Logs a failure at warn level once per distinct reason every ten minutes: a wrong CA or a dead
- * smarthost is found from the log in minutes, without a line per message.
- */
-function warnOnce(logger: Logger, message: string) {
-  const last = new Map<string, number>()
-  return function nextHopDown(failure: SmtpError): void {
-    const reason = failure.reason ?? failure.toReply()
-    const now = Date.now()
-    if (now - (last.get(reason) ?? -Infinity) < WARN_AGAIN) return
-    if (last.size > 100) last.clear()
-    last.set(reason, now)
-    logger.warn({ reply: failure.toReply(), reason, stage: failure.stage }, message)
   }
 }
 

@@ -1,0 +1,181 @@
+/**
+ * The delivery event stream: every outcome the engine decides is announced here, once, as a
+ * typed event, and everything that reports on mail (the log line per message, webhooks,
+ * metrics, an application's own dashboard) reads this stream instead of deciding again.
+ *
+ * Listeners are called synchronously, in the order they subscribed, after the outcome is final;
+ * they cannot change it. A listener that throws is reported as an `error` event (and never
+ * rethrown); one that returns a promise is not awaited. The queue, webhook and metrics features
+ * add event types to this union.
+ */
+import type { StageTimings } from '../core/compose.js'
+
+/** Who an event is about, on the SMTP side. */
+export interface EventSession {
+  /** Connection id. */
+  readonly id: string
+  /** The client's IP address. */
+  readonly client: string
+  /** The listener (ingress) the message came in on. */
+  readonly listener: string
+  /** The authenticated login, if any. */
+  readonly user?: string
+}
+
+/** Fields every event has. */
+export interface EventBase {
+  /** Milliseconds since the epoch. */
+  readonly time: number
+  /** The transaction (queue) id; the same in the 250 reply and every log line. */
+  readonly id: string
+  readonly session: EventSession
+}
+
+/** MAIL FROM was refused by a stage. */
+export interface SenderRefusedEvent extends EventBase {
+  readonly type: 'sender-refused'
+  /** The sender as given, `<>` for the null sender. */
+  readonly from: string
+  readonly reply: string
+  readonly stage?: string
+  readonly reason?: string
+}
+
+/** A recipient was refused: at RCPT (by a stage or for lack of relay permission), or by the next hop after DATA. */
+export interface RecipientRefusedEvent extends EventBase {
+  readonly type: 'recipient-refused'
+  readonly phase: 'rcpt' | 'data'
+  /** The recipient as the client gave it. */
+  readonly rcpt: string
+  /** The recipient the next hop refused, when a stage rewrote or expanded it. */
+  readonly final?: string
+  readonly reply: string
+  readonly stage?: string
+  readonly reason?: string
+}
+
+/** What the message-level events share. */
+export interface MessageEventBase extends EventBase {
+  readonly from: string
+  /** The final recipients the chain delivered to. */
+  readonly to: readonly string[]
+  /** Bytes received. */
+  readonly size: number
+  /** The reply the client got, e.g. `250 2.0.0 Ok: queued as 8PQ2…`. */
+  readonly reply: string
+  /** Recipients accepted and refused by the next hop. */
+  readonly accepted: number
+  readonly rejected: number
+  /** Milliseconds from the start of DATA to the reply. */
+  readonly ms: number
+  /** Milliseconds each stage spent in its own code, by name. */
+  readonly stages: StageTimings
+  /** The Message-ID field, if the message has one. */
+  readonly messageId?: string
+}
+
+/** The message was accepted: the client got 250 (delivered to at least one recipient, or stored). */
+export interface AcceptedEvent extends MessageEventBase {
+  readonly type: 'accepted'
+}
+
+/** The message was refused after DATA: by a stage, the content checks, or every recipient's next hop. */
+export interface MessageRefusedEvent extends MessageEventBase {
+  readonly type: 'message-refused'
+  readonly stage?: string
+  readonly reason?: string
+  /** True if the client left (or the reply time ran out) before the outcome: nobody got the reply. */
+  readonly aborted?: boolean
+}
+
+/** The next hop accepted the message for one recipient. */
+export interface DeliveredEvent extends EventBase {
+  readonly type: 'delivered'
+  /** The recipient as the client gave it. */
+  readonly rcpt: string
+  /** The recipient as delivered, when a stage rewrote or expanded it. */
+  readonly final?: string
+  /** The next hop's reply. */
+  readonly response: string
+}
+
+/** A delivery status notification for recipients refused after DATA: sent, failed, or not due. */
+export interface DsnEvent extends EventBase {
+  readonly type: 'dsn'
+  readonly outcome: 'sent' | 'failed' | 'not-due'
+  /** Where it went: the original sender. */
+  readonly to?: string
+  /** The id of the notice itself. */
+  readonly dsnId?: string
+  /** The recipients it reports, with the reply each got. */
+  readonly failed: ReadonlyArray<{ readonly rcpt: string; readonly reply: string }>
+  /** Why it was not sent, or why sending it failed. */
+  readonly reason?: string
+}
+
+/** An error on our side (a stage or transport bug, an outage): never a client's misbehaviour. */
+export interface ErrorEvent {
+  readonly type: 'error'
+  readonly time: number
+  /** What failed, as in the log line: `'unexpected error in chain'`, `'listener error'` … */
+  readonly message: string
+  readonly error: unknown
+  readonly id?: string
+  readonly session?: string
+  readonly client?: string
+  readonly listener?: string
+  readonly stage?: string
+}
+
+/** Every event of the delivery stream. */
+export type DeliveryEvent = SenderRefusedEvent | RecipientRefusedEvent | AcceptedEvent | MessageRefusedEvent | DeliveredEvent | DsnEvent | ErrorEvent
+
+/** A subscriber; see the file header for when it is called. */
+export type DeliveryListener = (event: DeliveryEvent) => void
+
+/** The stream of one pipeline. */
+export interface DeliveryEvents {
+  /** Adds a listener; returns the function that removes it. */
+  subscribe(listener: DeliveryListener): () => void
+  /** True if anyone listens (so that events nobody reads are not even built). */
+  readonly active: boolean
+  /** Announces an event. Ingresses call it; stages never need to. */
+  emit(event: DeliveryEvent): void
+}
+
+/**
+ * Creates an event stream.
+ *
+ * @example
+ * ```ts
+ * const events = createEventStream()
+ * const stop = events.subscribe((e) => {
+ *   if (e.type === 'recipient-refused') metrics.refused.inc()
+ * })
+ * ```
+ */
+export function createEventStream(): DeliveryEvents {
+  let listeners: DeliveryListener[] = []
+  const stream: DeliveryEvents = {
+    subscribe(listener) {
+      listeners = [...listeners, listener]
+      return () => {
+        listeners = listeners.filter((l) => l !== listener)
+      }
+    },
+    get active() {
+      return listeners.length > 0
+    },
+    emit(event) {
+      for (const listener of listeners) {
+        try {
+          listener(event)
+        } catch (error) {
+          // A listener's bug is ours to report, but never twice in a loop.
+          if (event.type !== 'error') stream.emit({ type: 'error', time: Date.now(), message: 'event listener threw', error })
+        }
+      }
+    },
+  }
+  return stream
+}
