@@ -52,8 +52,8 @@ export interface Pipeline extends Transport {
   send(msg: Message): Promise<DeliveryReport>
   /** A printable description of the chain, one line per stage. */
   describe(): string
-  /** Waits for notices still being sent, then closes every stage and the transports. */
-  close(): Promise<void>
+  /** Waits for notices still being sent (up to `timeout` ms, default 30 000), then closes every stage and the transports. */
+  close(options?: { timeout?: number }): Promise<void>
 }
 
 const NAME = /^[a-z0-9]+(?:-[a-z0-9]+)*$/
@@ -138,8 +138,11 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       return lines.join('\n')
     },
 
-    async close() {
-      await Promise.allSettled([...notices.pending])
+    async close({ timeout = 30_000 } = {}) {
+      let timer: NodeJS.Timeout | undefined
+      const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeout).unref()))
+      await Promise.race([Promise.allSettled([...notices.pending]), deadline])
+      clearTimeout(timer)
       const closing = [...stages.map((s) => s.close?.()), transport.close?.(), options.notices?.close?.()]
       const results = await Promise.allSettled(closing)
       const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')

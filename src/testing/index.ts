@@ -11,5 +11,5 @@ export type { OpenRelayCheckOptions, OpenRelayReport, RelayTestResult } from './
 export { checkOpenRelay } from './open-relay.js'
 export type { Sink, SinkMessage, SinkOptions } from './sink.js'
 export { startSink } from './sink.js'
-export type { TestMessageOptions } from './test-message.js'
-export { runStage, testMessage } from './test-message.js'
+export type { EnvelopeHookOptions, RcptResult, TestMessageOptions } from './test-message.js'
+export { runMailFrom, runRcptTo, runStage, testMessage } from './test-message.js'

@@ -2,8 +2,12 @@
 import { Readable } from 'node:stream'
 import { HeaderBlock } from '../core/body/header-block.js'
 import { splitHeader } from '../core/body/split-header.js'
+import { type RcptResult, runRcptTo as runRcptHooks } from '../core/hooks.js'
 import { MessageImpl } from '../core/message.js'
 import { createPipeline } from '../core/pipeline.js'
+
+export type { RcptResult } from '../core/hooks.js'
+
 import type { Address, DeliveryReport, Message, Session, Stage, Transport } from '../core/types.js'
 import { memoryTransport } from './memory-transport.js'
 
@@ -34,7 +38,19 @@ function toAddress(value: string | Address): Address {
  * ```
  */
 export async function testMessage(options: TestMessageOptions = {}): Promise<Message> {
-  const session: Session = {
+  const session = testSession(options.session)
+  const from = options.from === undefined ? { address: 'sender@example.com' } : options.from === null ? null : toAddress(options.from)
+  const msg = new MessageImpl({ session, mailFrom: from })
+  for (const rcpt of (options.to ?? ['rcpt@example.org']).map(toAddress)) msg.addOriginalRecipient(rcpt)
+  msg.setEnvelope(msg.original)
+  const eml = options.eml ?? DEFAULT_EML
+  const split = await splitHeader(Readable.from([Buffer.from(eml)]), Infinity)
+  return msg.attachContent(HeaderBlock.parse(split.head, split.separator), split.body)
+}
+
+/** A session as the relay would hand it to stages, with `overrides`. */
+function testSession(overrides: Partial<Session> = {}): Session {
+  return {
     id: 'test-session',
     listener: 'test',
     remoteAddress: '127.0.0.1',
@@ -44,15 +60,55 @@ export async function testMessage(options: TestMessageOptions = {}): Promise<Mes
     clientHostname: '[127.0.0.1]',
     heloName: 'client.example',
     secure: false,
-    ...options.session,
+    ...overrides,
   }
+}
+
+/** Options of {@link runMailFrom} and {@link runRcptTo}. */
+export interface EnvelopeHookOptions {
+  /** Session fields to override (the client's address, `user` after AUTH …). */
+  session?: Partial<Session>
+  /** For `runRcptTo`: the sender (default `sender@example.com`) and the recipients accepted before this one. */
+  from?: string | Address | null
+  before?: ReadonlyArray<string | Address>
+}
+
+/**
+ * Runs a stage's `mailFrom` hook as the relay would; resolves with the sender it leaves (the
+ * same, or a rewrite), or rejects with the `SmtpError` refusing it.
+ *
+ * @example
+ * ```ts
+ * await expect(runMailFrom(relayPolicy({ senderLogin: true }), 'boss@example.com', { session: { user: 'eve' } }))
+ *   .rejects.toMatchObject({ code: 553 })
+ * ```
+ */
+export async function runMailFrom(stage: Stage, from: string | Address | null, options: EnvelopeHookOptions = {}): Promise<Address | null> {
+  const tx = await createPipeline({ stages: [stage], transport: memoryTransport() }).begin(
+    testSession(options.session),
+    from === null ? null : toAddress(from),
+  )
+  return tx.envelope.mailFrom
+}
+
+/**
+ * Runs a stage's `rcptTo` hook for one recipient as the relay would (the envelope holds the
+ * sender and the recipients accepted `before`); resolves with what the recipient became and
+ * whether the stage granted relay permission, or rejects with the `SmtpError` refusing it.
+ *
+ * @example
+ * ```ts
+ * const { relay } = await runRcptTo(relayPolicy({ domains: ['example.org'] }), 'bob@example.org')
+ * expect(relay).toBe(true)
+ * ```
+ */
+export async function runRcptTo(stage: Stage, to: string | Address, options: EnvelopeHookOptions = {}): Promise<RcptResult> {
   const from = options.from === undefined ? { address: 'sender@example.com' } : options.from === null ? null : toAddress(options.from)
-  const msg = new MessageImpl({ session, mailFrom: from })
-  for (const rcpt of (options.to ?? ['rcpt@example.org']).map(toAddress)) msg.addOriginalRecipient(rcpt)
-  msg.setEnvelope(msg.original)
-  const eml = options.eml ?? DEFAULT_EML
-  const split = await splitHeader(Readable.from([Buffer.from(eml)]), Infinity)
-  return msg.attachContent(HeaderBlock.parse(split.head, split.separator), split.body)
+  const msg = new MessageImpl({ session: testSession(options.session), mailFrom: from })
+  const before = (options.before ?? []).map(toAddress)
+  for (const rcpt of before) msg.addOriginalRecipient(rcpt)
+  msg.setEnvelope({ mailFrom: from, rcptTo: before })
+  return stage.rcptTo ? runRcptHooks([stage], msg, toAddress(to)) : { recipients: [toAddress(to)], relay: false, reasons: [] }
 }
 
 /**

@@ -8,12 +8,13 @@
  * their options we therefore wrap four command handlers: EHLO (AUTH is listed only when the hooks
  * offer it), AUTH (handled entirely by the hooks), MAIL and RCPT (the hooks see the raw path
  * first and may refuse it or hand smtp-server a normalised command). As with the greeting delay,
- * nothing is patched unless the handlers are still the code these wrappers were written for;
- * `commandHooksInstalled()` reports whether they are, and the relay refuses to start without them.
+ * nothing is patched unless the handlers are still the code these wrappers were written for (their
+ * whole source, see `guard.ts`); the relay refuses to start without them.
  */
 import type { SMTPServerSession } from 'smtp-server'
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js'
 import type { SmtpError } from '../../core/errors.js'
+import { checkSource } from './guard.js'
 
 /** The option key under which a server's {@link CommandHooks} are stored. */
 export const COMMAND_HOOKS = Symbol.for('relaychain.commandHooks')
@@ -55,25 +56,30 @@ interface Internals {
   send(code: number, data: string, context?: false): void
 }
 
-/** Fingerprints of the smtp-server 3.21 code the wrappers rely on. */
-const FINGERPRINTS: Record<string, string> = {
-  handler_EHLO: "this._isSupported('AUTH')",
-  handler_AUTH: 'SASL_',
-  handler_MAIL: "this._parseAddressCommand('mail from', command)",
-  handler_RCPT: "this._parseAddressCommand('rcpt to', command)",
-  _onCommand: 'handler = this._nextHandler',
+/**
+ * Whole-source hashes (ESM, CommonJS) of the smtp-server 3.21.6 methods the wrappers wrap or rely
+ * on: `_onCommand` routes continuation lines through `_nextHandler`, `_transmissionType` names
+ * the protocol after AUTH.
+ */
+const SOURCES: Record<string, readonly string[]> = {
+  handler_EHLO: ['52604867ec58d764'],
+  handler_AUTH: ['870e30b54df251cf', '90c88470a205ca52'],
+  handler_MAIL: ['d430b50f693cd4e3'],
+  handler_RCPT: ['75ede0fc2d41bf4a'],
+  _onCommand: ['cba82a7fbac1c9e9'],
+  _transmissionType: ['3fbf354e6ed7abe2'],
 }
 
-let state: boolean | undefined
+let installed = false
 
-/** Installs the wrappers once; returns whether they are active. */
-export function installCommandHooks(): boolean {
-  if (state !== undefined) return state
+/**
+ * Installs the wrappers once. Throws `ERR_RELAY_INCOMPATIBLE_SERVER`, naming the method and the
+ * installed version, if any of them is not the code they were written for.
+ */
+export function installCommandHooks(): void {
+  if (installed) return
   const proto = SMTPConnection.prototype as unknown as Record<string, Handler>
-  const compatible =
-    Object.entries(FINGERPRINTS).every(([name, code]) => typeof proto[name] === 'function' && proto[name].toString().includes(code)) &&
-    typeof proto._transmissionType === 'function'
-  if (!compatible) return (state = false)
+  for (const [name, hashes] of Object.entries(SOURCES)) checkSource(`SMTPConnection.prototype.${name}`, proto[name], hashes)
   const hooksOf = (conn: Internals) => conn._server.options[COMMAND_HOOKS] as CommandHooks | undefined
   const wrap = (name: string, wrapper: (original: Handler, hooks: CommandHooks) => Handler) => {
     const original = proto[name]!
@@ -119,12 +125,17 @@ export function installCommandHooks(): boolean {
         },
     )
   }
-  return (state = true)
+  installed = true
 }
 
-/** True if the hooks can be installed on this smtp-server version. */
+/** True if the hooks are installed on the installed smtp-server (a test fails otherwise, so we notice). */
 export function commandHooksInstalled(): boolean {
-  return installCommandHooks()
+  try {
+    installCommandHooks()
+    return true
+  } catch {
+    return false
+  }
 }
 
 function view(conn: Internals): HookConnection {

@@ -6,16 +6,14 @@
  * latency, and with one connection per message it caps a client at ~9 messages/s. There is no
  * option for it, so we replace `SMTPConnection.prototype.init` with a copy that reads the delay
  * from the server's options — but only after checking that `init` is still exactly the code we
- * copied. If a new smtp-server version changes it, nothing is patched, the built-in 100 ms stays,
- * and `greetingDelayPatched()` reports false (a test fails on it, so we notice).
+ * copied (its whole source, see `guard.ts`). If a new smtp-server version changes it, nothing is
+ * patched and the relay refuses to start with an error naming the method and the version.
  */
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js'
+import { checkSource } from './guard.js'
 
 /** The option key under which a server's delay (ms) is stored. */
 export const GREETING_DELAY = Symbol.for('relaychain.greetingDelay')
-
-/** The line of smtp-server 3.21's `init()` this patch replaces. */
-const FINGERPRINT = 'setTimeout(() => this.connectionReady(), 100)'
 
 interface ConnectionInternals {
   name: string
@@ -25,19 +23,20 @@ interface ConnectionInternals {
   send(code: number, data: string, context?: string | false): void
 }
 
-let state: boolean | undefined
+/** Whole-source hash of smtp-server 3.21.6's `init()` (the same in its ESM and CommonJS builds). */
+const INIT_SOURCE = ['2036f072df5eeed3']
 
-/** Installs the patch once; returns whether it is active. */
-export function installGreetingDelay(): boolean {
-  if (state !== undefined) return state
+let installed = false
+
+/**
+ * Installs the patch once. Throws `ERR_RELAY_INCOMPATIBLE_SERVER`, naming the method and the
+ * installed version, if `init()` is not the code this replacement was copied from.
+ */
+export function installGreetingDelay(): void {
+  if (installed) return
   const proto = SMTPConnection.prototype as unknown as ConnectionInternals & { init(): void }
   const original = proto.init
-  const compatible =
-    typeof original === 'function' &&
-    original.toString().includes(FINGERPRINT) &&
-    typeof proto._setListeners === 'function' &&
-    typeof proto.connectionReady === 'function'
-  if (!compatible) return (state = false)
+  checkSource('SMTPConnection.prototype.init', original, INIT_SOURCE)
   proto.init = function init(this: ConnectionInternals) {
     const delay = this._server.options[GREETING_DELAY]
     if (typeof delay !== 'number') return original.call(this)
@@ -50,10 +49,15 @@ export function installGreetingDelay(): boolean {
       setTimeout(() => this.connectionReady(), delay).unref()
     })
   }
-  return (state = true)
+  installed = true
 }
 
-/** True if the delay is configurable with this smtp-server version. */
+/** True if the delay is configurable with the installed smtp-server (a test fails otherwise, so we notice). */
 export function greetingDelayPatched(): boolean {
-  return installGreetingDelay()
+  try {
+    installGreetingDelay()
+    return true
+  } catch {
+    return false
+  }
 }

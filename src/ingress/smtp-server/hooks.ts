@@ -4,7 +4,6 @@
  * counts a client's failures on every port together.
  */
 import type { SMTPServerSession } from 'smtp-server'
-import { RelayError } from '../../core/errors.js'
 import type { Session } from '../../core/types.js'
 import type { Logger } from '../../shared/logger.js'
 import { type AddressOptions, addressHook } from './address-check.js'
@@ -29,12 +28,7 @@ export function relayHooks(
   },
   ctx: { hostname: string; logger: Logger; view(session: SMTPServerSession): Session },
 ): RelayHooks {
-  if (!installCommandHooks()) {
-    throw new RelayError(
-      'ERR_RELAY_INCOMPATIBLE_SERVER',
-      'this smtp-server version cannot be hooked for address checks and AUTH; use the version relaychain declares',
-    )
-  }
+  installCommandHooks()
   const mechanisms = options.auth ? checkAuthOptions(options.auth, options.hosts, options.hasTls) : []
   const auth = options.auth && createAuth(options.auth, mechanisms, ctx)
   return {

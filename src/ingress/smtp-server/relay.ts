@@ -176,8 +176,8 @@ export interface Relay {
   readonly addresses: readonly BoundAddress[]
   /**
    * Stops accepting connections, answers idle clients `421 4.3.2`, lets messages in DATA finish
-   * (up to `timeout` ms, default 30 000, after which they are aborted and not delivered), then
-   * closes the pipeline.
+   * (up to `timeout` ms, default 30 000, after which they are aborted and not delivered), lets
+   * DSNs being sent finish in the time left, then closes the pipeline.
    */
   close(options?: { timeout?: number }): Promise<void>
 }
@@ -213,7 +213,7 @@ export function createRelay(options: RelayOptions): Relay {
   checkListeners(listeners, options.tls)
   checkServer()
   const maxSize = limits.messageSize ?? 25 * MiB
-  const delayPatched = installGreetingDelay()
+  installGreetingDelay()
   const events = pipeline.events
   const unexpected = (error: unknown, fields: Record<string, unknown>, message: string) =>
     events.emit({ type: 'error', time: Date.now(), message, error, ...fields } as ErrorEvent)
@@ -321,7 +321,6 @@ export function createRelay(options: RelayOptions): Relay {
       if (!pipeline.grantsRelay) {
         logger.warn({}, 'no stage declares grantsRelay: every recipient will be refused with 554 5.7.1')
       }
-      if (!delayPatched) logger.warn({}, 'this smtp-server version cannot change its 100 ms greeting delay')
       const bound = await Promise.allSettled(servers.map(({ port }) => port.listen()))
       const failed = bound.find((b): b is PromiseRejectedResult => b.status === 'rejected')
       if (failed) {
@@ -340,6 +339,7 @@ export function createRelay(options: RelayOptions): Relay {
     },
 
     async close({ timeout = 30_000 } = {}) {
+      const ends = Date.now() + timeout
       closing = true
       const closed = servers.map(({ port }) => port.close())
       // Idle clients go now; a client whose message is in DATA gets its reply first.
@@ -360,7 +360,8 @@ export function createRelay(options: RelayOptions): Relay {
       for (const { port } of servers) port.destroyAll()
       await Promise.all(closed)
       await commands.close()
-      await pipeline.close()
+      // DSNs still being sent get what is left of the time (at least a second).
+      await pipeline.close({ timeout: Math.max(1000, ends - Date.now()) })
       logger.info({}, 'relay closed')
     },
   }
