@@ -5,9 +5,11 @@
  * authorizations live in this process by default, or in Redis so that every relay process and
  * the watcher share them.
  */
+
 import { isIP } from 'node:net'
 import { RelayError } from '../core/errors.js'
 import type { Awaitable } from '../core/types.js'
+import type { Clock } from '../shared/clock.js'
 import { type Duration, toMs } from '../shared/duration.js'
 import { normalizeIp } from '../shared/ip.js'
 import { openRedis, type RedisHandle, type SharedStore } from '../shared/store.js'
@@ -28,6 +30,8 @@ export interface PopBeforeSmtpOptions {
   ttl?: Duration
   /** `'memory'` (default), `{ redis }` to share with other processes, or your own store. */
   store?: SharedStore | ClientAuthorizationStore
+  /** Milliseconds since the epoch, for the in-memory store's expiry; injectable for tests. Default `Date.now`. */
+  clock?: Clock
 }
 
 /** The authorizations; pass it to `relayPolicy({ popBeforeSmtp })` and to whatever sees POP/IMAP logins. */
@@ -51,7 +55,8 @@ export interface PopBeforeSmtp {
  */
 export function popBeforeSmtp(options: PopBeforeSmtpOptions = {}): PopBeforeSmtp {
   const ttl = toMs(options.ttl ?? '10m', 'popBeforeSmtp ttl')
-  const store = typeof options.store === 'object' && 'set' in options.store ? options.store : sharedStore(options.store ?? 'memory')
+  const store =
+    typeof options.store === 'object' && 'set' in options.store ? options.store : sharedStore(options.store ?? 'memory', options.clock ?? Date.now)
   const canonical = (ip: string) => {
     const address = normalizeIp(String(ip))
     if (!isIP(address)) throw new RelayError('ERR_RELAY_INVALID_OPTION', `not an IP address: ${JSON.stringify(ip)}`)
@@ -65,17 +70,17 @@ export function popBeforeSmtp(options: PopBeforeSmtpOptions = {}): PopBeforeSmtp
   }
 }
 
-function sharedStore(option: SharedStore): ClientAuthorizationStore {
+function sharedStore(option: SharedStore, clock: Clock): ClientAuthorizationStore {
   if (option === 'memory') {
     const until = new Map<string, number>()
     return {
       set(ip, time) {
         // Expired entries are dropped as new ones come, so the map stays as large as the live set.
-        const now = Date.now()
+        const now = clock()
         if (until.size > 1024) for (const [key, expiry] of until) if (expiry <= now) until.delete(key)
         until.set(ip, now + time)
       },
-      has: (ip) => (until.get(ip) ?? 0) > Date.now(),
+      has: (ip) => (until.get(ip) ?? 0) > clock(),
       delete: (ip) => void until.delete(ip),
     }
   }

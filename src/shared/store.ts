@@ -1,10 +1,11 @@
 /**
  * Where relay policy keeps state that several relay processes may need to share — rate-limit
  * counters, failed-AUTH counters, POP-before-SMTP authorizations: in this process (the default)
- * or in Redis. ioredis and rate-limiter-flexible are loaded on first use only.
+ * or in Redis. ioredis and rate-limiter-flexible (for its atomic Redis scripts) are loaded on first
+ * use only; memory counters are our own, so that they can read an injectable clock.
  */
 import type { Redis } from 'ioredis'
-import type { RateLimiterAbstract } from 'rate-limiter-flexible'
+import type { Clock } from './clock.js'
 
 /**
  * `'memory'` (default): this process only. `{ redis }`: a Redis server shared by every relay
@@ -35,32 +36,96 @@ export interface CounterOptions {
   seconds: number
 }
 
-/** A set of rate-limiter-flexible counters on one store, created on first use. */
+/** A key's count in the current window. */
+export interface CounterState {
+  readonly consumedPoints: number
+}
+
+/**
+ * Fixed-window counters by key: a key's window starts with its first point and lasts `seconds`.
+ * Adding never refuses: callers compare the count with their limit, so that concurrent
+ * transactions cannot overshoot it (the increment is atomic, in memory and in Redis).
+ */
+export interface Counter {
+  get(key: string): Promise<CounterState | null>
+  /** Adds `points` to the key's window; resolves with the new count. */
+  add(key: string, points: number): Promise<CounterState>
+  /** Holds the key over its limit for `seconds`. */
+  block(key: string, seconds: number): Promise<void>
+  delete(key: string): Promise<void>
+}
+
+/** A set of counters on one store, created on first use. */
 export interface Counters {
-  get(options: CounterOptions): Promise<RateLimiterAbstract>
+  get(options: CounterOptions): Promise<Counter>
   close(): Promise<void>
 }
 
-/** Counters on `store`; nothing is imported or connected until the first `get()`. */
-export function counters(store: SharedStore = 'memory'): Counters {
+/**
+ * Counters on `store`; nothing is imported or connected until the first `get()`. Memory counters
+ * read time from `clock` (tests move it by hand); Redis counts in Redis's own time.
+ */
+export function counters(store: SharedStore = 'memory', clock: Clock = Date.now): Counters {
   let redis: Promise<RedisHandle> | undefined
-  const made = new Map<string, Promise<RateLimiterAbstract>>()
-  const make = async ({ prefix, points, seconds }: CounterOptions): Promise<RateLimiterAbstract> => {
-    const { RateLimiterMemory, RateLimiterRedis } = await import('rate-limiter-flexible')
-    const options = { keyPrefix: `relaychain:${prefix}`, points, duration: seconds }
-    if (store === 'memory') return new RateLimiterMemory(options)
+  const made = new Map<string, Promise<Counter>>()
+  const make = async ({ prefix, points, seconds }: CounterOptions): Promise<Counter> => {
+    if (store === 'memory') return memoryCounter(points, seconds, clock)
+    const { RateLimiterRedis } = await import('rate-limiter-flexible')
     redis ??= openRedis(store.redis)
-    return new RateLimiterRedis({ ...options, storeClient: (await redis).client, rejectIfRedisNotReady: true })
+    const limiter = new RateLimiterRedis({
+      keyPrefix: `relaychain:${prefix}`,
+      points,
+      duration: seconds,
+      storeClient: (await redis).client,
+      rejectIfRedisNotReady: true,
+    })
+    return {
+      get: (key) => limiter.get(key),
+      add: (key, n) => limiter.penalty(key, n),
+      block: async (key, secs) => void (await limiter.block(key, secs)),
+      delete: async (key) => void (await limiter.delete(key)),
+    }
   }
   return {
     get(options) {
       const key = `${options.prefix}/${options.points}/${options.seconds}`
-      let limiter = made.get(key)
-      if (!limiter) made.set(key, (limiter = make(options)))
-      return limiter
+      let counter = made.get(key)
+      if (!counter) made.set(key, (counter = make(options)))
+      return counter
     },
     async close() {
       if (redis) await (await redis.catch(() => undefined))?.release()
     },
+  }
+}
+
+/** Counters in this process; expired windows are dropped as new keys come, so memory follows the live set. */
+function memoryCounter(points: number, seconds: number, clock: Clock): Counter {
+  const windows = new Map<string, { points: number; ends: number }>()
+  const live = (key: string) => {
+    const window = windows.get(key)
+    if (window && window.ends > clock()) return window
+    windows.delete(key)
+    return undefined
+  }
+  const open = (key: string, count: number, ms: number) => {
+    const now = clock()
+    if (windows.size > 10_000) for (const [k, w] of windows) if (w.ends <= now) windows.delete(k)
+    const window = { points: count, ends: now + ms }
+    windows.set(key, window)
+    return window
+  }
+  return {
+    get: async (key) => {
+      const window = live(key)
+      return window ? { consumedPoints: window.points } : null
+    },
+    add: async (key, n) => {
+      const window = live(key)
+      if (window) window.points += n
+      return { consumedPoints: (window ?? open(key, n, seconds * 1000)).points }
+    },
+    block: async (key, secs) => void open(key, points + 1, secs * 1000),
+    delete: async (key) => void windows.delete(key),
   }
 }

@@ -9,10 +9,10 @@
  *
  * Place it after `relay-policy`, so that only relayed mail is counted.
  */
-import type { RateLimiterRes } from 'rate-limiter-flexible'
 import { domainKey } from '../core/address.js'
 import { RelayError, reject, SmtpError } from '../core/errors.js'
 import type { Stage, Transaction } from '../core/types.js'
+import type { Clock } from '../shared/clock.js'
 import { type Duration, describeSeconds, toSeconds } from '../shared/duration.js'
 import { normalizeIp } from '../shared/ip.js'
 import { counters, type SharedStore } from '../shared/store.js'
@@ -40,6 +40,8 @@ export interface RateLimitOptions {
   recipientsPerMessage?: number
   /** Where counters live: `'memory'` (default) or `{ redis }`, shared by every relay process. */
   store?: SharedStore
+  /** Milliseconds since the epoch, for in-memory windows; injectable for tests (Redis counts in its own time). Default `Date.now`. */
+  clock?: Clock
 }
 
 /**
@@ -55,7 +57,7 @@ export interface RateLimitOptions {
  * ```
  */
 export function rateLimit(options: RateLimitOptions): Stage {
-  const store = counters(options.store)
+  const store = counters(options.store, options.clock)
   const cap = options.recipientsPerMessage
   if (cap !== undefined && !(Number.isInteger(cap) && cap > 0))
     throw new RelayError('ERR_RELAY_INVALID_OPTION', 'recipientsPerMessage must be a positive integer')
@@ -93,10 +95,8 @@ export function rateLimit(options: RateLimitOptions): Stage {
         if (!rule.messages || key === undefined) continue
         // Counted here, atomically: concurrent transactions cannot overshoot the limit.
         const limiter = await rule.counter('messages')
-        // consume() rejects with the counter's state when the limit is passed, with an Error when the store failed.
-        const counted = await limiter.consume(key, 1).catch((res: RateLimiterRes | Error) => {
-          if (res instanceof Error) throw reject.tempFail(res, 'rate-limit store failed')
-          return res
+        const counted = await limiter.add(key, 1).catch((err: unknown) => {
+          throw reject.tempFail(err, 'rate-limit store failed')
         })
         if (counted.consumedPoints > rule.messages) throw exceeded(451, 'messages', rule.messages, rule.seconds, key)
       }
@@ -117,7 +117,7 @@ export function rateLimit(options: RateLimitOptions): Stage {
       const count = msg.envelope.rcptTo.length
       for (const rule of rules) {
         const key = rule.keyOf(msg, msg.envelope.mailFrom?.address)
-        if (rule.recipients && key !== undefined) await (await rule.counter('recipients')).penalty(key, count)
+        if (rule.recipients && key !== undefined) await (await rule.counter('recipients')).add(key, count)
       }
       return next()
     },

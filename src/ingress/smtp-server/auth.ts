@@ -5,10 +5,12 @@
  * enhanced status code, and no reply or timing difference tells an unknown user from a wrong
  * password. The exchange runs inside smtp-server's command loop (see `commands.ts`).
  */
+
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
 import type { SMTPServerSession } from 'smtp-server'
 import { RelayError, SmtpError } from '../../core/errors.js'
 import type { Authenticator, AuthIdentity, Session } from '../../core/types.js'
+import type { Clock } from '../../shared/clock.js'
 import { type Duration, toSeconds } from '../../shared/duration.js'
 import { normalizeIp } from '../../shared/ip.js'
 import type { Logger } from '../../shared/logger.js'
@@ -94,11 +96,11 @@ function isLoopback(host: string): boolean {
 export function createAuth(
   options: RelayAuthOptions,
   mechanisms: readonly AuthMechanism[],
-  ctx: { hostname: string; logger: Logger; view(session: SMTPServerSession): Session },
+  ctx: { hostname: string; logger: Logger; clock: Clock; view(session: SMTPServerSession): Session },
 ): Pick<CommandHooks, 'authOffered' | 'auth'> & { close(): Promise<void> } {
   const { authenticator } = options
   const t = options.throttle ?? {}
-  const store = counters(t.store)
+  const store = counters(t.store, ctx.clock)
   const window = toSeconds(t.window ?? '15m', 'auth.throttle.window')
   const lockout = toSeconds(t.lockout ?? '15m', 'auth.throttle.lockout')
   const limits = { ip: t.ipFailures ?? 10, user: t.userFailures ?? 5 }
@@ -108,7 +110,7 @@ export function createAuth(
   const isLocked = async (scope: keyof typeof limits, key: string) => ((await (await counter(scope)).get(key))?.consumedPoints ?? 0) >= limits[scope]
   async function recordFailure(scope: keyof typeof limits, key: string, fields: Record<string, unknown>): Promise<void> {
     const limiter = await counter(scope)
-    if ((await limiter.penalty(key, 1)).consumedPoints < limits[scope]) return
+    if ((await limiter.add(key, 1)).consumedPoints < limits[scope]) return
     await limiter.block(key, lockout)
     ctx.logger.warn({ ...fields, scope, lockout }, 'authentication locked out after repeated failures')
   }

@@ -3,8 +3,10 @@
  * AUTH when the relay has an authenticator. Shared by all its listeners, so that AUTH throttling
  * counts a client's failures on every port together.
  */
+
 import type { SMTPServerSession } from 'smtp-server'
 import type { Session } from '../../core/types.js'
+import type { Clock } from '../../shared/clock.js'
 import type { Logger } from '../../shared/logger.js'
 import { type AddressOptions, addressHook } from './address-check.js'
 import { type AuthMechanism, checkAuthOptions, createAuth, type RelayAuthOptions } from './auth.js'
@@ -26,7 +28,7 @@ export function relayHooks(
     hosts: readonly string[]
     maxSize: number
   },
-  ctx: { hostname: string; logger: Logger; view(session: SMTPServerSession): Session },
+  ctx: { hostname: string; logger: Logger; clock: Clock; view(session: SMTPServerSession): Session },
 ): RelayHooks {
   installCommandHooks()
   const mechanisms = options.auth ? checkAuthOptions(options.auth, options.hosts, options.hasTls) : []

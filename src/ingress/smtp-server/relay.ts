@@ -142,7 +142,7 @@ export interface RelayOptions {
    * The process never exits because of a client, whether or not this is set.
    */
   onError?: (error: unknown, context: RelayErrorContext) => void
-  /** Milliseconds since the epoch, for the connection-rate windows; injectable for tests. Default `Date.now`. */
+  /** Milliseconds since the epoch, for the connection-rate windows and in-memory AUTH lockouts; injectable for tests. Default `Date.now`. */
   clock?: Clock
 }
 
@@ -215,6 +215,7 @@ export function createRelay(options: RelayOptions): Relay {
   const maxSize = limits.messageSize ?? 25 * MiB
   installGreetingDelay()
   const events = pipeline.events
+  const clock = options.clock ?? Date.now
   const unexpected = (error: unknown, fields: Record<string, unknown>, message: string) =>
     events.emit({ type: 'error', time: Date.now(), message, error, ...fields } as ErrorEvent)
   // The log lines and onError read the event stream; nobody listening means no event is built.
@@ -222,7 +223,7 @@ export function createRelay(options: RelayOptions): Relay {
   if (logger !== noopLogger || options.onError) events.subscribe(reporter(logger, options.onError))
   const commands = relayHooks(
     { auth: options.auth, addresses: options.addresses, hasTls: options.tls !== undefined, hosts: listeners.map((l) => l.host), maxSize },
-    { hostname, logger, view: (session) => servers.map((s) => s.handlers.view(session.id)).find(Boolean) ?? new SessionView(session, '') },
+    { hostname, logger, clock, view: (session) => servers.map((s) => s.handlers.view(session.id)).find(Boolean) ?? new SessionView(session, '') },
   )
   const exempt = networkMatcher(limits.clientLimitExceptions ?? [], 'limits.clientLimitExceptions')
   const admission = new Admission({
@@ -230,7 +231,7 @@ export function createRelay(options: RelayOptions): Relay {
     perClient: positive(limits.connectionsPerClient ?? 50, 'limits.connectionsPerClient'),
     ratePerClient: positive(limits.connectionRatePerClient ?? 600, 'limits.connectionRatePerClient'),
     exempt,
-    now: options.clock ?? Date.now,
+    now: clock,
   })
 
   let closing = false
