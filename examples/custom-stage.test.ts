@@ -2,7 +2,7 @@ import { createTransport } from 'nodemailer'
 import { createRelay, relayPolicy, type SmtpError, smtpTransport } from 'relaychain'
 import { memoryTransport, runStage, startSink, testMessage } from 'relaychain/testing'
 import { describe, expect, it } from 'vitest'
-import { requireSubject } from './custom-stage.js'
+import { internalNotice, requireSubject } from './custom-stage.js'
 
 const stage = requireSubject({ senderDomains: ['example.com'] })
 
@@ -44,5 +44,18 @@ describe('require-subject (integration: a real relay and upstream)', () => {
       await relay.close()
       await sink.close()
     }
+  })
+})
+
+describe('internal-notice (a stage that forks the message)', () => {
+  it('adds the notice to the copy for internal recipients only, and reports every recipient delivered', async () => {
+    const transport = memoryTransport()
+    const msg = await testMessage({ to: ['bob@example.org', 'carl@partner.example'], eml: 'Subject: hi\r\n\r\nbody\r\n' })
+    const report = await runStage(internalNotice({ domains: ['example.org'], text: 'internal' }), msg, transport)
+    expect(report.accepted.map((a) => a.address)).toEqual(['bob@example.org', 'carl@partner.example'])
+    expect(transport.messages.map((m) => [m.envelope.rcptTo.map((r) => r.address), m.raw.toString()])).toEqual([
+      [['bob@example.org'], 'X-Internal-Notice: internal\r\nSubject: hi\r\n\r\nbody\r\n'],
+      [['carl@partner.example'], 'Subject: hi\r\n\r\nbody\r\n'],
+    ])
   })
 })

@@ -2,7 +2,9 @@
  * Template for writing your own stage: copy this file, rename the factory, keep the hooks you
  * need and delete the rest. Every hook is optional. This one implements a small policy: only
  * senders from the given domains may send, every message must have a Subject, and accepted
- * messages are tagged with a header.
+ * messages are tagged with a header. A second stage, `internalNotice()`, shows a split: it forks
+ * the message so that internal recipients get a copy with a notice header and the others the
+ * message as it is. The demo also subscribes to the relay's delivery events.
  *
  *   npx tsx examples/custom-stage.ts     runs it in a relay against a local test server
  *
@@ -10,7 +12,7 @@
  * a whole relay (startSink); copy that too.
  */
 import { pathToFileURL } from 'node:url'
-import { reject, SmtpError, type Stage } from 'relaychain'
+import { type DeliveryReport, domainMatcher, reject, SmtpError, type Stage } from 'relaychain'
 
 // Typed per-message state other stages can read, by declaration merging.
 declare module 'relaychain' {
@@ -79,7 +81,38 @@ export function requireSubject(options: RequireSubjectOptions): Stage {
   }
 }
 
-/** Runs the stage in a relay against a local test server, sends a good and a bad message, exits. */
+/**
+ * Adds `X-Internal-Notice` to the copy for recipients in `domains` only: the message is forked
+ * into two groups, each passed on with its own `next(fork)`, and the two reports merged.
+ *
+ * @example
+ * ```ts
+ * createRelay({ stages: [policy, internalNotice({ domains: ['example.org'], text: 'Internal only' })], transport })
+ * ```
+ */
+export function internalNotice(options: { domains: readonly string[]; text: string }): Stage {
+  const internal = domainMatcher(options.domains, 'internalNotice domains')
+  return {
+    name: 'internal-notice',
+    modifies: 'trace',
+    async data(msg, next) {
+      const inside = msg.envelope.rcptTo.filter((r) => internal(r.address.slice(r.address.lastIndexOf('@') + 1)))
+      const outside = msg.envelope.rcptTo.filter((r) => !inside.includes(r))
+      // Nothing to split: pass the message itself on (the cheapest path).
+      if (!inside.length || !outside.length) {
+        if (inside.length) msg.headers.add('X-Internal-Notice', options.text)
+        return next()
+      }
+      // A fork has its own header block; with two forks the body is spooled once and read twice.
+      const forInside = await msg.fork(inside)
+      forInside.headers.add('X-Internal-Notice', options.text)
+      const reports: DeliveryReport[] = [await next(forInside), await next(await msg.fork(outside))]
+      return { accepted: reports.flatMap((r) => r.accepted), rejected: reports.flatMap((r) => r.rejected), response: reports[0]!.response ?? '' }
+    },
+  }
+}
+
+/** Runs the stages in a relay against a local test server, sends a good and a bad message, exits. */
 async function demo(): Promise<void> {
   const { createTransport } = await import('nodemailer')
   const { createRelay, relayPolicy, smtpTransport } = await import('relaychain')
@@ -87,18 +120,30 @@ async function demo(): Promise<void> {
   const sink = await startSink()
   const relay = createRelay({
     // relayPolicy decides who may relay (here: mail for example.org); your stage comes after it.
-    stages: [relayPolicy({ domains: ['example.org'] }), requireSubject({ senderDomains: ['example.com'] })],
+    stages: [
+      relayPolicy({ domains: ['example.org', 'partner.example'] }),
+      requireSubject({ senderDomains: ['example.com'] }),
+      internalNotice({ domains: ['example.org'], text: 'internal distribution' }),
+    ],
     transport: smtpTransport({ host: sink.host, port: sink.port }),
     listeners: [{ port: 0, mode: 'submission' }],
   })
+  // Every outcome the relay decides arrives here: a place for metrics, webhooks, a dashboard.
+  relay.events.subscribe((event) => {
+    if (event.type === 'accepted') console.log(`event accepted:    ${event.id} for ${event.to.join(', ')}`)
+    if (event.type === 'delivered') console.log(`event delivered:   ${event.rcpt} (${event.response.split(' ').slice(0, 2).join(' ')})`)
+    if (event.type === 'message-refused') console.log(`event refused:     ${event.reply}`)
+  })
   const [bound] = await relay.listen()
   const client = createTransport({ host: bound!.host, port: bound!.port, ignoreTLS: true })
-  const good = await client.sendMail({ from: 'ann@example.com', to: 'bob@example.org', subject: 'Report', text: 'Attached.\n' })
+  const good = await client.sendMail({ from: 'ann@example.com', to: ['bob@example.org', 'carl@partner.example'], subject: 'Report', text: 'Attached.\n' })
   console.log(`with a Subject:    ${good.response}`)
   const bad = await client.sendMail({ from: 'ann@example.com', to: 'bob@example.org', text: 'No subject.\n' }).catch((e: { response: string }) => e)
   console.log(`without a Subject: ${(bad as { response: string }).response}`)
-  const [received] = await sink.waitForMessages(1)
-  console.log(`upstream got it tagged: ${/^X-Checked-By: .*$/m.exec(received!.raw.toString())?.[0]}`)
+  for (const received of await sink.waitForMessages(2)) {
+    const notice = /^X-Internal-Notice: .*$/m.exec(received.raw.toString())?.[0] ?? 'no notice'
+    console.log(`upstream got for ${received.rcptTo.join(', ')}: ${/^X-Checked-By: .*$/m.exec(received.raw.toString())?.[0]}, ${notice}`)
+  }
   const check = await checkOpenRelay({ host: bound!.host, port: bound!.port, domain: 'example.org' })
   console.log(`open-relay tests:  ${check.tests.filter((t) => !t.accepted).length} of ${check.tests.length} refused`)
   if (!check.passed) process.exitCode = 1

@@ -7,7 +7,15 @@
 import { Readable, type Transform } from 'node:stream'
 import type { BodyTransform } from '../types.js'
 
-/** `source` through each transform in turn; destroying the result destroys the source. */
+/**
+ * `source` through each transform in turn; destroying the result destroys the source. For
+ * transports and stages that read a message through a transform of their own.
+ *
+ * @example
+ * ```ts
+ * for await (const chunk of chain(msg.stream(), [toCrlf()])) await file.write(chunk)
+ * ```
+ */
 export function chain(source: Readable, transforms: readonly BodyTransform[]): Readable {
   let current = source
   for (const transform of transforms) {
