@@ -19,7 +19,7 @@ export interface DnsCacheOptions {
 }
 
 /** What the cache holds for one question: an answer, or the fact that the name does not exist. */
-export type CachedResult = { answer: DnsAnswer<unknown> } | { nxdomain: true; ttl: number }
+export type CachedResult = { answer: DnsAnswer<unknown> } | { nxdomain: true; authenticated: boolean; ttl: number }
 
 interface Entry {
   result: CachedResult
@@ -62,7 +62,7 @@ export class DnsCache {
     if (remaining <= 0) return undefined
     this.#entries.set(key, entry) // most recently used last
     const { result } = entry
-    if ('nxdomain' in result) return { nxdomain: true, ttl: remaining }
+    if ('nxdomain' in result) return { ...result, ttl: remaining }
     return { answer: { ...result.answer, answers: [...result.answer.answers], ttl: remaining } }
   }
 

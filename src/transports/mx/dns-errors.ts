@@ -38,6 +38,8 @@ const DNS_ERROR = Symbol.for('relaychain.DnsError')
 export interface DnsErrorOptions {
   /** The response code the resolver gave, if it gave one (`'SERVFAIL'`, `'NXDOMAIN'`, …). */
   rcode?: string
+  /** For NXDOMAIN: whether the denial was DNSSEC-validated (see {@link DnsError.authenticated}). */
+  authenticated?: boolean
   cause?: unknown
 }
 
@@ -60,6 +62,12 @@ export class DnsError extends Error {
   /** The record type that was asked for. */
   readonly type: string
   readonly rcode: string | undefined
+  /**
+   * True when a trusted validating resolver proved the answer (AD bit from loopback): for
+   * NXDOMAIN, an authenticated denial of existence. For DANE a TLSA name that does not exist,
+   * proven or not, means "no TLSA records" (RFC 7672 §2.2), never a failure.
+   */
+  readonly authenticated: boolean
 
   constructor(code: DnsErrorCode, hostname: string, type: string, message: string, options: DnsErrorOptions = {}) {
     super(`${type} ${hostname}: ${message}`, options.cause === undefined ? undefined : { cause: options.cause })
@@ -68,6 +76,7 @@ export class DnsError extends Error {
     this.hostname = hostname
     this.type = type
     this.rcode = options.rcode
+    this.authenticated = options.authenticated ?? false
   }
 
   /** False only for a name that does not or cannot exist; retry later for everything else. */
@@ -82,9 +91,9 @@ export class DnsError extends Error {
 Object.defineProperty(DnsError.prototype, DNS_ERROR, { value: true })
 
 /** The error for a response code other than NOERROR. */
-export function rcodeError(rcode: string, hostname: string, type: string): DnsError {
+export function rcodeError(rcode: string, hostname: string, type: string, authenticated = false): DnsError {
   const code =
     rcode === 'NXDOMAIN' ? 'ERR_DNS_NXDOMAIN' : rcode === 'SERVFAIL' ? 'ERR_DNS_SERVFAIL' : rcode === 'REFUSED' ? 'ERR_DNS_REFUSED' : 'ERR_DNS_BAD_RESPONSE'
   const text = code === 'ERR_DNS_NXDOMAIN' ? 'no such domain' : `the resolver answered ${rcode}`
-  return new DnsError(code, hostname, type, text, { rcode })
+  return new DnsError(code, hostname, type, text, { rcode, authenticated })
 }

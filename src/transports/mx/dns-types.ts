@@ -100,7 +100,11 @@ export interface DnsResolver {
   mx(name: string, options?: DnsQueryOptions): Promise<DnsAnswer<MxRecord>>
   a(name: string, options?: DnsQueryOptions): Promise<DnsAnswer<string>>
   aaaa(name: string, options?: DnsQueryOptions): Promise<DnsAnswer<string>>
-  /** `name` is the TLSA owner, e.g. `_25._tcp.mx.example.com` (RFC 7672 §2.2). */
+  /**
+   * `name` is the TLSA owner, e.g. `_25._tcp.mx.example.com` (RFC 7672 §2.2). A TLSA name that
+   * does not exist rejects with `ERR_DNS_NXDOMAIN` like any other: for DANE that means "no TLSA
+   * records", while a temporary error (SERVFAIL: DNSSEC-bogus) means "defer".
+   */
   tlsa(name: string, options?: DnsQueryOptions): Promise<DnsAnswer<TlsaRecord>>
   txt(name: string, options?: DnsQueryOptions): Promise<DnsAnswer<TxtRecord>>
 }

@@ -99,7 +99,7 @@ export function negativeTtl(reply: Reply): number {
  */
 export function readReply<T extends DnsRecordType>(reply: Reply, name: string, type: T, authenticated: boolean): DnsAnswer<DnsRecordMap[T]> {
   const rcode = reply.rcode ?? 'NOERROR'
-  if (rcode !== 'NOERROR') throw rcodeError(rcode, name, type)
+  if (rcode !== 'NOERROR') throw rcodeError(rcode, name, type, authenticated)
   const records = reply.answers ?? []
   let owner = name
   let ttl = Number.POSITIVE_INFINITY

@@ -10,7 +10,8 @@
  *
  * - NOERROR: a {@link DnsAnswer}, CNAMEs followed; no records of the type is NODATA, an empty
  *   `answers`. `authenticated` is the reply's AD bit, and only if the resolver is on loopback.
- * - NXDOMAIN: a permanent `DnsError` (`ERR_DNS_NXDOMAIN`), cached for the SOA's negative TTL.
+ * - NXDOMAIN: a permanent `DnsError` (`ERR_DNS_NXDOMAIN`, with `authenticated` as above),
+ *   cached for the SOA's negative TTL. For a TLSA name that means "no TLSA records".
  * - SERVFAIL, REFUSED, no reply, a broken reply: a temporary `DnsError`, never cached. A
  *   validating resolver answers SERVFAIL for DNSSEC-bogus data: defer, never downgrade.
  *
@@ -86,7 +87,7 @@ export function createDnsClient(options: DnsClientOptions): DnsClient {
     const name = canonicalName(rawName, type)
     const key = `${type} ${name}`
     const hit = cache?.get(key)
-    if (hit && 'nxdomain' in hit) throw new DnsError('ERR_DNS_NXDOMAIN', name, type, 'no such domain (cached)', { rcode: 'NXDOMAIN' })
+    if (hit && 'nxdomain' in hit) throw new DnsError('ERR_DNS_NXDOMAIN', name, type, 'no such domain (cached)', { rcode: 'NXDOMAIN', authenticated: hit.authenticated })
     if (hit) return hit.answer as DnsAnswer<DnsRecordMap[T]>
 
     const { signal: callerSignal } = queryOptions
@@ -98,12 +99,14 @@ export function createDnsClient(options: DnsClientOptions): DnsClient {
     const timer = setTimeout(() => controller.abort(new DnsError('ERR_DNS_TIMEOUT', name, type, `no answer within ${deadline} ms`)), deadline)
     try {
       const reply = await exchange(name, type, controller.signal)
+      const authenticated = trusted && reply.flag_ad
       try {
-        const answer = readReply(reply, name, type, trusted && reply.flag_ad)
+        const answer = readReply(reply, name, type, authenticated)
         cache?.set(key, { answer }, answer.ttl)
         return answer
       } catch (err) {
-        if (err instanceof DnsError && err.code === 'ERR_DNS_NXDOMAIN') cache?.set(key, { nxdomain: true, ttl: negativeTtl(reply) }, negativeTtl(reply))
+        const ttl = negativeTtl(reply)
+        if (err instanceof DnsError && err.code === 'ERR_DNS_NXDOMAIN') cache?.set(key, { nxdomain: true, authenticated, ttl }, ttl)
         throw err
       }
     } finally {
