@@ -74,7 +74,7 @@ export function createDnsClient(options: DnsClientOptions): DnsClient {
   const trusted = trustsAuthenticatedData(server.host)
   const cache = options.cache === false ? undefined : new DnsCache(options.cache)
 
-  async function exchange<T extends DnsRecordType>(name: string, type: T, signal: AbortSignal): Promise<Reply> {
+  async function exchange(name: string, type: DnsRecordType, signal: AbortSignal): Promise<Reply> {
     const udpId = randomInt(0, 65536)
     const base: Omit<ExchangeOptions, 'match'> = { name, type, timeout, signal }
     const udp = await udpExchange(server, encodeQuery(udpId, name, type), attempts, { ...base, match: (b) => matchReply(b, udpId, name, type) })
@@ -102,7 +102,7 @@ export function createDnsClient(options: DnsClientOptions): DnsClient {
       const authenticated = trusted && reply.flag_ad
       try {
         const answer = readReply(reply, name, type, authenticated)
-        cache?.set(key, { answer }, answer.ttl)
+        cache?.set(key, { answer: { ...answer, answers: [...answer.answers] } }, answer.ttl)
         return answer
       } catch (err) {
         const ttl = negativeTtl(reply)
