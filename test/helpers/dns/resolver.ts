@@ -23,7 +23,7 @@ import { spawn } from 'node:child_process'
 import { createSocket } from 'node:dgram'
 import { once } from 'node:events'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { createServer } from 'node:net'
+import { createServer, type Server } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -58,6 +58,13 @@ export function haveValidatingResolver(): boolean {
   return havePeer('unbound', 'apt-get install -y unbound') && havePeer('ldns-signzone', 'apt-get install -y ldnsutils') && havePeer('ldns-keygen', 'apt-get install -y ldnsutils')
 }
 
+/** True once `server` listens, false if it failed to (port taken). `events.once` would reject instead. */
+const listened = (server: Server): Promise<boolean> =>
+  new Promise((resolve) => {
+    server.once('listening', () => resolve(true))
+    server.once('error', () => resolve(false))
+  })
+
 /** A port free for both UDP and TCP on 127.0.0.1 (released again for unbound to take). */
 async function freePort(): Promise<number> {
   for (;;) {
@@ -66,7 +73,7 @@ async function freePort(): Promise<number> {
     await once(udp, 'listening')
     const port = udp.address().port
     const tcp = createServer().listen(port, '127.0.0.1')
-    const free = await Promise.race([once(tcp, 'listening').then(() => true), once(tcp, 'error').then(() => false)])
+    const free = await listened(tcp)
     await new Promise((done) => udp.close(() => done(undefined)))
     if (free) {
       await new Promise((done) => tcp.close(() => done(undefined)))

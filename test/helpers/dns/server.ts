@@ -45,6 +45,13 @@ export interface DnsServerOptions {
   authenticatedData?: boolean
 }
 
+/** True once `server` listens, false if it failed to (port taken). `events.once` would reject instead. */
+const listened = (server: Server): Promise<boolean> =>
+  new Promise((resolve) => {
+    server.once('listening', () => resolve(true))
+    server.once('error', () => resolve(false))
+  })
+
 const lower = (name: string) => name.toLowerCase().replace(/\.$/, '')
 const inZone = (name: string, origin: string) => name === origin || name.endsWith(`.${origin}`)
 
@@ -133,7 +140,7 @@ export async function startDnsServer(zones: readonly TestZone[], options: DnsSer
     await once(socket, 'listening')
     const server = createServer()
     server.listen(socket.address().port, host)
-    const ok = await Promise.race([once(server, 'listening').then(() => true), once(server, 'error').then(() => false)])
+    const ok = await listened(server)
     if (ok) ((udp = socket), (tcp = server))
     else socket.close()
   }

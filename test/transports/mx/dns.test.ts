@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest'
 import { RelayError } from '../../../src/errors.js'
-import { createDnsClient, DnsError, type DnsClientOptions } from '../../../src/transports/mx/index.js'
+import { createDnsClient, DnsError, type DnsAnswer, type DnsClientOptions, type DnsResolver } from '../../../src/transports/mx/index.js'
 import { afterTest } from '../../helpers/after-test.js'
 import { startDnsServer, type DnsServerOptions } from '../../helpers/dns/server.js'
 import { a, aaaa, cname, mx, nullMx, testZone, tlsa, txt, type TestZone } from '../../helpers/dns/zones.js'
@@ -248,5 +248,22 @@ describe('DNS client: cache', () => {
     await dns.a('mx1.example.test')
     await dns.a('mx1.example.test')
     expect(server.queries).toHaveLength(2)
+  })
+})
+
+describe('DnsResolver', () => {
+  it('can be an object of plain functions (what tests and split-horizon setups pass instead of the client)', async () => {
+    const ok = <T>(answers: T[]): DnsAnswer<T> => ({ rcode: 'NOERROR', canonicalName: 'example.test', answers, authenticated: false, ttl: 60 })
+    const resolver: DnsResolver = {
+      mx: async () => ok([{ preference: 10, exchange: 'mx.example.test' }]),
+      a: async () => ok(['127.0.0.1']),
+      aaaa: async () => ok([]),
+      tlsa: async (name) => {
+        throw new DnsError('ERR_DNS_NXDOMAIN', name, 'TLSA', 'no such domain')
+      },
+      txt: async () => ok([['v=STSv1; id=1']]),
+    }
+    expect((await resolver.mx('example.test')).answers[0]?.exchange).toBe('mx.example.test')
+    await expect(resolver.tlsa('_25._tcp.mx.example.test')).rejects.toMatchObject({ code: 'ERR_DNS_NXDOMAIN', temporary: false })
   })
 })
