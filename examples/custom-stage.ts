@@ -136,7 +136,12 @@ async function demo(): Promise<void> {
   })
   const [bound] = await relay.listen()
   const client = createTransport({ host: bound!.host, port: bound!.port, ignoreTLS: true })
-  const good = await client.sendMail({ from: 'ann@example.com', to: ['bob@example.org', 'carl@partner.example'], subject: 'Report', text: 'Attached.\n' })
+  const good = await client.sendMail({
+    from: 'ann@example.com',
+    to: ['bob@example.org', 'carl@partner.example'],
+    subject: 'Report',
+    text: 'Attached.\n',
+  })
   console.log(`with a Subject:    ${good.response}`)
   const bad = await client.sendMail({ from: 'ann@example.com', to: 'bob@example.org', text: 'No subject.\n' }).catch((e: { response: string }) => e)
   console.log(`without a Subject: ${(bad as { response: string }).response}`)
