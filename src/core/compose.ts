@@ -7,6 +7,7 @@
  * settled would let the relay answer 250 early.
  */
 import { RelayError, SmtpError } from './errors.js'
+import { abortReasonOf } from './message.js'
 import type { DeliveryReport, Message, Stage } from './types.js'
 
 /** Milliseconds each stage spent in its own code (downstream time excluded), by name. */
@@ -28,7 +29,8 @@ export function compose(stages: readonly Stage[], terminal: Terminal, terminalNa
       try {
         if (!stage) {
           // The client left (or the reply time ran out) while the stages worked: forward nothing.
-          if (msg.signal.aborted) throw msg.signal.reason
+          const aborted = abortReasonOf(msg)
+          if (aborted !== undefined) throw aborted
           return await terminal(msg)
         }
         let whole = false

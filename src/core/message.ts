@@ -28,6 +28,8 @@ interface Content {
   readonly spools: Spool[]
   /** Set by dispose(): a spool that completes later (an abandoned chain still reading) goes at once. */
   disposed: boolean
+  /** Streams over spools handed out to readers, destroyed if the transaction is aborted. */
+  readonly readers: Set<Readable>
   /** The body stream the content arrived on, so it can be discarded once the chain is done. */
   source: Readable | undefined
 }
@@ -81,12 +83,21 @@ class LazyBody implements MessageBody {
       throw new RelayError('ERR_RELAY_BODY_CONSUMED', 'the message body was already read; call body.spool() to read it twice')
     }
     const transforms = this.#transforms
-    if (!transforms.length) return source
-    this.#transforms = []
-    // Transforms are single-use: after this read, a re-read needs a new spool.
-    this.#spool = null
-    this.#spooling = null
-    return chain(source, transforms)
+    let out = source
+    if (transforms.length) {
+      this.#transforms = []
+      // Transforms are single-use: after this read, a re-read needs a new spool.
+      this.#spool = null
+      this.#spooling = null
+      out = chain(source, transforms)
+    }
+    // The content's own source is ended by an abort anyway; other streams are tracked for it.
+    if (source !== this.#content.source) {
+      const readers = this.#content.readers
+      readers.add(out)
+      out.once('close', () => readers.delete(out))
+    }
+    return out
   }
 }
 
@@ -112,7 +123,8 @@ export class MessageImpl implements Message {
   #envelope: Envelope
   #headers: HeaderBlock | null = null
   #body: LazyBody | null = null
-  #content: Content = { spools: [], source: undefined, disposed: false }
+  #content: Content = { spools: [], source: undefined, disposed: false, readers: new Set() }
+  #abortHandlers: Array<(reason: unknown) => void> = []
   /** @internal Where the engine running this message announces errors (nested pipelines report there too). */
   events: DeliveryEvents | undefined
 
@@ -135,15 +147,50 @@ export class MessageImpl implements Message {
     return this.#signal
   }
 
-  /** True once aborted (here or, for forks and nested transactions, where the signal comes from). */
-  get aborted(): boolean {
-    return this.#abortReason !== undefined || (this.#signal?.aborted ?? false)
+  /** Why the transaction was aborted (here, or where a fork's or nested transaction's signal comes from); `undefined` if it was not. */
+  get abortReason(): unknown {
+    if (this.#abortReason !== undefined) return this.#abortReason
+    return this.#signal?.aborted ? (this.#signal.reason ?? new Error('transaction aborted')) : undefined
   }
 
-  /** Aborts the transaction's signal (the ingress: the client left, or the reply time ran out). */
+  get aborted(): boolean {
+    return this.abortReason !== undefined
+  }
+
+  /**
+   * Calls `handler` once the transaction is aborted (at once if it was). Cheaper than listening
+   * to `signal`, which the engine uses on every message; returns the function that unregisters it.
+   */
+  onAbort(handler: (reason: unknown) => void): () => void {
+    const reason = this.abortReason
+    if (reason !== undefined) {
+      handler(reason)
+      return () => {}
+    }
+    this.#abortHandlers.push(handler)
+    const external = this.#controller ? undefined : this.#signal
+    const onSignal = () => this.abort(external!.reason)
+    external?.addEventListener('abort', onSignal, { once: true })
+    return () => {
+      this.#abortHandlers = this.#abortHandlers.filter((h) => h !== handler)
+      external?.removeEventListener('abort', onSignal)
+    }
+  }
+
+  /**
+   * Aborts the transaction (the ingress: the client left, or the reply time ran out): its signal
+   * fires, the engine stops waiting, and every stream a reader got from the body is destroyed, so
+   * a transport stops its transfer before the end (an SMTP upstream never sees the final dot).
+   */
   abort(reason: unknown): void {
+    if (this.#abortReason !== undefined) return
     this.#abortReason = reason ?? new Error('transaction aborted')
     this.#controller?.abort(this.#abortReason)
+    const err = this.#abortReason instanceof Error ? this.#abortReason : new Error(String(this.#abortReason))
+    for (const reader of [...this.#content.readers]) reader.destroy(err)
+    const source = this.#content.source
+    if (source && !source.readableEnded && !source.destroyed) source.destroy(err)
+    for (const handler of this.#abortHandlers.splice(0)) handler(this.#abortReason)
   }
 
   get original(): Envelope {
@@ -262,4 +309,10 @@ export class MessageImpl implements Message {
     this.#content.disposed = true
     await Promise.all(this.#content.spools.splice(0).map((s) => s.dispose()))
   }
+}
+
+/** Why `msg` was aborted, or `undefined`: without creating its AbortSignal when it is ours. */
+export function abortReasonOf(msg: Message): unknown {
+  if (msg instanceof MessageImpl) return msg.abortReason
+  return msg.signal.aborted ? (msg.signal.reason ?? new Error('transaction aborted')) : undefined
 }

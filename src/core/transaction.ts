@@ -154,6 +154,7 @@ class EngineTransaction implements PipelineTransaction {
   /** For each final recipient (by addressKey), the recipient it was added as. */
   readonly #origins = new Map<string, Address>()
   #phase: 'envelope' | 'data' | 'done' = 'envelope'
+  #eventSession: EventSession | undefined
 
   constructor(chain: Chain, msg: MessageImpl, options: BeginOptions) {
     this.#chain = chain
@@ -269,13 +270,10 @@ class EngineTransaction implements PipelineTransaction {
   /** The chain's report, unless the transaction is aborted first or overruns the reply time after `done`. */
   #untilAnswered(work: Promise<DeliveryReport>, done: Promise<unknown>): Promise<DeliveryReport> {
     work.catch(() => {}) // an abandoned chain may still fail later: not unhandled
-    const signal = this.#msg.signal
-    if (signal.aborted) return Promise.reject(signal.reason)
     return new Promise((resolve, rejectWork) => {
       let settled = false
       let timer: NodeJS.Timeout | undefined
-      const onAbort = () => rejectWork(signal.reason)
-      signal.addEventListener('abort', onAbort, { once: true })
+      const stopWaiting = this.#msg.onAbort(rejectWork)
       const limit = this.#options.replyTimeout
       if (limit !== undefined) {
         void done.then(() => {
@@ -286,11 +284,15 @@ class EngineTransaction implements PipelineTransaction {
           }, limit).unref()
         })
       }
-      work.then(resolve, rejectWork).finally(() => {
+      const end = () => {
         settled = true
         clearTimeout(timer)
-        signal.removeEventListener('abort', onAbort)
-      })
+        stopWaiting()
+      }
+      work.then(
+        (report) => (end(), resolve(report)),
+        (err: unknown) => (end(), rejectWork(err)),
+      )
     })
   }
 
@@ -385,8 +387,14 @@ class EngineTransaction implements PipelineTransaction {
   }
 
   #session(): EventSession {
-    const s = this.session
-    return { id: s.id, client: s.remoteAddress, listener: s.listener, ...(s.user ? { user: s.user } : {}) }
+    // Built once per transaction: the session cannot change within one (AUTH comes before MAIL).
+    if (!this.#eventSession) {
+      const s = this.session
+      this.#eventSession = s.user
+        ? { id: s.id, client: s.remoteAddress, listener: s.listener, user: s.user }
+        : { id: s.id, client: s.remoteAddress, listener: s.listener }
+    }
+    return this.#eventSession
   }
 }
 

@@ -82,12 +82,9 @@ export function smtpTransport(options: SmtpTransportOptions): Transport {
   const where = `${options.host}:${port}`
 
   async function sendGroup(msg: Message, rcpts: readonly Address[]): Promise<DeliveryReport> {
+    // A transaction aborted mid-transfer (the client left) destroys this stream: nodemailer then
+    // ends the upstream connection without the final dot, so nothing half-sent is delivered.
     const { stream, failure } = watch(msg.stream())
-    // A transaction aborted mid-transfer (the client left): fail the stream, and nodemailer ends
-    // the upstream connection without the final dot, so nothing half-sent is delivered.
-    const abort = () => stream.destroy(msg.signal.reason instanceof Error ? msg.signal.reason : new Error('transaction aborted'))
-    if (msg.signal.aborted) abort()
-    else msg.signal.addEventListener('abort', abort, { once: true })
     const from = msg.envelope.mailFrom
     const first = rcpts[0]!
     try {
@@ -120,8 +117,6 @@ export function smtpTransport(options: SmtpTransportOptions): Transport {
       if (stream.readableDidRead && !stream.readableEnded)
         throw upstreamError({ ...err, message: `${err.message} (reply before the end of the message)`, responseCode: undefined }, where)
       throw upstreamError(err, where)
-    } finally {
-      msg.signal.removeEventListener('abort', abort)
     }
   }
 

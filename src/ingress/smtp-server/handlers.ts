@@ -28,8 +28,10 @@ interface Conn {
   /** The transaction between MAIL and the end of DATA. */
   tx: PipelineTransaction | undefined
   inData: boolean
-  /** Aborted when the client goes away: whatever its connection waits for is abandoned. */
-  left: AbortController
+  /** Set when the client went away: whatever its connection waits for is abandoned. */
+  left: Error | undefined
+  /** What the connection waits for now, to abandon when the client leaves. */
+  waiting: Set<(reason: Error) => void>
 }
 
 /** What the handlers need from the relay. */
@@ -63,20 +65,25 @@ function toAddress(address: SMTPServerAddress, session: SMTPServerSession): Addr
 const GONE = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNABORTED', 'EHOSTUNREACH', 'ENETUNREACH'])
 
 /**
- * Settles with `work`, or rejects once `signal` aborts or `ms` pass (with `timeout()`). The
+ * Settles with `work`, or rejects once the client leaves or `ms` pass (with `timeout()`). The
  * abandoned work is left to finish on its own; its outcome is ignored, never unhandled.
  */
-function bounded<T>(work: Promise<T>, ms: number, signal: AbortSignal, timeout: () => SmtpError): Promise<T> {
-  work.catch(() => {})
-  if (signal.aborted) return Promise.reject(signal.reason)
+function bounded<T>(work: Promise<T>, ms: number, conn: Conn | undefined, timeout: () => SmtpError): Promise<T> {
+  if (conn?.left) {
+    work.catch(() => {})
+    return Promise.reject(conn.left)
+  }
   return new Promise<T>((resolve, rejectWork) => {
     const timer = setTimeout(() => rejectWork(timeout()), ms).unref()
-    const onAbort = () => rejectWork(signal.reason)
-    signal.addEventListener('abort', onAbort, { once: true })
-    work.then(resolve, rejectWork).finally(() => {
+    conn?.waiting.add(rejectWork)
+    const end = () => {
       clearTimeout(timer)
-      signal.removeEventListener('abort', onAbort)
-    })
+      conn?.waiting.delete(rejectWork)
+    }
+    work.then(
+      (value) => (end(), resolve(value)),
+      (err: unknown) => (end(), rejectWork(err)),
+    )
   })
 }
 
@@ -97,7 +104,6 @@ export function createHandlers(listener: string, ctx: HandlerContext) {
     work: () => Promise<unknown>,
     timeout: () => SmtpError,
   ) => {
-    const left = conn?.left.signal ?? new AbortController().signal
     const overrun = () => {
       ctx.unexpected(
         new Error(`the ${phase} hooks did not answer within ${ctx.replyTimeout} ms`),
@@ -106,10 +112,16 @@ export function createHandlers(listener: string, ctx: HandlerContext) {
       )
       return timeout()
     }
-    bounded(Promise.resolve().then(work), ctx.replyTimeout, left, overrun).then(
+    let running: Promise<unknown>
+    try {
+      running = work()
+    } catch (err) {
+      running = Promise.reject(err)
+    }
+    bounded(running, ctx.replyTimeout, conn, overrun).then(
       () => callback(null),
       (err: unknown) => {
-        if (!left.aborted) callback(toServerError(toSmtpError(err)))
+        if (!conn?.left) callback(toServerError(toSmtpError(err)))
       },
     )
   }
@@ -123,7 +135,7 @@ export function createHandlers(listener: string, ctx: HandlerContext) {
 
     onConnect(session: SMTPServerSession, callback: Callback) {
       const view = new SessionView(session, listener)
-      const conn: Conn = { view, tx: undefined, inData: false, left: new AbortController() }
+      const conn: Conn = { view, tx: undefined, inData: false, left: undefined, waiting: new Set() }
       conns.set(session.id, conn)
       const fields = { session: session.id, client: session.remoteAddress }
       const connect = async () => {
@@ -191,7 +203,9 @@ export function createHandlers(listener: string, ctx: HandlerContext) {
       conns.delete(session.id)
       if (!conn) return
       const gone = new Error('client disconnected')
-      conn.left.abort(gone)
+      conn.left = gone
+      for (const abandon of conn.waiting) abandon(gone)
+      conn.waiting.clear()
       conn.tx?.abort(gone)
     },
 

@@ -66,7 +66,9 @@ export class RelaySmtpServer extends SMTPServer {
   readonly #byConnection = new Map<string, AcceptedSocket>()
 
   constructor(options: SMTPServerOptions, hooks: ServerHooks) {
-    super({ ...options, logger: handlerErrorLogger(hooks) as unknown as SMTPServerOptions['logger'] })
+    super({ ...options, logger: false })
+    // Our own no-op logger, not one smtp-server wraps: it logs (and we would pay for) every reply.
+    this.logger = handlerErrorLogger(hooks) as unknown as SMTPServer['logger']
     this.#hooks = hooks
     this.on('error', (err: Error) => hooks.serverError(err))
     // smtp-server copies an onClose option onto the instance, so it is wrapped here, not overridden.
