@@ -6,6 +6,7 @@
  * the order rules (`order.ts`). Its `events` announce every outcome.
  */
 import { createEventStream, type DeliveryEvents } from '../delivery/events.js'
+import { domainKey } from './address.js'
 import { compose, type StageTimings } from './compose.js'
 import { RelayError } from './errors.js'
 import { stamped } from './hooks.js'
@@ -95,6 +96,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     events,
     grantsRelay: stages.some((s) => s.grantsRelay === true),
     ...combinedDeclarations([...stages, transport]),
+    destinationOf: (rcpt, msg) => transport.destinationOf?.(rcpt, msg) ?? domainKey(rcpt.address),
 
     async connect(session) {
       for (const stage of connectStages) await stamped(stage, () => stage.connect!(session))

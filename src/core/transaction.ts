@@ -13,7 +13,7 @@
  */
 import { hostname as osHostname } from 'node:os'
 import { Readable } from 'node:stream'
-import type { DeliveryEvents, EventSession } from '../delivery/events.js'
+import type { DeliveryEvents, EventSession, MessageEventBase, MessageRefusedEvent } from '../delivery/events.js'
 import type { NoticeSender } from '../delivery/notices.js'
 import { sendFailureNotice } from '../delivery/notices.js'
 import { completeReport, mapBack, refusalOf } from '../delivery/report.js'
@@ -328,38 +328,42 @@ class EngineTransaction implements PipelineTransaction {
   }
 
   #announceOutcome(outcome: TransactionOutcome, size: number, ms: number, stages: StageTimings): void {
-    if (!this.#events.active) return
+    const events = this.#events
+    if (!events.active) return
     const msg = this.#msg
     const report = outcome.report
-    const message = {
-      ...this.#base(),
+    const time = Date.now()
+    const session = this.#session()
+    const error = outcome.error
+    // Plain literals, not spreads: this runs for every message.
+    const message: MessageEventFields = {
+      time,
+      id: this.id,
+      session,
       from: msg.envelope.mailFrom?.address ?? '<>',
       to: msg.envelope.rcptTo.map((r) => r.address),
       size,
       reply: outcome.reply,
-      accepted: report?.accepted.length ?? 0,
-      rejected: report?.rejected.length ?? msg.envelope.rcptTo.length,
+      accepted: report ? report.accepted.length : 0,
+      rejected: report ? report.rejected.length : msg.envelope.rcptTo.length,
       ms,
       stages,
-      ...messageIdOf(msg),
     }
-    if (outcome.error) {
-      const error = outcome.error
-      this.#events.emit({
-        ...message,
-        type: 'message-refused',
-        ...(error.stage ? { stage: error.stage } : {}),
-        ...(error.reason ? { reason: error.reason } : {}),
-        ...(outcome.aborted ? { aborted: true } : {}),
-      })
+    const messageId = msg.hasContent ? msg.headers.get('message-id') : undefined
+    if (messageId) message.messageId = messageId
+    if (error) {
+      const refused: Mutable<MessageRefusedEvent> = { type: 'message-refused', ...message }
+      if (error.stage) refused.stage = error.stage
+      if (error.reason) refused.reason = error.reason
+      if (outcome.aborted) refused.aborted = true
+      events.emit(refused)
       return
     }
-    this.#events.emit({ ...message, type: 'accepted' })
-    for (const rcpt of report!.accepted) {
-      this.#events.emit({ ...this.#base(), type: 'delivered', ...this.#recipient(rcpt), response: report!.response ?? '' })
-    }
-    for (const { rcpt, error } of report!.rejected) {
-      this.#events.emit({ ...this.#base(), type: 'recipient-refused', phase: 'data', ...this.#recipient(rcpt), ...why(error) })
+    events.emit({ type: 'accepted', ...message })
+    const response = report!.response ?? ''
+    for (const rcpt of report!.accepted) events.emit({ type: 'delivered', time, id: this.id, session, ...this.#recipient(rcpt), response })
+    for (const { rcpt, error: refusal } of report!.rejected) {
+      events.emit({ type: 'recipient-refused', phase: 'data', time, id: this.id, session, ...this.#recipient(rcpt), ...why(refusal) })
     }
   }
 
@@ -398,7 +402,6 @@ class EngineTransaction implements PipelineTransaction {
   }
 }
 
-function messageIdOf(msg: MessageImpl): { messageId?: string } {
-  const id = msg.hasContent ? msg.headers.get('message-id') : undefined
-  return id ? { messageId: id } : {}
-}
+type Mutable<T> = { -readonly [K in keyof T]: T[K] }
+/** The fields of the message-level events, filled in once. */
+type MessageEventFields = Mutable<MessageEventBase>

@@ -327,6 +327,13 @@ export interface Transport {
   /** What this transport seals, if anything (a nested pipeline with a signer). */
   readonly seals?: Seals
   send(msg: Message): Promise<DeliveryReport>
+  /**
+   * The next hop a recipient goes to, for per-destination limits and the dead-destination
+   * throttle of a queue in front of this transport: e.g. `smtp:smarthost.example:587` for a
+   * smarthost (every recipient the same), the recipient's domain for direct MX delivery. Called
+   * often; must be cheap and must not do I/O. Default: the recipient's domain.
+   */
+  destinationOf?(rcpt: Address, msg: Message): string
   /** One line for `describe()`, e.g. `smtp 127.0.0.1:2525`. */
   describe?(): string
   close?(): Promise<void>

@@ -58,22 +58,20 @@ export function logEvents(events: DeliveryEvents, logger: Logger): () => void {
 }
 
 function messageFields(event: MessageEventBase & { stage?: string; reason?: string }): Record<string, unknown> {
-  return {
-    id: event.id,
-    session: event.session.id,
-    client: event.session.client,
-    ...(event.session.user ? { user: event.session.user } : {}),
-    from: event.from,
-    to: event.to,
-    size: event.size,
-    accepted: event.accepted,
-    rejected: event.rejected,
-    reply: event.reply,
-    ...(event.stage ? { stage: event.stage } : {}),
-    ...(event.reason ? { reason: event.reason } : {}),
-    ms: Math.round(event.ms),
-    stages: roundAll(event.stages),
-  }
+  // Plain assignments, not conditional spreads: this runs for every message.
+  const fields: Record<string, unknown> = { id: event.id, session: event.session.id, client: event.session.client }
+  if (event.session.user) fields.user = event.session.user
+  fields.from = event.from
+  fields.to = event.to
+  fields.size = event.size
+  fields.accepted = event.accepted
+  fields.rejected = event.rejected
+  fields.reply = event.reply
+  if (event.stage) fields.stage = event.stage
+  if (event.reason) fields.reason = event.reason
+  fields.ms = Math.round(event.ms)
+  fields.stages = roundAll(event.stages)
+  return fields
 }
 
 function logDsn(logger: Logger, event: DsnEvent): void {

@@ -70,6 +70,10 @@ export function routeTransport(options: RouteTransportOptions): Transport {
   return {
     name: 'route',
     ...combinedDeclarations(transports),
+    destinationOf(rcpt, msg) {
+      const transport = rules.find((r) => r.matches(rcpt, msg))?.transport ?? options.fallback
+      return transport?.destinationOf?.(rcpt, msg) ?? domainKey(rcpt.address)
+    },
     describe: () =>
       [
         'route',

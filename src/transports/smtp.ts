@@ -122,6 +122,8 @@ export function smtpTransport(options: SmtpTransportOptions): Transport {
 
   return {
     name: 'smtp',
+    // One smarthost: every recipient goes to the same next hop.
+    destinationOf: () => `smtp:${where}`,
     describe: () => `smtp ${where}${pool ? ` (pool of ${pool.maxConnections})` : ''}`,
     async send(msg) {
       const groups = groupByDsn(msg.envelope.rcptTo)
