@@ -54,6 +54,11 @@ export type {
 } from './core/types.js'
 export type {
   AcceptedEvent,
+  AttemptEventBase,
+  BouncedEvent,
+  DeferredEvent,
+  DelayedEvent,
+  DeletedEvent,
   DeliveredEvent,
   DeliveryEvent,
   DeliveryEvents,
@@ -62,9 +67,14 @@ export type {
   ErrorEvent,
   EventBase,
   EventSession,
+  ExpiredEvent,
+  HeldEvent,
   MessageEventBase,
   MessageRefusedEvent,
+  QueuedEvent,
+  QueueEntryEventBase,
   RecipientRefusedEvent,
+  ReleasedEvent,
   SenderRefusedEvent,
 } from './delivery/events.js'
 export { createEventStream } from './delivery/events.js'
@@ -85,6 +95,24 @@ export type {
   RelayTlsOptions,
 } from './ingress/smtp-server/relay.js'
 export { createRelay } from './ingress/smtp-server/relay.js'
+export type { DestinationLimits } from './queue/destinations.js'
+export type { AddOptions, DirStoreOptions } from './queue/dir-store.js'
+export { DirQueueStore, dirStore } from './queue/dir-store.js'
+export type { DurableQueue, DurableQueueOptions } from './queue/queue.js'
+export { durableQueue } from './queue/queue.js'
+export type { RetryOptions, RetrySchedule } from './queue/schedule.js'
+export { retrySchedule } from './queue/schedule.js'
+export type {
+  ClaimedEntry,
+  EntryHeader,
+  EntryPlace,
+  EntrySummary,
+  JournalRecord,
+  QueuedRecipient,
+  QueueEntry,
+  QueueStore,
+  RecipientStatus,
+} from './queue/types.js'
 export type { ClamdOptions } from './scanners/clamd.js'
 export { clamd } from './scanners/clamd.js'
 export type { RspamdOptions } from './scanners/rspamd.js'

@@ -168,6 +168,8 @@ export const RelayErrorCode = {
   ERR_RELAY_INVALID_REPORT: 'ERR_RELAY_INVALID_REPORT',
   /** A listener could not bind its address (port in use, no permission, address not local). */
   ERR_RELAY_LISTEN: 'ERR_RELAY_LISTEN',
+  /** A queue directory is in use by another process (one relay process per queue directory). */
+  ERR_RELAY_QUEUE_LOCKED: 'ERR_RELAY_QUEUE_LOCKED',
   /** The installed smtp-server is not the code relaychain's adapter was written against. */
   ERR_RELAY_INCOMPATIBLE_SERVER: 'ERR_RELAY_INCOMPATIBLE_SERVER',
 } as const

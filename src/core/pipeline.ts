@@ -39,6 +39,8 @@ export interface Pipeline extends Transport {
   readonly grantsRelay: boolean
   /** Every outcome of this pipeline's transactions; see `DeliveryEvent`. */
   readonly events: DeliveryEvents
+  /** Opens the transports (a queue takes its directory and starts delivering). */
+  open(): Promise<void>
   /** Runs every `connect` hook, in order. Throw to refuse the connection. */
   connect(session: Session): Promise<void>
   /** Starts a transaction for `from`: runs the MAIL hooks, or throws the `SmtpError` refusing the sender. */
@@ -87,6 +89,10 @@ export function createPipeline(options: PipelineOptions): Pipeline {
   const connectStages = withHook('connect')
   const events = options.events ?? createEventStream()
   const notices = { transport: options.notices ?? transport, events, pending: new Set<Promise<void>>() }
+  // What the transports announce themselves (a queue's deliveries) is this pipeline's news too.
+  for (const source of new Set([transport.events, options.notices?.events])) {
+    if (source && source !== events) source.subscribe((event) => events.emit(event))
+  }
   const chain = { mailStages: withHook('mailFrom'), rcptStages: withHook('rcptTo'), deliver: onion, events, notices }
 
   const pipeline: Pipeline = {
@@ -96,7 +102,12 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     events,
     grantsRelay: stages.some((s) => s.grantsRelay === true),
     ...combinedDeclarations([...stages, transport]),
-    destinationOf: (rcpt, msg) => transport.destinationOf?.(rcpt, msg) ?? domainKey(rcpt.address),
+    destinationOf: (rcpt, tx) => transport.destinationOf?.(rcpt, tx) ?? domainKey(rcpt.address),
+
+    async open() {
+      await transport.open?.()
+      if (options.notices && options.notices !== transport) await options.notices.open?.()
+    },
 
     async connect(session) {
       for (const stage of connectStages) await stamped(stage, () => stage.connect!(session))
@@ -128,8 +139,14 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       const outcome = await tx.data({ message: msg })
       // A chain that threw fails the caller's transport call, as any transport's failure does.
       if (!outcome.report) throw outcome.error
-      const { response } = outcome.report
-      return { accepted: outcome.accepted, rejected: [...refused, ...outcome.rejected], ...(response ? { response } : {}) }
+      const { response, dsn, queued } = outcome.report
+      return {
+        accepted: outcome.accepted,
+        rejected: [...refused, ...outcome.rejected],
+        ...(response ? { response } : {}),
+        ...(dsn ? { dsn } : {}),
+        ...(queued ? { queued } : {}),
+      }
     },
 
     describe() {

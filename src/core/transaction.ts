@@ -359,6 +359,11 @@ class EngineTransaction implements PipelineTransaction {
       events.emit(refused)
       return
     }
+    if (report!.queued) {
+      // Stored, not delivered: the queue announces each delivery when it happens.
+      events.emit({ type: 'accepted', ...message, queued: true })
+      return
+    }
     events.emit({ type: 'accepted', ...message })
     const response = report!.response ?? ''
     for (const rcpt of report!.accepted) events.emit({ type: 'delivered', time, id: this.id, session, ...this.#recipient(rcpt), response })

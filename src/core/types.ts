@@ -20,6 +20,7 @@
  * ```
  */
 import type { Readable, Transform } from 'node:stream'
+import type { DeliveryEvents } from '../delivery/events.js'
 import type { HeaderBlock } from './body/header-block.js'
 import type { SmtpError } from './errors.js'
 
@@ -312,6 +313,13 @@ export interface DeliveryReport {
   readonly rejected: readonly RejectedRecipient[]
   /** The last reply of the next hop, e.g. an upstream's `250 2.0.0 Ok: queued as 4F1A`. */
   readonly response?: string
+  /**
+   * True if the next hop supports DSN (RFC 3461) and was given the parameters: notices about
+   * these recipients are its duty from now on (a queue sends no success notice of its own).
+   */
+  readonly dsn?: boolean
+  /** True if the recipients were stored for later delivery (a queue), not delivered yet. */
+  readonly queued?: boolean
 }
 
 /**
@@ -331,9 +339,14 @@ export interface Transport {
    * The next hop a recipient goes to, for per-destination limits and the dead-destination
    * throttle of a queue in front of this transport: e.g. `smtp:smarthost.example:587` for a
    * smarthost (every recipient the same), the recipient's domain for direct MX delivery. Called
-   * often; must be cheap and must not do I/O. Default: the recipient's domain.
+   * often, before the content is read (the queue groups recipients with it); must be cheap and
+   * must not do I/O. Default: the recipient's domain.
    */
-  destinationOf?(rcpt: Address, msg: Message): string
+  destinationOf?(rcpt: Address, tx: Transaction): string
+  /** Prepares the transport (a queue takes its directory and starts its worker); relays call it before they listen. */
+  open?(): Promise<void>
+  /** Events of the transport's own (a queue's deliveries, later): a pipeline passes them on to its stream. */
+  readonly events?: DeliveryEvents
   /** One line for `describe()`, e.g. `smtp 127.0.0.1:2525`. */
   describe?(): string
   close?(): Promise<void>

@@ -5,8 +5,8 @@
  *
  * Listeners are called synchronously, in the order they subscribed, after the outcome is final;
  * they cannot change it. A listener that throws is reported as an `error` event (and never
- * rethrown); one that returns a promise is not awaited. The queue, webhook and metrics features
- * add event types to this union.
+ * rethrown); one that returns a promise is not awaited. The queue adds the events of each
+ * delivery attempt and operator action (`queued`, `deferred`, `bounced` …).
  */
 import type { StageTimings } from '../core/compose.js'
 
@@ -77,6 +77,8 @@ export interface MessageEventBase extends EventBase {
 /** The message was accepted: the client got 250 (delivered to at least one recipient, or stored). */
 export interface AcceptedEvent extends MessageEventBase {
   readonly type: 'accepted'
+  /** True if the transport stored it for later delivery (a queue): `queued` and later events follow. */
+  readonly queued?: boolean
 }
 
 /** The message was refused after DATA: by a stage, the content checks, or every recipient's next hop. */
@@ -88,7 +90,7 @@ export interface MessageRefusedEvent extends MessageEventBase {
   readonly aborted?: boolean
 }
 
-/** The next hop accepted the message for one recipient. */
+/** The next hop accepted the message for one recipient (at once, or from the queue: then with the attempt). */
 export interface DeliveredEvent extends EventBase {
   readonly type: 'delivered'
   /** The recipient as the client gave it. */
@@ -97,6 +99,78 @@ export interface DeliveredEvent extends EventBase {
   readonly final?: string
   /** The next hop's reply. */
   readonly response: string
+  /** From the queue: which attempt this was (1 for the first). */
+  readonly attempt?: number
+  /** From the queue: the next hop (see `Transport.destinationOf`). */
+  readonly destination?: string
+}
+
+/** The queue stored a message durably: the client got its 250. */
+export interface QueuedEvent extends EventBase {
+  readonly type: 'queued'
+  readonly from: string
+  readonly to: readonly string[]
+  readonly size: number
+  /** Set on the queue's own notices (DSNs). */
+  readonly notice?: 'failure' | 'delay' | 'success'
+}
+
+/** What the queue's events about one recipient's attempt share. */
+export interface AttemptEventBase extends EventBase {
+  readonly rcpt: string
+  /** The attempt number (1 for the first). */
+  readonly attempt: number
+  /** The next hop's reply, or ours when it gave none (`451 4.4.1 …` for a refused connection). */
+  readonly reply: string
+  readonly destination?: string
+}
+
+/** An attempt failed temporarily; the recipient stays queued until `next`. */
+export interface DeferredEvent extends AttemptEventBase {
+  readonly type: 'deferred'
+  /** When it is tried again (ms since the epoch), or undefined while its next hop is throttled. */
+  readonly next?: number
+}
+
+/** The next hop refused a queued recipient permanently; `notice` is the failure DSN's queue id, if one is due. */
+export interface BouncedEvent extends AttemptEventBase {
+  readonly type: 'bounced'
+  readonly notice?: string
+}
+
+/** A queued recipient outlived the queue's lifetime and is given up; `notice` as for `bounced`. */
+export interface ExpiredEvent extends AttemptEventBase {
+  readonly type: 'expired'
+  readonly notice?: string
+}
+
+/** A queued recipient's delivery is taking long: the sender was sent a delay notice (once). */
+export interface DelayedEvent extends AttemptEventBase {
+  readonly type: 'delayed'
+  readonly notice: string
+}
+
+/** What the events about a whole queue entry share. */
+export interface QueueEntryEventBase extends EventBase {
+  /** Its recipients not yet delivered. */
+  readonly recipients: readonly string[]
+  /** Who did it and why, e.g. `operator`. */
+  readonly reason: string
+}
+
+/** A queue entry was held: by an operator, or by the queue for a notice nobody can take. */
+export interface HeldEvent extends QueueEntryEventBase {
+  readonly type: 'held'
+}
+
+/** A held queue entry was released (or requeued) by an operator: due now. */
+export interface ReleasedEvent extends QueueEntryEventBase {
+  readonly type: 'released'
+}
+
+/** An operator deleted a queue entry. */
+export interface DeletedEvent extends QueueEntryEventBase {
+  readonly type: 'deleted'
 }
 
 /** A delivery status notification for recipients refused after DATA: sent, failed, or not due. */
@@ -128,7 +202,22 @@ export interface ErrorEvent {
 }
 
 /** Every event of the delivery stream. */
-export type DeliveryEvent = SenderRefusedEvent | RecipientRefusedEvent | AcceptedEvent | MessageRefusedEvent | DeliveredEvent | DsnEvent | ErrorEvent
+export type DeliveryEvent =
+  | SenderRefusedEvent
+  | RecipientRefusedEvent
+  | AcceptedEvent
+  | MessageRefusedEvent
+  | DeliveredEvent
+  | DsnEvent
+  | QueuedEvent
+  | DeferredEvent
+  | BouncedEvent
+  | ExpiredEvent
+  | DelayedEvent
+  | HeldEvent
+  | ReleasedEvent
+  | DeletedEvent
+  | ErrorEvent
 
 /** A subscriber; see the file header for when it is called. */
 export type DeliveryListener = (event: DeliveryEvent) => void

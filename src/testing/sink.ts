@@ -29,6 +29,8 @@ export interface SinkOptions {
   rcpt?: (address: string) => string | undefined
   /** Refuse a message after DATA with this reply, e.g. `'451 4.3.0 Try again later'`. */
   data?: (message: SinkMessage) => string | undefined
+  /** The loopback port to listen on (a test that brings a next hop back up on its old port). Default: a free one. */
+  port?: number
   /** Advertise DSN. Default true. */
   dsn?: boolean
   /** Keep each message's bytes in `raw`. Default true; false for very large test messages. */
@@ -128,7 +130,7 @@ export async function startSink(options: SinkOptions = {}): Promise<Sink> {
   const server = new SMTPServer(serverOptions)
   // A sender that resets its connection is what fault tests do to a sink: never a crash.
   server.on('error', () => {})
-  server.listen(0, '127.0.0.1')
+  server.listen(options.port ?? 0, '127.0.0.1')
   await once(server.server, 'listening')
   const { port } = server.server.address() as AddressInfo
 

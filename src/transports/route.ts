@@ -7,7 +7,7 @@
 import { addressKey, asciiDomain, domainKey, domainMatcher } from '../core/address.js'
 import { RelayError, SmtpError, toSmtpError } from '../core/errors.js'
 import { combinedDeclarations } from '../core/order.js'
-import type { Address, DeliveryReport, Message, Transport } from '../core/types.js'
+import type { Address, DeliveryReport, Message, Transaction, Transport } from '../core/types.js'
 
 /** One routing rule. Give exactly one of `domains`, `senders` or `match`. */
 export interface Route {
@@ -27,18 +27,29 @@ export interface RouteTransportOptions {
   fallback?: Transport
 }
 
-/** A route's rule, compiled: does this recipient (of this message) take this route? */
-type Matcher = (rcpt: Address, msg: Message) => boolean
+/** A domain or sender rule, compiled: it reads the envelope only, so it can decide before the content exists. */
+type EnvelopeMatcher = (rcpt: Address, tx: Transaction) => boolean
 
-function compile(route: Route): Matcher {
-  if (route.match) return route.match
+interface Rule {
+  readonly transport: Transport
+  /** The envelope rule, or the application's `match` (which may read the message). */
+  readonly envelope?: EnvelopeMatcher
+  readonly custom?: (rcpt: Address, msg: Message) => boolean
+}
+
+function compile(route: Route): Rule {
+  if (route.match) return { transport: route.transport, custom: route.match }
+  return { transport: route.transport, envelope: envelopeMatcher(route) }
+}
+
+function envelopeMatcher(route: Route): EnvelopeMatcher {
   if (route.domains) {
     const ours = domainMatcher(route.domains, 'routeTransport domains')
     return (rcpt) => ours(domainKey(rcpt.address))
   }
   const senders = (route.senders ?? []).map((s) => (s.startsWith('@') ? `@${asciiDomain(s.slice(1))}` : addressKey(s)))
-  return (_rcpt, msg) => {
-    const sender = msg.envelope.mailFrom?.address
+  return (_rcpt, tx) => {
+    const sender = tx.envelope.mailFrom?.address
     return !!sender && (senders.includes(addressKey(sender)) || senders.includes(`@${domainKey(sender)}`))
   }
 }
@@ -64,15 +75,26 @@ export function routeTransport(options: RouteTransportOptions): Transport {
       throw new RelayError('ERR_RELAY_INVALID_OPTION', 'each route needs a transport and exactly one of domains, senders or match')
     }
   }
-  const rules = options.routes.map((route) => ({ matches: compile(route), transport: route.transport }))
+  const rules = options.routes.map(compile)
+  const routeOf = (rcpt: Address, msg: Message) =>
+    rules.find((r) => (r.custom ? r.custom(rcpt, msg) : r.envelope!(rcpt, msg)))?.transport ?? options.fallback
   const transports = [...new Set([...options.routes.map((r) => r.transport), ...(options.fallback ? [options.fallback] : [])])]
 
   return {
     name: 'route',
     ...combinedDeclarations(transports),
-    destinationOf(rcpt, msg) {
-      const transport = rules.find((r) => r.matches(rcpt, msg))?.transport ?? options.fallback
-      return transport?.destinationOf?.(rcpt, msg) ?? domainKey(rcpt.address)
+    destinationOf(rcpt, tx) {
+      // Before the content exists: a match() rule (it may read the message) is not evaluated and
+      // its recipients are grouped by domain.
+      let transport = options.fallback
+      for (const rule of rules) {
+        if (rule.custom) return domainKey(rcpt.address)
+        if (rule.envelope!(rcpt, tx)) {
+          transport = rule.transport
+          break
+        }
+      }
+      return transport?.destinationOf?.(rcpt, tx) ?? domainKey(rcpt.address)
     },
     describe: () =>
       [
@@ -84,11 +106,15 @@ export function routeTransport(options: RouteTransportOptions): Transport {
         `  otherwise → ${options.fallback ? (options.fallback.describe?.() ?? options.fallback.name) : '550 5.4.4'}`,
       ].join('\n'),
 
+    async open() {
+      for (const transport of transports) await transport.open?.()
+    },
+
     async send(msg) {
       const groups = new Map<Transport, Address[]>()
       const unroutable: Address[] = []
       for (const rcpt of msg.envelope.rcptTo) {
-        const transport = rules.find((r) => r.matches(rcpt, msg))?.transport ?? options.fallback
+        const transport = routeOf(rcpt, msg)
         if (!transport) unroutable.push(rcpt)
         else groups.set(transport, [...(groups.get(transport) ?? []), rcpt])
       }

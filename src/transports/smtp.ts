@@ -86,7 +86,7 @@ export function smtpTransport(options: SmtpTransportOptions): Transport {
     // ends the upstream connection without the final dot, so nothing half-sent is delivered.
     const { stream, failure } = watch(msg.stream())
     const from = msg.envelope.mailFrom
-    const first = rcpts[0]!
+    const dsn = dsnOf(from, rcpts[0]!)
     try {
       const info = await transporter.sendMail({
         envelope: {
@@ -95,7 +95,7 @@ export function smtpTransport(options: SmtpTransportOptions): Transport {
           ...(from?.args?.BODY === '8BITMIME' ? { use8BitMime: true } : {}),
         } as { from: string; to: string[] },
         raw: stream,
-        ...dsnOf(from, first),
+        ...dsn,
       })
       const rejected = (info.rejectedErrors ?? []) as UpstreamError[]
       return {
@@ -105,6 +105,8 @@ export function smtpTransport(options: SmtpTransportOptions): Transport {
           return err ? [{ rcpt, error: upstreamError(err, where) }] : []
         }),
         response: String(info.response ?? ''),
+        // DSN duty passes on only to a next hop that announced DSN and got our parameters.
+        ...(dsn.dsn && (info.ehlo as string[] | undefined)?.some((line) => /^DSN\b/i.test(line)) ? { dsn: true } : {}),
       }
     } catch (raw) {
       if (failure()) throw failure()
@@ -136,6 +138,7 @@ export function smtpTransport(options: SmtpTransportOptions): Transport {
         accepted: reports.flatMap((r) => r.accepted),
         rejected: reports.flatMap((r): readonly RejectedRecipient[] => r.rejected),
         response: reports.map((r) => ('response' in r ? r.response : '')).find(Boolean) ?? '',
+        ...(reports.every((r) => 'dsn' in r && r.dsn) ? { dsn: true } : {}),
       }
     },
     async close() {

@@ -58,3 +58,38 @@ export function longestLine(raw: Buffer): number {
       .map((l) => l.length),
   )
 }
+
+/** A DSN as Python's email package reads it (see dsn-parse.py). */
+export interface ParsedDsn {
+  headers: Record<string, string>
+  type: string
+  reportType: string | null
+  defects: string[]
+  parts: string[]
+  human?: string
+  /** Per-message fields (Reporting-MTA, Original-Envelope-Id …), lower-case names. */
+  message?: Record<string, string>
+  /** Per-recipient fields (Final-Recipient, Action, Status …), one object per recipient. */
+  recipients?: Record<string, string>[]
+  returned?: { type: string; messageId: string | null; body?: string | null }
+}
+
+const DSN_SCRIPT = fileURLToPath(new URL('./dsn-parse.py', import.meta.url))
+
+/** Parses DSNs in one Python run. */
+export function parseDsn(...messages: Buffer[]): ParsedDsn[] {
+  const dir = mkdtempSync(join(tmpdir(), 'relaychain-dsn-'))
+  try {
+    const files = messages.map((raw, i) => {
+      const file = join(dir, `${i}.eml`)
+      writeFileSync(file, raw)
+      return file
+    })
+    const run = spawnSync(PYTHON, [DSN_SCRIPT, ...files], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 })
+    if (run.status !== 0) throw new Error(`dsn-parse.py failed: ${run.stderr}`)
+    const parsed = JSON.parse(run.stdout) as Record<string, ParsedDsn>
+    return files.map((f) => parsed[f]!)
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+}

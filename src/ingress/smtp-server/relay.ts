@@ -322,6 +322,8 @@ export function createRelay(options: RelayOptions): Relay {
       if (!pipeline.grantsRelay) {
         logger.warn({}, 'no stage declares grantsRelay: every recipient will be refused with 554 5.7.1')
       }
+      // The transports first: a queue that cannot take its directory must not answer 250.
+      await pipeline.open()
       const bound = await Promise.allSettled(servers.map(({ port }) => port.listen()))
       const failed = bound.find((b): b is PromiseRejectedResult => b.status === 'rejected')
       if (failed) {

@@ -1,0 +1,149 @@
+/**
+ * The contracts of the durable queue. A store keeps queue entries (a message, its envelope and
+ * the state of each recipient) durably; the queue's worker takes due entries from it, delivers
+ * them through an after-queue chain and records every outcome in the store before any notice
+ * about it leaves. The directory store (`dir-store.ts`) is the embedded default; a shared store
+ * (PostgreSQL) implements the same interface.
+ *
+ * Guarantees a store gives (and the tests hold it to, with SIGKILL at every step):
+ * - `add()` resolves only once the entry is durable (fsync'd); a crash before that leaves
+ *   nothing, or an entry the client was not told about (delivered at least once, never half).
+ * - `record()` resolves only once the records are durable; an entry's state is its header plus
+ *   every record, in order.
+ * - An entry is in exactly one place: due at a time, waiting for a destination, or held.
+ */
+import type { Readable } from 'node:stream'
+import type { Address, Envelope } from '../core/types.js'
+
+/** Where a recipient stands. `pending` until an attempt decides; the others are final but `deferred`. */
+export type RecipientStatus = 'pending' | 'deferred' | 'delivered' | 'failed' | 'expired'
+
+/** One recipient of a queue entry: as the after-queue chain delivers to it (its ORCPT names it as the client gave it). */
+export interface QueuedRecipient {
+  readonly rcpt: Address
+}
+
+/** What is written when an entry is added, and never changes. */
+export interface EntryHeader {
+  /** The queue id (the transaction id of the 250 reply). */
+  readonly id: string
+  /** Milliseconds since the epoch when the client got its 250. */
+  readonly created: number
+  readonly from: Address | null
+  readonly recipients: readonly QueuedRecipient[]
+  /** The envelope as the client sent it. */
+  readonly original: Envelope
+  /** Bytes of the message content. */
+  readonly size: number
+  /** Who sent it, for logs, traces and Received fields. */
+  readonly client?: { readonly ip: string; readonly session: string; readonly listener: string; readonly user?: string }
+  /** Set on notices (DSNs) the queue made itself: they never get a notice of their own. */
+  readonly notice?: 'failure' | 'delay' | 'success'
+  /** When an operator requeued it (its retry schedule and lifetime start again from here). */
+  readonly requeued?: number
+}
+
+/** One record of an entry's journal. */
+export type JournalRecord =
+  | {
+      readonly type: 'outcome'
+      /** Indexes into `recipients`. */
+      readonly recipients: readonly number[]
+      readonly status: Exclude<RecipientStatus, 'pending'>
+      readonly at: number
+      /** The attempt number (1 for the first delivery attempt). */
+      readonly attempt: number
+      /** The next hop's reply, or ours. */
+      readonly reply: string
+      /** The next hop (see `Transport.destinationOf`). */
+      readonly destination?: string
+      /** The next hop supports DSN and took the request over (no success notice of ours). */
+      readonly dsn?: boolean
+    }
+  /** A notice (DSN) about these recipients is queued as entry `notice`. */
+  | {
+      readonly type: 'notice'
+      readonly kind: 'failure' | 'delay' | 'success'
+      readonly recipients: readonly number[]
+      readonly notice: string
+      readonly at: number
+    }
+
+/** An entry as the worker sees it: header, and the state its journal adds up to. */
+export interface QueueEntry {
+  readonly header: EntryHeader
+  readonly status: readonly RecipientStatus[]
+  /** The last reply each recipient got. */
+  readonly replies: readonly (string | undefined)[]
+  /** Attempts each recipient has had. */
+  readonly attempts: readonly number[]
+  /** Delivered recipients whose next hop took the DSN request over. */
+  readonly handedOver: ReadonlySet<number>
+  /** Recipients whose notice (by kind) is queued. */
+  readonly notified: { readonly failure: ReadonlySet<number>; readonly delay: ReadonlySet<number>; readonly success: ReadonlySet<number> }
+  /** Where the entry is now. */
+  readonly place: EntryPlace
+}
+
+/** Where an entry is: due from a time on, waiting for a destination to answer again, or held. */
+export type EntryPlace =
+  | { readonly kind: 'due'; readonly at: number }
+  | { readonly kind: 'waiting'; readonly destination: string }
+  | { readonly kind: 'held' }
+
+/** An entry a worker took: read it, append to it, move or finish it. */
+export interface ClaimedEntry extends QueueEntry {
+  /** The message content (header section and body). */
+  content(): Readable
+  /** Appends records durably. */
+  record(records: readonly JournalRecord[]): Promise<void>
+  /** Moves the entry; false if it is gone (deleted or held by an operator meanwhile). */
+  move(place: EntryPlace): Promise<boolean>
+  /** Writes the entry anew with `header` and `records` (the same content) and puts it at `place`: an operator's requeue. */
+  replace(header: EntryHeader, records: readonly JournalRecord[], place: EntryPlace): Promise<void>
+  /** Removes the entry: every recipient is final and every notice queued. */
+  finish(): Promise<void>
+  /** Gives the entry back without a change (another worker may take it). */
+  release(): Promise<void>
+}
+
+/** A summary for listings (`relaychain queue list`). */
+export interface EntrySummary {
+  readonly id: string
+  readonly created: number
+  readonly size: number
+  readonly from: string
+  readonly recipients: readonly { readonly address: string; readonly status: RecipientStatus; readonly reply?: string }[]
+  readonly place: EntryPlace
+}
+
+/** Where queue entries live. */
+export interface QueueStore {
+  /** What it is, for logs: `dir /var/spool/relaychain`. */
+  describe(): string
+  /** Takes the store for this process (the directory store refuses a second one: `ERR_RELAY_QUEUE_LOCKED`). */
+  open(): Promise<void>
+  /** Adds an entry (due at `options.at`, default `header.created`); resolves with its size once it is durable. Removes every trace if `content` fails. */
+  add(header: EntryHeader, content: Readable, options?: { readonly records?: readonly JournalRecord[]; readonly at?: number }): Promise<number>
+  /** Takes one entry by id wherever it is (for an operator's delete or requeue); undefined if there is none or it is being worked on. */
+  claim(id: string): Promise<ClaimedEntry | undefined>
+  /** Makes every entry due now, waiting ones too, and asks the worker to forget its throttles; returns how many moved. */
+  flush(now: number): Promise<number>
+  /** True once after each `flush()` (possibly another process's): the worker then resets its throttles. */
+  flushRequested(): Promise<boolean>
+  /** Entries due at `now`, at most `limit`, none of `skip` (the ones being worked on). */
+  claimDue(now: number, limit: number, skip: ReadonlySet<string>): Promise<ClaimedEntry[]>
+  /** Up to `limit` entries waiting for `destination`, to probe it or wake them. */
+  claimWaiting(destination: string, limit: number, skip: ReadonlySet<string>): Promise<ClaimedEntry[]>
+  /** The destinations entries wait for. */
+  waitingDestinations(): Promise<string[]>
+  /** One entry by id, wherever it is. */
+  get(id: string): Promise<QueueEntry | undefined>
+  /** Every entry, streamed (memory does not grow with the queue). */
+  list(): AsyncIterable<EntrySummary>
+  /** Moves an entry (hold, release, requeue); false if there is no such entry. */
+  place(id: string, place: EntryPlace): Promise<boolean>
+  /** Removes an entry; false if there is none. */
+  remove(id: string): Promise<boolean>
+  close(): Promise<void>
+}
