@@ -55,12 +55,6 @@ export class Destinations {
     return !!d && d.downUntil > 0 && (d.probing || d.downUntil > this.#clock())
   }
 
-  /** Until when `name` is throttled, or undefined. */
-  downUntil(name: string): number | undefined {
-    const d = this.#all.get(name)
-    return d && d.downUntil > 0 ? d.downUntil : undefined
-  }
-
   /** Marks a destination found waiting at start (its state was lost with the last process): probe it. */
   assumeDown(name: string): void {
     const d = this.#get(name)
@@ -73,7 +67,8 @@ export class Destinations {
    */
   async acquire(name: string): Promise<((answered: boolean) => void) | undefined> {
     const d = this.#get(name)
-    if (d.downUntil > 0) {
+    const probe = d.downUntil > 0
+    if (probe) {
       // Throttled: only one probe, once the backoff is over.
       if (d.probing || d.downUntil > this.#clock()) return undefined
       d.probing = true
@@ -89,7 +84,7 @@ export class Destinations {
       done = true
       d.active--
       if (answered) this.#up(d)
-      else this.#down(d)
+      else this.#down(d, probe)
       this.#next(d)
     }
   }
@@ -102,10 +97,12 @@ export class Destinations {
     if (wasDown) this.#onUp(d.name)
   }
 
-  #down(d: Destination): void {
-    const wasDown = d.downUntil > 0
-    d.probing = false
-    if (wasDown) d.backoff = Math.min(d.backoff * 2, this.#limits.maxBackoff)
+  /** A delivery got no answer: the first one throttles the destination, a failed probe doubles the backoff. */
+  #down(d: Destination, probe: boolean): void {
+    if (probe) {
+      d.probing = false
+      d.backoff = Math.min(d.backoff * 2, this.#limits.maxBackoff)
+    } else if (d.downUntil > 0) return // the others that were under way when it went down
     d.downUntil = this.#clock() + d.backoff
     // Whoever waits for a slot of a dead destination waits in vain: let them go (their mail waits).
     for (const waiter of d.waiters.splice(0)) waiter(false)
