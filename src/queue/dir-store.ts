@@ -122,18 +122,18 @@ export class DirQueueStore implements QueueStore {
     let handle: FileHandle | undefined
     try {
       handle = await open(tmp, 'wx', 0o600)
-      await handle.write(head, 0, head.length, 0)
+      await writeAll(handle, head, 0)
       let size = 0
       for await (const chunk of content as AsyncIterable<Buffer>) {
-        await handle.write(chunk, 0, chunk.length, head.length + size)
+        await writeAll(handle, chunk, head.length + size)
         size += chunk.length
       }
       // The size is known now: it goes into the preamble's fixed-width field.
       const field = sizeField(size)
-      await handle.write(field, 0, field.length, sizeOffset)
+      await writeAll(handle, field, sizeOffset)
       if (records.length) {
         const journal = Buffer.from(records.map(recordLine).join(''))
-        await handle.write(journal, 0, journal.length, head.length + size)
+        await writeAll(handle, journal, head.length + size)
       }
       await handle.sync()
       await handle.close()
@@ -442,7 +442,7 @@ class DirClaim implements ClaimedEntry {
 
   async record(records: readonly JournalRecord[]): Promise<void> {
     const data = Buffer.from(records.map(recordLine).join(''))
-    await this.#handle.write(data, 0, data.length, this.#journalEnd)
+    await writeAll(this.#handle, data, this.#journalEnd)
     this.#journalEnd += data.length
     await this.#handle.datasync()
   }
@@ -487,6 +487,19 @@ class DirClaim implements ClaimedEntry {
     this.#closed = true
     this.#store.unclaim(this.header.id)
     await this.#handle.close()
+  }
+}
+
+/**
+ * Writes all of `data` at `position`. A write to a file system that is nearly full can write
+ * part of it and succeed: only the next write fails (ENOSPC). Ignoring the count would leave a
+ * file shorter than its header says, acknowledged.
+ */
+async function writeAll(handle: FileHandle, data: Buffer, position: number): Promise<void> {
+  for (let done = 0; done < data.length; ) {
+    const { bytesWritten } = await handle.write(data, done, data.length - done, position + done)
+    if (!bytesWritten) throw Object.assign(new Error('no space left: nothing written'), { code: 'ENOSPC' })
+    done += bytesWritten
   }
 }
 
