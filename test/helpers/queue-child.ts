@@ -3,8 +3,8 @@
  * on a disk of their own. Environment: QUEUE_DIR, UPSTREAM_PORT (the next hop on 127.0.0.1),
  * RELAY_PORT (default 0), MESSAGE_SIZE (the relay's limit), FILL_LEAVE (fill the queue's file
  * system up to this many free bytes first). Prints `READY <port>` once it listens. Commands on
- * stdin, one per line: `report` prints `REPORT <json>` (entries and tmp/), `free` removes the
- * filler and prints `FREED`.
+ * stdin, one per line: `report` prints `REPORT <json>` (entries and tmp/), `drain` delivers
+ * everything and prints `DRAINED`, `free` removes the filler and prints `FREED`.
  */
 import { readdir, rm, statfs, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -20,7 +20,12 @@ if (process.env.FILL_LEAVE) {
 }
 const queue = durableQueue({
   dir,
-  deliver: smtpTransport({ host: '127.0.0.1', port: Number(process.env.UPSTREAM_PORT), name: 'relay.test', pool: { maxConnections: 5, maxMessages: 1000 } }),
+  deliver: smtpTransport({
+    host: '127.0.0.1',
+    port: Number(process.env.UPSTREAM_PORT),
+    name: 'relay.test',
+    pool: { maxConnections: 5, maxMessages: 1000 },
+  }),
   hostname: 'relay.test',
   pollInterval: 100,
   retry: { minimum: 100, maximum: 200 },
@@ -40,6 +45,15 @@ for await (const line of createInterface({ input: process.stdin })) {
     const entries = []
     for await (const e of queue.list()) entries.push(e)
     console.log(`REPORT ${JSON.stringify({ entries, tmp: await readdir(join(dir, 'tmp')) })}`)
+  } else if (line === 'drain') {
+    // Everything due now and delivered, until nothing is left (a next hop that deferred is tried again).
+    for (let left = 1; left; ) {
+      await queue.flush()
+      await queue.runDue()
+      left = 0
+      for await (const _ of queue.list()) left++
+    }
+    console.log('DRAINED')
   } else if (line === 'free') {
     await rm(filler, { force: true })
     console.log('FREED')

@@ -11,11 +11,11 @@ import { join } from 'node:path'
 import { createTransport } from 'nodemailer'
 import { describe, expect, it } from 'vitest'
 import { createRelay, durableQueue, RelayError, smtpTransport } from '../../src/index.js'
-import { RawSmtp } from '../helpers/raw-smtp.js'
 import { afterTest } from '../helpers/after-test.js'
 import { havePeer } from '../helpers/peers.js'
 import { startQueue } from '../helpers/queue.js'
 import { startQueueProcess } from '../helpers/queue-process.js'
+import { RawSmtp } from '../helpers/raw-smtp.js'
 import { allowAll, refusal, startRelay } from '../helpers/relay.js'
 
 /** A next hop that accepts connections and never says a word: deliveries hang, the queue keeps its entries. */
@@ -118,7 +118,10 @@ describe.skipIf(!canMount)('a relay whose queue disk is full', () => {
     const hop = await silentHop()
     // A 2 MiB file system of its own (a mount namespace), filled to 300 KB free.
     const mount = ['unshare', '-rm', 'sh', '-c', `mount -t tmpfs -o size=2m tmpfs "${root}" && mkdir "${root}/queue" && exec "$@"`, 'sh']
-    const relay = await startQueueProcess({ QUEUE_DIR: join(root, 'queue'), UPSTREAM_PORT: String(hop.port), FILL_LEAVE: String(300_000) }, { prefix: mount })
+    const relay = await startQueueProcess(
+      { QUEUE_DIR: join(root, 'queue'), UPSTREAM_PORT: String(hop.port), FILL_LEAVE: String(300_000) },
+      { prefix: mount },
+    )
     afterTest(() => relay.kill())
     const client = createTransport({ host: '127.0.0.1', port: relay.port, secure: false, ignoreTLS: true })
     afterTest(() => client.close())
