@@ -1,13 +1,15 @@
 /**
  * The relay's log lines, built from the delivery event stream: one line per message (`message
- * relayed` / `message refused`) with sender, recipients, size, reply and stage timings; one per
- * refused sender or recipient; one per DSN; errors on our side at `error` level. A next hop that
- * does not answer (an `X.4.x` reply: refused, timed out, an untrusted certificate) is also logged
- * at `warn`, once per reason every ten minutes, so a wrong CA is found in minutes.
+ * relayed`, `message queued` or `message refused`) with sender, recipients, size, reply and stage
+ * timings; one per refused sender or recipient; one per DSN; one per queue delivery attempt and
+ * recipient (`delivered`, `deferred`, `bounced`, `expired`), per notice and per operator action;
+ * errors on our side at `error` level. A next hop that does not answer (an `X.4.x` reply: refused,
+ * timed out, an untrusted certificate) is also logged at `warn`, once per reason every ten
+ * minutes, so a wrong CA is found in minutes.
  */
 import type { StageTimings } from '../core/compose.js'
 import type { Logger } from '../shared/logger.js'
-import type { DeliveryEvent, DeliveryEvents, DsnEvent, MessageEventBase } from './events.js'
+import type { AttemptEventBase, DeliveryEvent, DeliveryEvents, DsnEvent, MessageEventBase } from './events.js'
 
 /** How long one reason for a dead next hop stays quiet after it was logged. */
 const WARN_AGAIN = 10 * 60_000
@@ -19,7 +21,7 @@ export function logEvents(events: DeliveryEvents, logger: Logger): () => void {
     switch (event.type) {
       case 'accepted':
       case 'message-refused': {
-        logger.info(messageFields(event), event.type === 'accepted' ? 'message relayed' : 'message refused')
+        logger.info(messageFields(event), event.type === 'message-refused' ? 'message refused' : event.queued ? 'message queued' : 'message relayed')
         if (event.type === 'message-refused' && / 4\.4\.\d+ /.test(event.reply) && event.reason) nextHopDown(event.reply, event.reason, event.stage)
         return
       }
@@ -39,8 +41,38 @@ export function logEvents(events: DeliveryEvents, logger: Logger): () => void {
       case 'dsn':
         return logDsn(logger, event)
       case 'delivered':
+        // Deliveries at once are in the message line; the queue's get a line per attempt.
+        if (event.attempt !== undefined) logger.info(attemptFields({ ...event, attempt: event.attempt }, event.response), 'delivered')
+        return
+      case 'deferred':
+        logger.info(
+          {
+            ...attemptFields(event, event.reply),
+            ...(event.next ? { next: new Date(event.next).toISOString() } : { next: 'when its next hop answers' }),
+          },
+          'deferred',
+        )
+        if (/^4\d\d 4\.4\.\d+ /.test(event.reply)) nextHopDown(event.reply, event.destination ?? event.reply, undefined)
+        return
+      case 'bounced':
+        return logger.info({ ...attemptFields(event, event.reply), notice: event.notice ?? 'none due' }, 'bounced')
+      case 'expired':
+        return logger.warn({ ...attemptFields(event, event.reply), notice: event.notice ?? 'none due' }, 'expired: the queue gave up')
+      case 'delayed':
+        return logger.info({ ...attemptFields(event, event.reply), notice: event.notice }, 'delay notice sent')
+      case 'queued':
+        // A client's message has its 'message queued' line; the queue's own notices get one here.
+        if (event.notice) logger.info({ id: event.id, to: event.to, size: event.size, notice: event.notice }, 'notice queued')
+        return
+      case 'held':
+      case 'released':
+      case 'deleted':
+        return logger[event.type === 'held' && event.reason !== 'operator' ? 'warn' : 'info'](
+          { id: event.id, recipients: event.recipients, reason: event.reason },
+          `queue entry ${event.type}`,
+        )
       case 'error':
-        // Per-recipient deliveries are in the message line; errors are the relay's to report.
+        // Errors are the relay's to report.
         return
     }
   })
@@ -55,6 +87,13 @@ export function logEvents(events: DeliveryEvents, logger: Logger): () => void {
       'next hop unavailable: every message to it is deferred with 451 (check its address, port, TLS and certificate)',
     )
   }
+}
+
+function attemptFields(event: Pick<AttemptEventBase, 'id' | 'rcpt' | 'attempt' | 'destination'>, reply: string): Record<string, unknown> {
+  const fields: Record<string, unknown> = { id: event.id, to: event.rcpt, attempt: event.attempt }
+  if (event.destination) fields.destination = event.destination
+  fields.reply = reply
+  return fields
 }
 
 function messageFields(event: MessageEventBase & { stage?: string; reason?: string }): Record<string, unknown> {

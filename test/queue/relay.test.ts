@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createTransport } from 'nodemailer'
 import { describe, expect, it } from 'vitest'
-import { createRelay, durableQueue, RelayError, smtpTransport } from '../../src/index.js'
+import { consoleLogger, createRelay, durableQueue, RelayError, smtpTransport } from '../../src/index.js'
 import { afterTest } from '../helpers/after-test.js'
 import { havePeer } from '../helpers/peers.js'
 import { startQueue } from '../helpers/queue.js'
@@ -54,6 +54,30 @@ describe('a relay with a durable queue', () => {
     expect(delivered!.raw.toString()).toMatch(/^Received: from /)
     expect(delivered!.raw.subarray(delivered!.raw.length - raw.length).toString()).toBe(raw)
     expect(delivered!.size).toBe(entry!.header.size)
+  })
+
+  it('logs the message as queued, then one line per attempt: deferred with the next time, delivered with the attempt', async () => {
+    let refuse = true
+    const q = await startQueue({ sink: { data: () => (refuse ? '451 4.3.0 Later' : undefined) } })
+    const lines: Array<Record<string, unknown>> = []
+    const logger = consoleLogger({ stream: { write: (l: string) => lines.push(JSON.parse(l)) } as unknown as NodeJS.WritableStream })
+    const t = await startRelay({ stages: [allowAll], transport: q.queue, logger })
+    afterTest(
+      () => q.close(),
+      () => t.close(),
+    )
+    const info = await t.client().sendMail({ envelope: { from: 'a@example.com', to: ['b@example.org'] }, raw: 'Subject: log\r\n\r\nx\r\n' })
+    const id = /queued as (\S+)/.exec(String(info.response))![1]!
+    await q.queue.runDue()
+    refuse = false
+    q.clock.advance(5 * 60_000)
+    await q.queue.runDue()
+    const mine = lines.filter((l) => l.id === id).map(({ level, msg, to, attempt, reply, next }) => ({ level, msg, to, attempt, reply, next }))
+    expect(mine).toEqual([
+      { level: 30, msg: 'message queued', to: ['b@example.org'], attempt: undefined, reply: `250 2.0.0 Ok: queued as ${id}`, next: undefined },
+      { level: 30, msg: 'deferred', to: 'b@example.org', attempt: 1, reply: '451 4.3.0 Later', next: new Date(q.clock()).toISOString() }, // the first attempt plus 5 minutes: now
+      { level: 30, msg: 'delivered', to: 'b@example.org', attempt: 2, reply: expect.stringMatching(/^250 /), next: undefined },
+    ])
   })
 
   it('refuses a message over the size limit with 552 5.3.4 and keeps nothing of it', async () => {
