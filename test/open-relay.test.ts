@@ -33,7 +33,8 @@ describe('the example relays are not open relays', () => {
   })
 
   it('examples/backup-mx.ts refuses every relay test and accepts mail for its domain', async () => {
-    const mx = await startBackupMx({ RELAY_PORT: '0', RELAY_DOMAINS: 'example.test' })
+    const dir = await mkdtemp(join(tmpdir(), 'backup-mx-'))
+    const mx = await startBackupMx({ RELAY_PORT: '0', RELAY_DOMAINS: 'example.test', QUEUE_DIR: dir })
     try {
       const report = await checkOpenRelay({ host: mx.host, port: mx.port, domain: 'example.test', sendData: true })
       expectClosed(report)
@@ -42,6 +43,7 @@ describe('the example relays are not open relays', () => {
       expect(mx.upstream!.messages).toHaveLength(1)
     } finally {
       await mx.close()
+      await rm(dir, { recursive: true, force: true })
     }
   })
 

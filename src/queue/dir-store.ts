@@ -341,11 +341,14 @@ export class DirQueueStore implements QueueStore {
       const destination = await readFile(join(this.root, 'wait', key, '.destination'), 'utf8').catch(() => key)
       dirs.push({ dir: join(this.root, 'wait', key), place: { kind: 'waiting', destination } })
     }
+    // An entry the worker moves while we read (due → waiting) could be met twice.
+    const seen = new Set<string>()
     for (const { dir, place } of dirs) {
       const handle = await opendir(dir).catch(() => undefined)
       if (!handle) continue
       for await (const item of handle) {
-        if (item.name.startsWith('.')) continue
+        if (item.name.startsWith('.') || seen.has(item.name)) continue
+        seen.add(item.name)
         const entry = await readAt(join(dir, item.name), place).catch(() => undefined)
         if (entry) yield summarize(entry)
       }
