@@ -2,13 +2,16 @@
  * One server under test, in its own process so its memory is its own. Plain JavaScript on the
  * built package (`npm run build` first), so the figures are what users get. Usage:
  *   node bench/servers.mjs <server> <upstream-port> <pool-size>
- * Prints {"port"} when listening; on stdin `mark` resets the CPU counter, `stats` prints
- * {"ok","failed","maxRssKiB","cpuMicros"}.
+ * Prints {"port"} when listening; on stdin `mark` resets the counters and prints {"rssKiB"},
+ * `stats` prints {"ok","failed","maxRssKiB","cpuMicros","stageMs"} (stageMs: each stage's own
+ * time, summed over the messages since `mark`, from the relay's `accepted` delivery events).
  *
  * baseline: the bare pass-through with no library code of ours — smtp-server onData piped into
  * a pooled nodemailer sendMail, answering after the upstream's 250.
  * relaychain: the relay with one stage that grants relaying.
  * relaychain-dkim: the same plus dkimSign with an RSA-2048 key for example.com (the load's sender).
+ * relaychain-outbound: the outbound gateway (policy, rewrite, header edits, disclaimer, DKIM).
+ * relaychain-full: the outbound edits without DKIM, plus an archive copy over SMTP.
  */
 import { generateKeyPairSync } from 'node:crypto'
 import { createInterface } from 'node:readline'
@@ -43,20 +46,25 @@ async function baseline() {
   return server.server.address().port
 }
 
+/** Milliseconds each stage spent in its own code, summed over the messages since `mark`. */
+let stageMs = {}
+
 /** @param {import('../dist/index.js').Stage[]} stages */
 async function relaychain(stages) {
-  const count = (_fields, msg) => {
-    if (msg === 'message relayed') ok++
-    if (msg === 'message refused') failed++
-  }
   const relay = createRelay({
     stages,
     transport: smtpTransport({ ...upstream, pool: { maxConnections: pool, maxMessages: Infinity } }),
     listeners: [{ port: 0, mode: 'submission' }],
     // The load generator is an application on this host: exempt from the per-client limits.
     limits: { messageSize: 64 * 1024 * 1024, connections: 1000, clientLimitExceptions: ['127.0.0.0/8'] },
-    logger: { debug() {}, info: count, warn() {}, error() {} },
     ...(process.env.X_TRACE ? { trace: process.env.X_TRACE } : {}),
+  })
+  // The relay's own outcome events count the messages and carry each stage's timing.
+  relay.events.subscribe((event) => {
+    if (event.type === 'message-refused') failed++
+    if (event.type !== 'accepted') return
+    ok++
+    for (const [name, ms] of Object.entries(event.stages)) stageMs[name] = (stageMs[name] ?? 0) + ms
   })
   const [bound] = await relay.listen()
   return bound.port
@@ -78,6 +86,16 @@ const servers = {
       disclaimer({ text: 'This message is confidential. If you received it in error, please delete it.' }),
       archiveTap({ to: smtpTransport({ ...upstream, pool: { maxConnections: pool, maxMessages: Infinity } }), recipients: ['archive@example.org'] }),
     ]),
+  // The typical outbound gateway chain of issue 10: the same edits, then DKIM signing with
+  // RSA-2048 (as the migrated From domain, example.net); no scanners, no archive copy.
+  'relaychain-outbound': () =>
+    relaychain([
+      relayPolicy({ domains: ['example.org'] }),
+      addressRewrite({ sender: { '@example.com': '@example.net' } }),
+      headers({ remove: ['X-Originating-IP'], add: { Organization: 'Example Corp' } }),
+      disclaimer({ text: 'This message is confidential. If you received it in error, please delete it.' }),
+      dkimSign({ keys: { 'example.net': rsaKey() } }),
+    ]),
 }
 const start = servers[impl]
 if (!start) throw new Error(`unknown server ${impl}; one of ${Object.keys(servers).join(', ')}`)
@@ -86,11 +104,13 @@ let cpuStart = process.cpuUsage()
 for await (const line of createInterface({ input: process.stdin })) {
   if (line === 'mark') {
     cpuStart = process.cpuUsage()
-    console.log('{}')
+    ok = failed = 0
+    stageMs = {}
+    console.log(JSON.stringify({ rssKiB: process.memoryUsage().rss / 1024 }))
   }
   if (line === 'stats') {
     const { user, system } = process.cpuUsage(cpuStart)
-    console.log(JSON.stringify({ ok, failed, maxRssKiB: process.resourceUsage().maxRSS, cpuMicros: user + system, user, system }))
+    console.log(JSON.stringify({ ok, failed, maxRssKiB: process.resourceUsage().maxRSS, cpuMicros: user + system, user, system, stageMs }))
   }
 }
 process.exit(0)
