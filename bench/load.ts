@@ -41,18 +41,22 @@ function message(bytes: number): Buffer {
   return Buffer.from(head + line.repeat(Math.max(1, Math.ceil(bytes / line.length))))
 }
 
-/** `count` messages of about `bytes` over `sessions` parallel clients. */
-export async function nodeLoad(port: number, sessions: number, count: number, bytes: number, reuse: boolean): Promise<void> {
+/** `count` messages of about `bytes` over `sessions` parallel clients; resolves with each message's milliseconds until its 250. */
+export async function nodeLoad(port: number, sessions: number, count: number, bytes: number, reuse: boolean): Promise<number[]> {
   const raw = message(bytes)
+  const latencies: number[] = []
   let remaining = count
   await Promise.all(
     Array.from({ length: sessions }, async () => {
       const client = createTransport({ host: '127.0.0.1', port, ignoreTLS: true, pool: reuse, maxConnections: 1, maxMessages: Infinity })
       while (remaining > 0) {
         remaining--
+        const started = performance.now()
         await client.sendMail({ envelope: { from: 'bench@example.com', to: ['sink@example.org'] }, raw })
+        latencies.push(performance.now() - started)
       }
       client.close()
     }),
   )
+  return latencies
 }

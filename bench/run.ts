@@ -16,16 +16,21 @@
  * relaychain (the empty chain: one stage that grants relaying); relaychain-outbound (the outbound
  * gateway: relay policy, address rewrite, header edits, disclaimer, DKIM RSA-2048); postfix (a
  * private Postfix relaying to the sink, bench/postfix.ts; its rate counts until its queue is
- * empty again). Also available: relaychain-full (the outbound edits plus an archive copy over
+ * empty again); relaychain-queue (the empty chain into a durable queue that delivers to the sink;
+ * its rate, like Postfix's, counts until every message was delivered). Also available: relaychain-full (the outbound edits plus an archive copy over
  * SMTP, so every message is delivered twice) and relaychain-dkim (a grant stage and DKIM).
  *
  * Besides the table it prints the relay's own stage timings per message (from its `accepted`
- * delivery events) and the peak RSS of the empty and the outbound chain for one 100 MB message.
+ * delivery events), the peak RSS of the empty and the outbound chain for one 100 MB message, the
+ * time each store-and-forward server takes to answer 250 (p50/p99 of 4 KB messages over
+ * BENCH_SESSIONS sessions, from a Node client that times each message) against the pass-through
+ * chain's, and the queue's restart with 10,000 and 100,000 messages queued (bench/queue-restart.ts).
  * It writes bench/results.md and the table between the bench markers of README.md.
  *
  * Environment: BENCH_SESSIONS (10), BENCH_RUNS (3), BENCH_SIZES (e.g. "4K,256K"), BENCH_SERVERS
  * (e.g. "baseline,relaychain"), BENCH_MODES ("reuse,per-connection"), BENCH_MEMORY ("0" skips
- * the 100 MB message), BENCH_README ("0" leaves README.md alone).
+ * the 100 MB message), BENCH_LATENCY ("0" skips the time to 250), BENCH_RESTART_COUNTS ("" skips
+ * the restart), BENCH_README ("0" leaves README.md alone).
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
@@ -34,6 +39,7 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { freePort, nodeLoad, startNodeSink, waitForPort } from './load.js'
 import { type PostfixInstance, postfixAvailable, startPostfix } from './postfix.js'
+import { measureRestart } from './queue-restart.js'
 
 const SESSIONS = Number(process.env.BENCH_SESSIONS ?? 10)
 const RUNS = Number(process.env.BENCH_RUNS ?? 3)
@@ -44,7 +50,7 @@ const SIZES = [
 ].filter((s) => !process.env.BENCH_SIZES || process.env.BENCH_SIZES.split(',').includes(s.label))
 const hasTool = (tool: string) => spawnSync('sh', ['-c', `command -v ${tool}`]).status === 0
 const postfixTools = hasTool('smtp-source') && hasTool('smtp-sink')
-const SERVERS = (process.env.BENCH_SERVERS ?? 'baseline,relaychain,relaychain-outbound,postfix')
+const SERVERS = (process.env.BENCH_SERVERS ?? 'baseline,relaychain,relaychain-outbound,relaychain-queue,postfix')
   .split(',')
   .filter((s) => s !== 'postfix' || postfixAvailable())
 const MODES = (process.env.BENCH_MODES ?? 'reuse,per-connection').split(',') as Mode[]
@@ -53,6 +59,7 @@ const COLUMNS: Record<string, string> = {
   baseline: 'bare ceiling',
   relaychain: 'empty chain',
   'relaychain-outbound': 'outbound chain',
+  'relaychain-queue': 'durable queue',
   postfix: 'Postfix',
 }
 
@@ -72,7 +79,7 @@ interface Sample {
 
 interface Target {
   port: number
-  ask?: (command: 'mark' | 'stats') => Promise<Record<string, number>>
+  ask?: (command: 'mark' | 'stats' | 'drain') => Promise<Record<string, number>>
   /** Resolves once everything received was delivered (Postfix stores first). */
   idle?: () => Promise<void>
   stop(): Promise<void>
@@ -83,17 +90,20 @@ async function startServer(server: string, upstreamPort: number): Promise<Target
     const postfix: PostfixInstance = await startPostfix(await freePort(), upstreamPort, SESSIONS)
     return { port: postfix.port, idle: () => postfix.idle(), stop: async () => postfix.stop() }
   }
+  const stores = server === 'relaychain-queue'
   const script = fileURLToPath(new URL('./servers.mjs', import.meta.url))
   const child = spawn(process.execPath, [script, server, String(upstreamPort), String(SESSIONS)], { stdio: ['pipe', 'pipe', 'inherit'] })
   const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]()
   const read = async () => JSON.parse(String((await lines.next()).value)) as Record<string, number>
   const { port } = await read()
+  const ask = async (command: string) => {
+    child.stdin!.write(`${command}\n`)
+    return read()
+  }
   return {
     port: port!,
-    ask: async (command) => {
-      child.stdin!.write(`${command}\n`)
-      return read()
-    },
+    ask,
+    ...(stores ? { idle: async () => void (await ask('drain')) } : {}),
     stop: () => stopChild(child),
   }
 }
@@ -131,8 +141,10 @@ function smtpSource(port: number, sessions: number, count: number, bytes: number
   })
 }
 
-const load = (port: number, sessions: number, count: number, bytes: number, reuse: boolean) =>
-  postfixTools ? smtpSource(port, sessions, count, bytes, reuse) : nodeLoad(port, sessions, count, bytes, reuse)
+const load = async (port: number, sessions: number, count: number, bytes: number, reuse: boolean): Promise<void> => {
+  if (postfixTools) await smtpSource(port, sessions, count, bytes, reuse)
+  else await nodeLoad(port, sessions, count, bytes, reuse)
+}
 
 async function measure(server: string, size: Size, mode: Mode): Promise<Sample> {
   const sink = await startSink()
@@ -181,6 +193,24 @@ async function memoryFor(server: string, bytes: number): Promise<{ peakMiB: numb
     await sink.stop()
   }
 }
+
+/** Milliseconds until the 250 of each of `count` 4 KB messages over SESSIONS reusing sessions, after a warm-up. */
+async function latenciesFor(server: string, count: number): Promise<number[]> {
+  const sink = await startSink()
+  const target = await startServer(server, sink.port)
+  try {
+    await nodeLoad(target.port, SESSIONS, SESSIONS * 2, 4096, true)
+    await target.idle?.()
+    const latencies = await nodeLoad(target.port, SESSIONS, count, 4096, true)
+    await target.idle?.()
+    return latencies
+  } finally {
+    await target.stop()
+    await sink.stop()
+  }
+}
+
+const percentile = (values: number[], p: number) => [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(values.length * p))]!
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!
 const medianOf = (list: Sample[], pick: (s: Sample) => number | undefined) => {
@@ -258,6 +288,48 @@ async function main(): Promise<void> {
     console.log(`\n${memory}`)
   }
 
+  let latency = ''
+  const timed = ['baseline', 'relaychain', 'relaychain-queue', 'postfix'].filter((s) => SERVERS.includes(s))
+  if (process.env.BENCH_LATENCY !== '0' && timed.length) {
+    // Interleaved runs; p50 and p99 over all of a server's messages.
+    const all = new Map<string, number[]>(timed.map((s) => [s, []]))
+    for (let run = 0; run < RUNS; run++) for (const server of timed) all.get(server)!.push(...(await latenciesFor(server, 1000)))
+    const pass = all.get('relaychain')
+    const rows = [...all].map(([server, ms]) => {
+      const added =
+        pass && server !== 'relaychain'
+          ? ` | ${(percentile(ms, 0.5) - percentile(pass, 0.5)).toFixed(1)} / ${(percentile(ms, 0.99) - percentile(pass, 0.99)).toFixed(1)}`
+          : ' | —'
+      return `| ${server} | ${percentile(ms, 0.5).toFixed(1)} | ${percentile(ms, 0.99).toFixed(1)}${added} |`
+    })
+    latency = [
+      `Time to the 250, 4 KB, ${SESSIONS} reusing sessions, ${RUNS} × 1000 messages (ms; the pass-through chain answers after the next hop's 250, a store-and-forward server after its fsyncs):`,
+      '',
+      '| server | p50 | p99 | vs the pass-through chain, p50 / p99 |',
+      '|---|---:|---:|---:|',
+      ...rows,
+    ].join('\n')
+    console.log(`\n${latency}`)
+  }
+
+  let restart = ''
+  const restartCounts = (process.env.BENCH_RESTART_COUNTS ?? '10000,100000').split(',').filter(Boolean).map(Number)
+  if (restartCounts.length) {
+    const lines = []
+    for (const count of restartCounts) {
+      const r = await measureRestart(count, (line) => console.log(line))
+      lines.push(`| ${count} | ${r.fillSeconds.toFixed(0)} | ${r.readyMs.toFixed(0)} | ${r.peakRssMiB.toFixed(0)} |`)
+    }
+    restart = [
+      'Queue restart (a relay started on a queue directory holding that many due 2 KB messages, its next hop down; peak RSS over its first 5 s of work, under tsx):',
+      '',
+      '| queued | filled in s | listening after ms | peak RSS MiB |',
+      '|---:|---:|---:|---:|',
+      ...lines,
+    ].join('\n')
+    console.log(`\n${restart}`)
+  }
+
   const table = [
     '| mode | size | server | msg/s | vs baseline | CPU µs/msg | peak RSS MiB | |',
     '|---|---|---|---:|---:|---:|---:|---|',
@@ -279,7 +351,7 @@ async function main(): Promise<void> {
   const out = fileURLToPath(new URL('./results.md', import.meta.url))
   writeFileSync(
     out,
-    `# Latest bench (${date}, ${machine})\n\n${header}.\n\n${readmeTable}\n\n## Every server\n\n${table}\n\n## Stage timings\n\n${stages}\n${memory ? `\n## Memory\n\n${memory}\n` : ''}`,
+    `# Latest bench (${date}, ${machine})\n\n${header}.\n\n${readmeTable}\n\n## Every server\n\n${table}\n\n## Stage timings\n\n${stages}\n${memory ? `\n## Memory\n\n${memory}\n` : ''}${latency ? `\n## Time to 250\n\n${latency}\n` : ''}${restart ? `\n## Queue restart\n\n${restart}\n` : ''}`,
   )
   console.log(`\n${readmeTable}\n\n${table}\n\n${stages}\n\nwritten to bench/results.md`)
   if (process.env.BENCH_README !== '0') updateReadme(readmeTable)

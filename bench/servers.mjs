@@ -12,18 +12,28 @@
  * relaychain-dkim: the same plus dkimSign with an RSA-2048 key for example.com (the load's sender).
  * relaychain-outbound: the outbound gateway (policy, rewrite, header edits, disclaimer, DKIM).
  * relaychain-full: the outbound edits without DKIM, plus an archive copy over SMTP.
+ * relaychain-queue: the empty chain into a durable queue (a fresh directory under the system's
+ * temp folder, removed on exit) delivering to the upstream; `drain` answers once every accepted
+ * message was delivered, as Postfix's rate is taken until its queue is empty.
  */
 import { generateKeyPairSync } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { createTransport } from 'nodemailer'
 import { SMTPServer } from 'smtp-server'
-import { addressRewrite, archiveTap, createRelay, disclaimer, dkimSign, headers, relayPolicy, smtpTransport } from '../dist/index.js'
+import { addressRewrite, archiveTap, createRelay, disclaimer, dkimSign, durableQueue, headers, relayPolicy, smtpTransport } from '../dist/index.js'
 
 const [impl = 'baseline', upstreamPortArg = '2600', poolArg = '20'] = process.argv.slice(2)
 const upstream = { host: '127.0.0.1', port: Number(upstreamPortArg) }
 const pool = Number(poolArg)
 let ok = 0
 let failed = 0
+/** Messages the durable queue delivered since `mark` (relaychain-queue). */
+let delivered = 0
+/** Resolves a pending `drain` once `delivered` catches up with `ok`. */
+let drained = () => {}
 
 async function baseline() {
   const client = createTransport({ pool: true, maxConnections: pool, maxMessages: Infinity, ...upstream, ignoreTLS: true })
@@ -49,11 +59,14 @@ async function baseline() {
 /** Milliseconds each stage spent in its own code, summed over the messages since `mark`. */
 let stageMs = {}
 
-/** @param {import('../dist/index.js').Stage[]} stages */
-async function relaychain(stages) {
+/**
+ * @param {import('../dist/index.js').Stage[]} stages
+ * @param {import('../dist/index.js').Transport} [transport]
+ */
+async function relaychain(stages, transport = smtpTransport({ ...upstream, pool: { maxConnections: pool, maxMessages: Infinity } })) {
   const relay = createRelay({
     stages,
-    transport: smtpTransport({ ...upstream, pool: { maxConnections: pool, maxMessages: Infinity } }),
+    transport,
     listeners: [{ port: 0, mode: 'submission' }],
     // The load generator is an application on this host: exempt from the per-client limits.
     limits: { messageSize: 64 * 1024 * 1024, connections: 1000, clientLimitExceptions: ['127.0.0.0/8'] },
@@ -62,6 +75,10 @@ async function relaychain(stages) {
   // The relay's own outcome events count the messages and carry each stage's timing.
   relay.events.subscribe((event) => {
     if (event.type === 'message-refused') failed++
+    if (event.type === 'delivered' && event.attempt !== undefined) {
+      delivered++
+      if (delivered >= ok) drained()
+    }
     if (event.type !== 'accepted') return
     ok++
     for (const [name, ms] of Object.entries(event.stages)) stageMs[name] = (stageMs[name] ?? 0) + ms
@@ -96,6 +113,13 @@ const servers = {
       disclaimer({ text: 'This message is confidential. If you received it in error, please delete it.' }),
       dkimSign({ keys: { 'example.net': rsaKey() } }),
     ]),
+  'relaychain-queue': () => {
+    const dir = mkdtempSync(join(tmpdir(), 'relaychain-bench-queue-'))
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }))
+    const deliver = smtpTransport({ ...upstream, pool: { maxConnections: pool, maxMessages: Infinity } })
+    // As many deliveries at once to the one sink as the other servers' upstream pools have.
+    return relaychain([grantAll], durableQueue({ dir, deliver, destinations: { concurrency: pool } }))
+  },
 }
 const start = servers[impl]
 if (!start) throw new Error(`unknown server ${impl}; one of ${Object.keys(servers).join(', ')}`)
@@ -104,13 +128,17 @@ let cpuStart = process.cpuUsage()
 for await (const line of createInterface({ input: process.stdin })) {
   if (line === 'mark') {
     cpuStart = process.cpuUsage()
-    ok = failed = 0
+    ok = failed = delivered = 0
     stageMs = {}
     console.log(JSON.stringify({ rssKiB: process.memoryUsage().rss / 1024 }))
+  }
+  if (line === 'drain') {
+    if (delivered < ok) await new Promise((resolve) => (drained = resolve))
+    console.log(JSON.stringify({ delivered }))
   }
   if (line === 'stats') {
     const { user, system } = process.cpuUsage(cpuStart)
     console.log(JSON.stringify({ ok, failed, maxRssKiB: process.resourceUsage().maxRSS, cpuMicros: user + system, user, system, stageMs }))
   }
 }
-process.exit(0)
+process.exit(0) // runs the queue directory's removal

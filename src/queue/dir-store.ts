@@ -54,6 +54,9 @@ export function dirStore(root: string, options: DirStoreOptions = {}): DirQueueS
   return new DirQueueStore(root, options)
 }
 
+/** Bytes of content gathered before a write. */
+const WRITE_BATCH = 256 * 1024
+
 const isMissing = (err: unknown) => (err as NodeJS.ErrnoException)?.code === 'ENOENT'
 
 /** The directory store. */
@@ -122,18 +125,32 @@ export class DirQueueStore implements QueueStore {
     let handle: FileHandle | undefined
     try {
       handle = await open(tmp, 'wx', 0o600)
-      await writeAll(handle, head, 0)
+      const file = handle
+      // Chunks are gathered up to WRITE_BATCH and written together: a small message is one write,
+      // its header's size field filled in memory; a large one fills the field once it is known.
+      const pending: Buffer[] = []
+      let pendingBytes = 0
       let size = 0
-      for await (const chunk of content as AsyncIterable<Buffer>) {
-        await writeAll(handle, chunk, head.length + size)
-        size += chunk.length
+      let headWritten = false
+      const flush = async () => {
+        const at = headWritten ? head.length + size - pendingBytes : 0
+        await writeAll(file, Buffer.concat(headWritten ? pending : [head, ...pending]), at)
+        headWritten = true
+        pending.length = pendingBytes = 0
       }
-      // The size is known now: it goes into the preamble's fixed-width field.
-      const field = sizeField(size)
-      await writeAll(handle, field, sizeOffset)
-      if (records.length) {
-        const journal = Buffer.from(records.map(recordLine).join(''))
-        await writeAll(handle, journal, head.length + size)
+      for await (const chunk of content as AsyncIterable<Buffer>) {
+        pending.push(chunk)
+        pendingBytes += chunk.length
+        size += chunk.length
+        if (pendingBytes >= WRITE_BATCH) await flush()
+      }
+      if (records.length) pending.push(Buffer.from(records.map(recordLine).join('')))
+      if (headWritten) {
+        await flush()
+        await writeAll(file, sizeField(size), sizeOffset)
+      } else {
+        sizeField(size).copy(head, sizeOffset)
+        await flush()
       }
       await handle.sync()
       await handle.close()

@@ -12,6 +12,7 @@
  * Only the entries being worked on are in memory (at most `activeLimit`); the rest stay on disk.
  */
 
+import { setMaxListeners } from 'node:events'
 import { sameAddress } from '../core/address.js'
 import { SmtpError, toSmtpError } from '../core/errors.js'
 import type { Pipeline } from '../core/pipeline.js'
@@ -102,6 +103,8 @@ export class QueueWorker {
   #taken = 0
 
   constructor(ctx: WorkerContext) {
+    // Every delivery under way listens to it (up to activeLimit at once): not a leak.
+    setMaxListeners(0, this.#stop.signal)
     this.#ctx = ctx
   }
 
@@ -547,13 +550,27 @@ class EntryProgress {
       destination,
       ...(rs[0]!.dsn ? { dsn: true } : {}),
     }))
-    await this.append(records)
+    // The last word on an entry all of whose recipients are now delivered, with no success notice
+    // owed: its removal right after is the record. A crash before it delivers again, exactly as a
+    // crash before this write would; and the common case costs no journal write and fsync.
+    const header = this.#entry.header
+    const done = new Set(results.flatMap((r) => (r.status === 'delivered' ? [r.index] : [])))
+    const last =
+      this.status.every((s, i) => s === 'delivered' || done.has(i)) &&
+      (header.notice !== undefined || results.every((r) => r.dsn || !wants(header.recipients[r.index]!.rcpt, 'SUCCESS')))
+    if (last) this.apply(records)
+    else await this.append(records)
     for (const r of results) this.attemptedNow.add(r.index)
   }
 
   /** Appends records durably and applies them. */
   async append(records: readonly JournalRecord[]): Promise<void> {
     await this.#entry.record(records)
+    this.apply(records)
+  }
+
+  /** Applies records to the progress in memory. */
+  apply(records: readonly JournalRecord[]): void {
     for (const record of records) {
       if (record.type !== 'outcome') continue
       for (const i of record.recipients) {
