@@ -120,7 +120,9 @@ async function selfCheck(mx: BackupMx, count: number): Promise<string[]> {
     await mx.queue.idle()
   }
   const report = await checkOpenRelay({ host: mx.host, port: mx.port, domain })
-  console.log(`open-relay tests: ${report.tests.filter((t) => !t.accepted).length} of ${report.tests.length} refused; control: ${report.control.reply}`)
+  console.log(
+    `open-relay tests: ${report.tests.filter((t) => !t.accepted).length} of ${report.tests.length} refused; control: ${report.control.reply}`,
+  )
   for (const t of report.tests.filter((t) => t.accepted)) problems.push(`OPEN RELAY: ${t.name} (${t.mailFrom} → ${t.rcptTo}): ${t.reply}`)
   if (!report.control.accepted) problems.push(`mail for ${domain} was refused: ${report.control.reply}`)
   return problems

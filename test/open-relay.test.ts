@@ -21,14 +21,17 @@ function expectClosed(report: OpenRelayReport): void {
 
 describe('the example relays are not open relays', () => {
   it('examples/smarthost.ts refuses every relay test from a client outside its LAN, and relays nothing for it', async () => {
-    const s = await startSmarthost({ RELAY_PORT: '0' })
+    const dir = await mkdtemp(join(tmpdir(), 'smarthost-'))
+    const s = await startSmarthost({ RELAY_PORT: '0', QUEUE_DIR: dir })
     try {
       const report = await checkOpenRelay({ host: s.host, port: s.port, domain: 'office.example', sendData: true })
       expectClosed(report)
       expect(report.control.reply).toBe('554 5.7.1 Relay access denied') // a submission relay has no inbound domain
       expect(s.upstream!.messages).toHaveLength(0)
+      for await (const entry of s.queue.list()) expect.fail(`stored ${entry.id} for a relay test`)
     } finally {
       await s.close()
+      await rm(dir, { recursive: true, force: true })
     }
   })
 
