@@ -1,4 +1,4 @@
-import { mkdtemp, rm, utimes, writeFile } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, utimes, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import bcrypt from 'bcryptjs'
@@ -79,7 +79,21 @@ describe('passwordFile', () => {
 
   it('makes hashes the libraries verify', async () => {
     expect(await bcrypt.compare('bcrypt-pass', bcryptHash)).toBe(true)
-    expect(argonHash).toMatch(/^\$argon2id\$v=19\$m=65536,p=4,t=3\$/)
+    expect(argonHash).toMatch(/^\$argon2id\$v=19\$m=65536,t=3,p=4\$[A-Za-z0-9+/]{22}\$[A-Za-z0-9+/]{43}$/)
+  })
+
+  it('verifies the Argon2id, Argon2i and Argon2d hashes of files written with the argon2 package relaychain used before', async () => {
+    const fixture = new URL('./fixtures/passwd/node-argon2.txt', import.meta.url)
+    const auth = passwordFile(fixture.pathname)
+    const users = (await readFile(fixture, 'utf8'))
+      .trim()
+      .split('\n')
+      .map((line) => line.split(':')[0]!)
+    expect(users).toEqual(['argon2id', 'argon2i', 'argon2d', 'argon2id-low'])
+    for (const user of users) {
+      expect(await auth(user, 'old-argon-pass', session)).toEqual({ user })
+      expect(await auth(user, 'old-argon-pas', session)).toBeNull()
+    }
   })
 })
 

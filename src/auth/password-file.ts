@@ -3,13 +3,17 @@
  * Argon2), the format of Apache's htpasswd: `user:hash`, optionally followed by `:senders`, a
  * comma-separated list of the addresses and `@domains` the user may send as. Plaintext and
  * unknown hash schemes are refused when the file is loaded. The file is re-read when it changes.
- * bcryptjs and argon2 are loaded on first use.
+ * The hashers are optional peer dependencies, loaded on first use: `@node-rs/argon2` (prebuilt
+ * per platform, no compiler needed; it verifies the PHC strings of every Argon2 library, the
+ * `argon2` package's included) and `bcryptjs` (pure JavaScript). A file with entries whose hasher
+ * is not installed is refused when loaded with `ERR_RELAY_MISSING_DEPENDENCY`.
  */
 import { readFileSync, type Stats, statSync } from 'node:fs'
 import { RelayError } from '../core/errors.js'
 import type { Authenticator, AuthIdentity } from '../core/types.js'
 import { type Duration, toMs } from '../shared/duration.js'
 import type { Logger } from '../shared/logger.js'
+import { loadFeature, requireFeature } from '../shared/optional.js'
 
 /** Options of {@link passwordFile}. */
 export interface PasswordFileOptions {
@@ -34,8 +38,18 @@ const SCHEMES = [
 
 const schemeOf = (hash: string) => SCHEMES.find(([pattern]) => pattern.test(hash))?.[1]
 
+/** Argon2id as `@node-rs/argon2` numbers it (its `Algorithm` is a const enum, which isolated modules cannot read). */
+const ARGON2ID = 2
+/** The parameters of new Argon2id hashes: those of the `argon2` package relaychain used before (64 MiB, 3 passes, 4 lanes). */
+const ARGON2_PARAMS = { algorithm: ARGON2ID, memoryCost: 65_536, timeCost: 3, parallelism: 4 }
+
+const bcryptjs = () => loadFeature('bcrypt', () => import('bcryptjs'))
+const argon2 = () => loadFeature('argon2', () => import('@node-rs/argon2'))
+
 /**
- * Hashes a password for a password file: Argon2id (default; 64 MiB, 3 passes) or bcrypt (cost 12).
+ * Hashes a password for a password file: Argon2id (default; 64 MiB, 3 passes, 4 lanes) or bcrypt
+ * (cost 12). Needs the optional package `@node-rs/argon2` or `bcryptjs`
+ * (`ERR_RELAY_MISSING_DEPENDENCY` otherwise).
  *
  * @example
  * ```ts
@@ -43,14 +57,13 @@ const schemeOf = (hash: string) => SCHEMES.find(([pattern]) => pattern.test(hash
  * ```
  */
 export async function hashPassword(password: string, scheme: PasswordScheme = 'argon2id', cost = 12): Promise<string> {
-  if (scheme === 'bcrypt') return (await import('bcryptjs')).hash(password, cost)
-  const argon2 = await import('argon2')
-  return argon2.hash(password, { type: argon2.argon2id })
+  if (scheme === 'bcrypt') return (await bcryptjs()).hash(password, cost)
+  return (await argon2()).hash(password, ARGON2_PARAMS)
 }
 
 async function verify(hash: string, password: string): Promise<boolean> {
-  if (schemeOf(hash) === 'bcrypt') return (await import('bcryptjs')).compare(password, hash)
-  return (await import('argon2')).verify(hash, password)
+  if (schemeOf(hash) === 'bcrypt') return (await bcryptjs()).compare(password, hash)
+  return (await argon2()).verify(hash, password)
 }
 
 /** Parses a password file; throws a `RelayError` naming the line (never its content) on any bad entry. */
@@ -72,6 +85,8 @@ export function parsePasswordFile(text: string, path: string): Map<string, Entry
       .filter(Boolean)
     entries.set(user, { hash, identity: list ? { user, senders: list } : { user } })
   })
+  // Every scheme in the file must be verifiable, or its users could never log in.
+  for (const { hash } of entries.values()) requireFeature(schemeOf(hash) === 'bcrypt' ? 'bcrypt' : 'argon2')
   return entries
 }
 

@@ -12,7 +12,7 @@ import type { Awaitable } from '../core/types.js'
 import type { Clock } from '../shared/clock.js'
 import { type Duration, toMs } from '../shared/duration.js'
 import { normalizeIp } from '../shared/ip.js'
-import { openRedis, type RedisHandle, type SharedStore } from '../shared/store.js'
+import { checkRedisStore, openRedis, type RedisHandle, type SharedStore } from '../shared/store.js'
 
 /** Where authorizations are kept; implement it to share them through something other than Redis. */
 export interface ClientAuthorizationStore {
@@ -84,6 +84,7 @@ function sharedStore(option: SharedStore, clock: Clock): ClientAuthorizationStor
       delete: (ip) => void until.delete(ip),
     }
   }
+  checkRedisStore(option.redis)
   let redis: Promise<RedisHandle> | undefined
   const client = async () => (await (redis ??= openRedis(option.redis))).client
   const key = (ip: string) => `relaychain:pop:${ip}`

@@ -172,6 +172,8 @@ export const RelayErrorCode = {
   ERR_RELAY_QUEUE_LOCKED: 'ERR_RELAY_QUEUE_LOCKED',
   /** The installed smtp-server is not the code relaychain's adapter was written against. */
   ERR_RELAY_INCOMPATIBLE_SERVER: 'ERR_RELAY_INCOMPATIBLE_SERVER',
+  /** A feature was used without its optional peer dependency installed; the message names the `npm install` command. */
+  ERR_RELAY_MISSING_DEPENDENCY: 'ERR_RELAY_MISSING_DEPENDENCY',
 } as const
 
 /** One of the {@link RelayErrorCode} values. */

@@ -1,29 +1,50 @@
 /**
  * Where relay policy keeps state that several relay processes may need to share — rate-limit
  * counters, failed-AUTH counters, POP-before-SMTP authorizations: in this process (the default)
- * or in Redis. ioredis and rate-limiter-flexible (for its atomic Redis scripts) are loaded on first
- * use only; memory counters are our own, so that they can read an injectable clock.
+ * or in Redis. ioredis and rate-limiter-flexible (for its atomic Redis scripts) are optional peer
+ * dependencies, checked when a Redis store is configured and loaded on first use only; memory
+ * counters are our own, so that they can read an injectable clock.
  */
-import type { Redis } from 'ioredis'
 import type { Clock } from './clock.js'
+import { loadFeature, requireFeature } from './optional.js'
+
+/**
+ * An ioredis client (`new Redis(…)`) of your own, described by the members relaychain relies on,
+ * so that this type does not need ioredis installed to type-check.
+ */
+export interface RedisClient {
+  /** ioredis's connection state (`'ready'` …). */
+  readonly status: string
+  /** Sets `key` to `value`, expiring in `milliseconds`. */
+  set(key: string, value: string, mode: 'PX', milliseconds: number): Promise<unknown>
+  /** How many of `keys` exist. */
+  exists(...keys: string[]): Promise<number>
+  /** Deletes `keys`; resolves with how many there were. */
+  del(...keys: string[]): Promise<number>
+}
 
 /**
  * `'memory'` (default): this process only. `{ redis }`: a Redis server shared by every relay
  * process, given as a URL (`redis://127.0.0.1:6379`; the connection is opened on first use and
  * closed with the relay) or as an ioredis client you own.
  */
-export type SharedStore = 'memory' | { readonly redis: string | Redis }
+export type SharedStore = 'memory' | { readonly redis: string | RedisClient }
 
 /** A Redis connection: ours (opened from a URL, closed on release) or the caller's. */
 export interface RedisHandle {
-  readonly client: Redis
+  readonly client: RedisClient
   release(): Promise<void>
 }
 
+/** Throws `ERR_RELAY_MISSING_DEPENDENCY` now if a Redis store given as a URL cannot be opened later (ioredis is missing). */
+export function checkRedisStore(option: string | RedisClient): void {
+  if (typeof option === 'string') requireFeature('redis')
+}
+
 /** Connects (lazily importing ioredis) or wraps the caller's client. */
-export async function openRedis(option: string | Redis): Promise<RedisHandle> {
+export async function openRedis(option: string | RedisClient): Promise<RedisHandle> {
   if (typeof option !== 'string') return { client: option, release: async () => {} }
-  const { Redis } = await import('ioredis')
+  const { Redis } = await loadFeature('redis', () => import('ioredis'))
   const client = new Redis(option, { lazyConnect: true, maxRetriesPerRequest: 2 })
   await client.connect()
   return { client, release: async () => void (await client.quit().catch(() => client.disconnect())) }
@@ -66,11 +87,12 @@ export interface Counters {
  * read time from `clock` (tests move it by hand); Redis counts in Redis's own time.
  */
 export function counters(store: SharedStore = 'memory', clock: Clock = Date.now): Counters {
+  if (store !== 'memory') requireFeature('redis-counters')
   let redis: Promise<RedisHandle> | undefined
   const made = new Map<string, Promise<Counter>>()
   const make = async ({ prefix, points, seconds }: CounterOptions): Promise<Counter> => {
     if (store === 'memory') return memoryCounter(points, seconds, clock)
-    const { RateLimiterRedis } = await import('rate-limiter-flexible')
+    const { RateLimiterRedis } = await loadFeature('redis-counters', () => import('rate-limiter-flexible'))
     redis ??= openRedis(store.redis)
     const limiter = new RateLimiterRedis({
       keyPrefix: `relaychain:${prefix}`,

@@ -16,6 +16,7 @@
 import type { X509Certificate } from 'node:crypto'
 import { RelayError, reject, SmtpError, toSmtpError } from '../core/errors.js'
 import type { Address, DeliveryReport, Message, Next, Stage, Transaction } from '../core/types.js'
+import { requireFeature } from '../shared/optional.js'
 import { invalid } from '../smime/certificates.js'
 import { wrapEntity } from '../smime/entity.js'
 import { envelopeTransform, type KeyTransport, openEnvelope } from '../smime/envelope.js'
@@ -68,6 +69,7 @@ const cannotEncrypt = (text: string, who: readonly Address[]) =>
  * ```
  */
 export function smimeEncrypt(options: SmimeEncryptOptions): Stage {
+  requireFeature('smime')
   const policy = options.withoutCertificate ?? 'reject'
   const keyTransport = options.keyTransport ?? 'rsa-oaep'
   if (!['reject', 'skip', 'send-unencrypted'].includes(policy)) throw invalid(`smime-encrypt: unknown withoutCertificate ${JSON.stringify(policy)}`)

@@ -14,6 +14,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { reject } from '../core/errors.js'
 import type { Stage } from '../core/types.js'
+import { requireFeature } from '../shared/optional.js'
 import { base64Lines } from '../smime/base64.js'
 import { addressIn, addressMap, byAddress, invalid, isCurrent } from '../smime/certificates.js'
 import { wrapEntity } from '../smime/entity.js'
@@ -61,6 +62,7 @@ const SIGNATURE_HEADER =
  * ```
  */
 export function smimeSign(options: SmimeSignOptions): Stage {
+  requireFeature('smime')
   const policy = options.withoutCertificate ?? 'send-unsigned'
   if (policy !== 'send-unsigned' && policy !== 'reject') throw invalid(`smime-sign: unknown withoutCertificate ${JSON.stringify(policy)}`)
   const signers = addressMap(options.certificates ?? {}, (input, key) => checkSigner(input, `smime-sign certificate for ${key}`))
