@@ -88,11 +88,14 @@ export type {
   BoundAddress,
   ListenerMode,
   ListenerOptions,
+  ProxyProtocolOptions,
   Relay,
   RelayErrorContext,
   RelayLimits,
   RelayOptions,
   RelayTlsOptions,
+  TlsCertificate,
+  XclientOptions,
 } from './ingress/smtp-server/relay.js'
 export { createRelay } from './ingress/smtp-server/relay.js'
 export type { DestinationLimits } from './queue/destinations.js'

@@ -38,6 +38,20 @@ export class RawSmtp {
     return { client, greeting: await client.reply() }
   }
 
+  /** Connects, writes `preamble` at once (a PROXY header, an early command), and reads the greeting. */
+  static async connectWith(port: number, preamble: string | Buffer, host = '127.0.0.1'): Promise<{ client: RawSmtp; greeting: string }> {
+    const socket = connectTcp({ port, host })
+    await once(socket, 'connect')
+    return RawSmtp.attach(socket, preamble)
+  }
+
+  /** Takes over a connected socket, writes `preamble`, and reads the greeting. */
+  static async attach(socket: Socket, preamble: string | Buffer = ''): Promise<{ client: RawSmtp; greeting: string }> {
+    const client = new RawSmtp(socket)
+    if (preamble.length) socket.write(preamble)
+    return { client, greeting: await client.reply() }
+  }
+
   /** Connects with implicit TLS (port 465 style) and reads the greeting. */
   static async connectTls(port: number, options: ConnectionOptions = {}, host = '127.0.0.1'): Promise<{ client: RawSmtp; greeting: string }> {
     const tcp = connectTcp(port, host)

@@ -5,6 +5,10 @@
  * connections from one client address, and new connections per minute from one client address,
  * so that one client cannot use up the relay for everyone else. Addresses in `exempt` skip the
  * per-client limits (Postfix `smtpd_client_event_limit_exceptions`), never the total.
+ *
+ * Behind a proxy the client is not the TCP peer. A PROXY protocol listener admits a connection
+ * once its header named the client; a trusted XCLIENT peer is admitted without per-client limits
+ * (it speaks for many clients), and each client it names is admitted with {@link admitClient}.
  */
 import { normalizeIp } from '../../shared/ip.js'
 
@@ -55,10 +59,10 @@ export class Admission {
    * Admits a connection from `address` (counted until {@link release}) or says why not, and
    * whether this is the first refusal of that address in the current minute (worth a log line).
    */
-  admit(address: string): { refused?: Refusal; first?: boolean } {
+  admit(address: string, options: { clientLimits?: boolean } = {}): { refused?: Refusal; first?: boolean } {
     const ip = normalizeIp(address)
     const now = this.#limits.now()
-    const exempt = this.#limits.exempt(ip)
+    const exempt = options.clientLimits === false || this.#limits.exempt(ip)
     const rate = exempt ? undefined : this.#rate(ip, now)
     const refused: Refusal | undefined =
       this.#total >= this.#limits.total
@@ -79,11 +83,37 @@ export class Admission {
 
   /** Ends the count of an admitted connection. */
   release(address: string): void {
+    this.releaseClient(address)
+    this.#total = Math.max(0, this.#total - 1)
+  }
+
+  /**
+   * Applies the per-client limits to `address` on a connection that is already counted (the
+   * client an XCLIENT command named); counted until {@link releaseClient}.
+   */
+  admitClient(address: string): { refused?: Refusal; first?: boolean } {
+    const ip = normalizeIp(address)
+    if (this.#limits.exempt(ip)) return (this.#open.set(ip, (this.#open.get(ip) ?? 0) + 1), {})
+    const now = this.#limits.now()
+    const rate = this.#rate(ip, now)
+    const refused: Refusal | undefined =
+      (this.#open.get(ip) ?? 0) >= this.#limits.perClient
+        ? 'per-client'
+        : this.#estimate(rate, now) >= this.#limits.ratePerClient
+          ? 'rate'
+          : undefined
+    rate.current++
+    if (refused) return { refused, first: rate.refused++ === 0 }
+    this.#open.set(ip, (this.#open.get(ip) ?? 0) + 1)
+    return {}
+  }
+
+  /** Ends the count of a client admitted with {@link admitClient}. */
+  releaseClient(address: string): void {
     const ip = normalizeIp(address)
     const open = this.#open.get(ip) ?? 0
     if (open <= 1) this.#open.delete(ip)
     else this.#open.set(ip, open - 1)
-    this.#total = Math.max(0, this.#total - 1)
   }
 
   #rate(ip: string, now: number): Rate {

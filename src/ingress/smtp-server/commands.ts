@@ -4,10 +4,13 @@
  * smtp-server strips source routes and converts punycode domains to Unicode before its callbacks
  * see an address, refuses `user@example.com.` instead of normalising it, and writes its own
  * replies without enhanced status codes; its AUTH is offered in clear text whenever STARTTLS is
- * not configured and has no place to throttle. For servers that carry {@link COMMAND_HOOKS} in
- * their options we therefore wrap four command handlers: EHLO (AUTH is listed only when the hooks
- * offer it), AUTH (handled entirely by the hooks), MAIL and RCPT (the hooks see the raw path
- * first and may refuse it or hand smtp-server a normalised command). As with the greeting delay,
+ * not configured and has no place to throttle; its XCLIENT trusts exact addresses only and
+ * greets the named client before anything could check it. For servers that carry
+ * {@link COMMAND_HOOKS} in their options we therefore wrap five command handlers: EHLO (AUTH and
+ * XCLIENT are listed only when the hooks offer them), AUTH (handled entirely by the hooks), MAIL
+ * and RCPT (the hooks see the raw path first and may refuse it or hand smtp-server a normalised
+ * command), XCLIENT (refused unless the hooks allow it; once smtp-server applied it, the new 220
+ * greeting waits until the hooks admitted the named client, or becomes their refusal). As with the greeting delay,
  * nothing is patched unless the handlers are still the code these wrappers were written for (their
  * whole source, see `guard.ts`); the relay refuses to start without them.
  */
@@ -43,12 +46,21 @@ export interface CommandHooks {
    * command line smtp-server should parse instead (the path normalised).
    */
   address(session: SMTPServerSession, kind: 'MAIL' | 'RCPT', line: string): SmtpError | string
+  /** Whether this connection may use XCLIENT (its host is trusted by its listener). */
+  xclientAllowed(session: SMTPServerSession): boolean
+  /**
+   * Called after an XCLIENT command changed the session's client, before its new greeting:
+   * `done()` greets it, `done(refusal)` answers the refusal and closes the connection.
+   */
+  xclient(session: SMTPServerSession, done: (refusal?: SmtpError) => void): void
 }
 
 type Handler = (this: Internals, command: Buffer, callback: () => void) => void
 
 interface Internals {
   secure: boolean
+  _sendGreeting(): void
+  close(): void
   session: SMTPServerSession & { disabledCommands?: string[]; transmissionType?: string }
   _server: { options: Record<string | symbol, unknown> & { disabledCommands: string[] } }
   _nextHandler: Handler | false
@@ -66,6 +78,9 @@ const SOURCES: Record<string, readonly string[]> = {
   handler_AUTH: ['870e30b54df251cf', '90c88470a205ca52'],
   handler_MAIL: ['d430b50f693cd4e3'],
   handler_RCPT: ['75ede0fc2d41bf4a'],
+  // Ends with _resetSession(), _sendGreeting(), callback() once the command was applied.
+  handler_XCLIENT: ['9b929b238d24ca82', '93e2421fb780ab6f'],
+  _sendGreeting: ['89edc8599bd7ed7a'],
   _onCommand: ['cba82a7fbac1c9e9'],
   _transmissionType: ['3fbf354e6ed7abe2'],
 }
@@ -93,12 +108,13 @@ export function installCommandHooks(): void {
     'handler_EHLO',
     (original, hooks) =>
       function ehlo(command, callback) {
-        if (hooks.authOffered(view(this))) return original.call(this, command, callback)
-        // Hide AUTH from this reply only: the command stays, so that it can be answered 538.
+        const hidden = [...(hooks.authOffered(view(this)) ? [] : ['AUTH']), ...(hooks.xclientAllowed(this.session) ? [] : ['XCLIENT'])]
+        if (!hidden.length) return original.call(this, command, callback)
+        // Hide them from this reply only: the commands stay, so that they can be answered 538 / 550.
         const session = this.session
         const saved = session.disabledCommands
         const restore = () => void (session.disabledCommands = saved)
-        session.disabledCommands = [...this._server.options.disabledCommands, 'AUTH']
+        session.disabledCommands = [...(saved ?? this._server.options.disabledCommands), ...hidden]
         try {
           original.call(this, command, () => (restore(), callback()))
         } finally {
@@ -111,6 +127,32 @@ export function installCommandHooks(): void {
     (_original, hooks) =>
       function auth(command, callback) {
         hooks.auth(view(this), command.toString().trim().split(/\s+/).slice(1), callback)
+      },
+  )
+  wrap(
+    'handler_XCLIENT',
+    (original, hooks) =>
+      function xclient(command, callback) {
+        if (!hooks.xclientAllowed(this.session)) {
+          this.send(550, '5.7.0 Error: insufficient authorization', false)
+          return callback()
+        }
+        // smtp-server greets the named client at the end of a successful XCLIENT: hold that
+        // greeting (an own property shadows the prototype's) until the hooks answered.
+        let greeted = false
+        this._sendGreeting = () => void (greeted = true)
+        original.call(this, command, () => {
+          Reflect.deleteProperty(this, '_sendGreeting')
+          if (!greeted) return callback() // refused by smtp-server (syntax, in a transaction …)
+          hooks.xclient(this.session, (refusal) => {
+            if (!refusal) this._sendGreeting()
+            else {
+              this.send(refusal.code, `${refusal.enhanced} ${refusal.response}`, false)
+              this.close()
+            }
+            callback()
+          })
+        })
       },
   )
   for (const kind of ['MAIL', 'RCPT'] as const) {

@@ -126,6 +126,31 @@ export function createHandlers(listener: string, ctx: HandlerContext) {
     )
   }
 
+  /** The connect hooks for a connection's client; rejects with the refusal (`421` for a temporary one: the connection closes). */
+  const connectHooks = async (view: SessionView) => {
+    const fields = { session: view.id, client: view.remoteAddress }
+    if (ctx.closing()) throw reject.unavailable('relay closing')
+    try {
+      await ctx.pipeline.connect(view)
+    } catch (err) {
+      let error = toSmtpError(err)
+      if (!(err instanceof SmtpError)) ctx.unexpected(err, { listener, ...fields, stage: error.stage }, 'unexpected error in connect hooks')
+      // Before the greeting a temporary refusal is 421 (RFC 5321 §3.1); the connection closes.
+      if (error.temporary && error.code !== 421) error = Object.assign(reject.unavailable(error.reason), { stage: error.stage })
+      logger.info({ ...fields, reply: error.toReply(), stage: error.stage, reason: error.reason }, 'connection refused')
+      throw error
+    }
+    logger.debug({ ...fields, listener }, 'client connected')
+  }
+  const connectOverrun = (conn: Conn | undefined) => () => {
+    ctx.unexpected(
+      new Error(`the connect hooks did not answer within ${ctx.replyTimeout} ms`),
+      { listener, session: conn?.view.id },
+      'chain did not answer in time',
+    )
+    return reject.unavailable('connect hooks overran the reply timeout')
+  }
+
   return {
     /** The session view of a connection of this listener, if it is one. */
     view: (sessionId: string) => conns.get(sessionId)?.view,
@@ -137,22 +162,29 @@ export function createHandlers(listener: string, ctx: HandlerContext) {
       const view = new SessionView(session, listener)
       const conn: Conn = { view, tx: undefined, inData: false, left: undefined, waiting: new Set() }
       conns.set(session.id, conn)
-      const fields = { session: session.id, client: session.remoteAddress }
-      const connect = async () => {
-        if (ctx.closing()) throw reject.unavailable('relay closing')
-        try {
-          await ctx.pipeline.connect(view)
-        } catch (err) {
-          let error = toSmtpError(err)
-          if (!(err instanceof SmtpError)) ctx.unexpected(err, { listener, ...fields, stage: error.stage }, 'unexpected error in connect hooks')
-          // Before the greeting a temporary refusal is 421 (RFC 5321 §3.1); the connection closes.
-          if (error.temporary && error.code !== 421) error = Object.assign(reject.unavailable(error.reason), { stage: error.stage })
-          logger.info({ ...fields, reply: error.toReply(), stage: error.stage, reason: error.reason }, 'connection refused')
-          throw error
-        }
-        logger.debug({ ...fields, listener }, 'client connected')
-      }
-      answer(conn, 'connect', callback, connect, () => reject.unavailable('connect hooks overran the reply timeout'))
+      answer(
+        conn,
+        'connect',
+        callback,
+        () => connectHooks(view),
+        () => reject.unavailable('connect hooks overran the reply timeout'),
+      )
+    },
+
+    /**
+     * A trusted host named the client with XCLIENT: the connect hooks run again, for it. Rejects
+     * with the refusal (the connection then closes).
+     */
+    async onXclient(session: SMTPServerSession): Promise<void> {
+      const conn = conns.get(session.id)
+      if (!conn) throw reject.unavailable('unknown session')
+      logger.info(
+        { session: session.id, listener, client: session.remoteAddress, via: session.xClient?.get('ADDR:DEFAULT') },
+        'XCLIENT: client named',
+      )
+      await bounded(connectHooks(conn.view), ctx.replyTimeout, conn, connectOverrun(conn)).catch((err: unknown) => {
+        throw toSmtpError(err)
+      })
     },
 
     onMailFrom(address: SMTPServerAddress, session: SMTPServerSession, callback: Callback) {

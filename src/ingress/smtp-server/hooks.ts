@@ -1,6 +1,6 @@
 /**
  * The command hooks of one relay (see `commands.ts`): address checks at MAIL and RCPT always,
- * AUTH when the relay has an authenticator. Shared by all its listeners, so that AUTH throttling
+ * AUTH when the relay has an authenticator, XCLIENT from the hosts a listener trusts. Shared by all its listeners, so that AUTH throttling
  * counts a client's failures on every port together.
  */
 
@@ -28,7 +28,13 @@ export function relayHooks(
     hosts: readonly string[]
     maxSize: number
   },
-  ctx: { hostname: string; logger: Logger; clock: Clock; view(session: SMTPServerSession): Session },
+  ctx: {
+    hostname: string
+    logger: Logger
+    clock: Clock
+    view(session: SMTPServerSession): Session
+    xclient: Pick<CommandHooks, 'xclientAllowed' | 'xclient'>
+  },
 ): RelayHooks {
   installCommandHooks()
   const mechanisms = options.auth ? checkAuthOptions(options.auth, options.hosts, options.hasTls) : []
@@ -39,6 +45,7 @@ export function relayHooks(
       authOffered: auth?.authOffered ?? (() => false),
       auth: auth?.auth ?? ((conn, _args, done) => (conn.reply(502, '5.5.1 Command not implemented'), done())),
       address: addressHook(options.addresses ?? {}, ctx.logger, options.maxSize),
+      ...ctx.xclient,
     },
     mechanisms,
     close: async () => auth?.close(),

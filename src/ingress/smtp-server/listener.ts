@@ -4,11 +4,17 @@
  * with a first-command timer armed, so a refused or silent client costs neither a TLS handshake
  * nor an SMTP session. A port that cannot be bound makes `listen()` reject with
  * `ERR_RELAY_LISTEN`; errors of the listening socket after that are reported, never thrown.
+ *
+ * Behind a load balancer (`proxyProtocol`), only peers in the trusted networks may connect; each
+ * must send a PROXY header first, and the client it names is the one admitted and seen by
+ * everything after (anyone else is disconnected before the greeting). A trusted XCLIENT peer is
+ * admitted without per-client limits; the clients it names are admitted by {@link Listener.admitClient}.
  */
 import { createServer, type Server, type Socket } from 'node:net'
 import { RelayError } from '../../core/errors.js'
 import type { Logger } from '../../shared/logger.js'
 import type { Admission, Refusal } from './admission.js'
+import { readProxyHeader } from './proxy-protocol.js'
 import { type AcceptedSocket, type RelaySmtpServer, socketKey } from './server.js'
 
 /** A listener's settings once defaults are applied. */
@@ -17,6 +23,10 @@ export interface ListenerSettings {
   readonly host: string
   readonly port: number
   readonly implicitTls: boolean
+  /** PROXY protocol: the peers allowed to connect (and required to send a header), and the time they have to. */
+  readonly proxy?: { readonly trusted: (ip: string) => boolean; readonly timeout: number } | undefined
+  /** Peers that may use XCLIENT. */
+  readonly xclient?: ((ip: string) => boolean) | undefined
 }
 
 /** What a listener needs from its relay. */
@@ -45,6 +55,8 @@ export class Listener {
   readonly #ctx: ListenerContext
   readonly #server: Server
   readonly #sockets = new Set<AcceptedSocket>()
+  /** Sockets of trusted proxies whose PROXY header has not arrived yet. */
+  readonly #pending = new Set<Socket>()
 
   constructor(settings: ListenerSettings, smtp: RelaySmtpServer, ctx: ListenerContext) {
     this.settings = settings
@@ -86,21 +98,68 @@ export class Listener {
 
   /** Ends every connection of this port at once. */
   destroyAll(): void {
+    for (const socket of this.#pending) socket.destroy()
     for (const accepted of this.#sockets) this.#smtp.destroySocket(accepted)
   }
 
+  /**
+   * Applies the per-client limits to a client a trusted XCLIENT peer named on `accepted`'s
+   * connection, counted until the connection closes; returns the refusal reply, if any.
+   */
+  admitClient(accepted: AcceptedSocket, client: string): string | undefined {
+    const { refused, first } = this.#ctx.admission.admitClient(client)
+    const fields = { listener: this.settings.name, client, limit: refused, session: accepted.connection?.id }
+    if (refused) {
+      if (first) this.#ctx.logger.info(fields, 'XCLIENT client refused: limit reached')
+      return REFUSALS[refused].replace('{host}', this.#ctx.hostname)
+    }
+    accepted.clients.push(client)
+    return undefined
+  }
+
   #accept(socket: Socket): void {
-    const { admission, logger } = this.#ctx
-    const client = socket.remoteAddress
+    const { logger } = this.#ctx
+    const peer = socket.remoteAddress
     // A socket error is the client's or the network's; smtp-server adds its own handlers later.
     socket.on('error', (err: NodeJS.ErrnoException) =>
-      logger.debug({ listener: this.settings.name, client, err: err.code ?? err.message }, 'client socket error'),
+      logger.debug({ listener: this.settings.name, peer, err: err.code ?? err.message }, 'client socket error'),
     )
-    if (!client) return void socket.destroy() // gone before we saw it
-    const { refused, first } = admission.admit(client)
+    if (!peer) return void socket.destroy() // gone before we saw it
+    const proxy = this.settings.proxy
+    if (!proxy) return this.#admit(socket, undefined)
+    if (!proxy.trusted(peer)) {
+      logger.info({ listener: this.settings.name, peer }, 'connection refused: not a trusted PROXY protocol peer')
+      return void socket.destroy()
+    }
+    // Until its header arrives the connection is the balancer's; close() and destroyAll() see it.
+    this.#pending.add(socket)
+    readProxyHeader(socket, proxy.timeout).then(
+      (header) => {
+        this.#pending.delete(socket)
+        if (socket.destroyed) return
+        const { source, destination } = header
+        this.#admit(
+          socket,
+          source && { remoteAddress: source.address, remotePort: source.port, localAddress: destination?.address, localPort: destination?.port },
+        )
+      },
+      (err: Error) => {
+        this.#pending.delete(socket)
+        logger.info({ listener: this.settings.name, peer, err: err.message }, 'connection refused: PROXY header')
+        socket.destroy()
+      },
+    )
+  }
+
+  /** Admits a connection from the TCP peer, or from the client a PROXY header named (`origin`). */
+  #admit(socket: Socket, origin: AcceptedSocket['origin']): void {
+    const { admission, logger } = this.#ctx
+    const client = origin?.remoteAddress ?? socket.remoteAddress!
+    const port = origin?.remotePort ?? socket.remotePort
+    // A trusted XCLIENT peer speaks for many clients: they are counted once named.
+    const { refused, first } = admission.admit(client, { clientLimits: !this.settings.xclient?.(client) })
     if (refused) return this.#refuse(socket, client, refused, first === true)
     const key = socketKey(socket)
-    const port = socket.remotePort
     let released = false
     const release = () => {
       if (released) return
@@ -109,9 +168,10 @@ export class Listener {
       this.#smtp.accepted.delete(key)
       this.#sockets.delete(accepted)
       admission.release(client)
+      for (const named of accepted.clients) admission.releaseClient(named)
       logger.debug({ listener: this.settings.name, client, port, session: accepted.connection?.id }, 'connection closed')
     }
-    const accepted: AcceptedSocket = { socket, release, connection: undefined, timer: undefined }
+    const accepted: AcceptedSocket = { socket, release, connection: undefined, timer: undefined, origin, clients: [], listener: this }
     accepted.timer = setTimeout(() => this.#silent(accepted, client), this.#ctx.firstCommandTimeout).unref()
     this.#sockets.add(accepted)
     this.#smtp.accepted.set(key, accepted)

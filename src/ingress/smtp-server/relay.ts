@@ -5,7 +5,7 @@
  * `close()` lets messages in DATA finish before the connections go.
  */
 import { hostname as osHostname } from 'node:os'
-import type { SecureContextOptions } from 'node:tls'
+import type { SecureContext } from 'node:tls'
 import type { SMTPServerOptions } from 'smtp-server'
 import type { BareLineEndingPolicy } from '../../core/body/line-endings.js'
 import type { SpoolOptions } from '../../core/body/spool.js'
@@ -27,7 +27,11 @@ import { relayHooks } from './hooks.js'
 import { Listener } from './listener.js'
 import type { TraceMode } from './received.js'
 import { checkServer, RelaySmtpServer } from './server.js'
-import { SessionView } from './session.js'
+import { AUTH_IDENTITY, SessionView } from './session.js'
+import { type RelayTlsOptions, TlsContexts } from './tls.js'
+import { xclientHooks } from './xclient.js'
+
+export type { RelayTlsOptions, TlsCertificate } from './tls.js'
 
 /**
  * How a listener behaves. `'smtp'`: port-25 style, STARTTLS offered, a 100 ms pre-greeting
@@ -48,6 +52,35 @@ export interface ListenerOptions {
   mode?: ListenerMode
   /** Milliseconds to wait before the greeting. Default 100 for `'smtp'`, 0 otherwise. */
   greetingDelay?: number
+  /** TLS of this listener (its own certificates, SNI, protocol versions), instead of the relay's `tls`. */
+  tls?: RelayTlsOptions
+  /**
+   * Behind a load balancer: connections come from the balancer and begin with a PROXY protocol
+   * header (v1 or v2) naming the client. Only `trusted` peers may connect; anything else is
+   * disconnected before the greeting.
+   */
+  proxyProtocol?: ProxyProtocolOptions
+  /** Lets trusted hosts (a front-end MTA or proxy) name the client with Postfix's XCLIENT command. */
+  xclient?: XclientOptions
+}
+
+/** `ListenerOptions.proxyProtocol`. */
+export interface ProxyProtocolOptions {
+  /** Networks of the load balancers (CIDR or addresses). Every other peer is refused before the greeting. */
+  trusted: readonly string[]
+  /** Milliseconds a balancer has to send the whole header after connecting. Default 5000. */
+  timeout?: number
+}
+
+/** `ListenerOptions.xclient` (Postfix `smtpd_authorized_xclient_hosts`). */
+export interface XclientOptions {
+  /**
+   * Hosts (CIDR or addresses) that may send XCLIENT: EHLO lists it to them only, anyone else gets
+   * `550 5.7.0`. The client an XCLIENT names (`ADDR`, `NAME`, `PORT`, `LOGIN`) is what the relay
+   * sees from then on: admission limits, connect hooks (run again for it), policy, logs, Received.
+   * `LOGIN=user` marks the session authenticated as that user, as the front end vouches for it.
+   */
+  trusted: readonly string[]
 }
 
 /** Limits; every one has a safe default. */
@@ -92,12 +125,6 @@ export interface RelayLimits {
    */
   replyTimeout?: number
 }
-
-/** TLS for STARTTLS and implicit-TLS listeners. Without it, STARTTLS is not offered. */
-export type RelayTlsOptions = Pick<
-  SecureContextOptions,
-  'key' | 'cert' | 'ca' | 'pfx' | 'passphrase' | 'minVersion' | 'ciphers' | 'ecdhCurve' | 'dhparam'
->
 
 /** Options of {@link createRelay}. */
 export interface RelayOptions {
@@ -175,6 +202,14 @@ export interface Relay {
   /** The bound addresses, once listening. */
   readonly addresses: readonly BoundAddress[]
   /**
+   * Replaces the certificates on the running relay, without dropping a connection: sessions
+   * keep the certificate they started with, new handshakes get the new one. `tls` replaces the
+   * relay's `tls` (and what `listener`, by name, was given instead); without it, every
+   * certificate given as a file is read again. Throws `ERR_RELAY_INVALID_OPTION`, keeping the
+   * old certificates, if the new ones do not load (a missing file, a key that does not match).
+   */
+  updateTls(tls?: RelayTlsOptions, options?: { listener?: string }): void
+  /**
    * Stops accepting connections, answers idle clients `421 4.3.2`, lets messages in DATA finish
    * (up to `timeout` ms, default 30 000, after which they are aborted and not delivered), lets
    * DSNs being sent finish in the time left, then closes the pipeline.
@@ -211,6 +246,8 @@ export function createRelay(options: RelayOptions): Relay {
   const hostname = options.hostname ?? osHostname()
   const listeners = (options.listeners ?? [{}]).map(normalizeListener)
   checkListeners(listeners, options.tls)
+  const relayTls = options.tls && new TlsContexts(options.tls, 'tls')
+  const tlsOf = new Map(listeners.map((l) => [l.name, l.tls ? new TlsContexts(l.tls, `listener ${l.name} tls`) : relayTls]))
   checkServer()
   const maxSize = limits.messageSize ?? 25 * MiB
   installGreetingDelay()
@@ -222,8 +259,14 @@ export function createRelay(options: RelayOptions): Relay {
   if (logger !== noopLogger) logEvents(events, logger)
   if (logger !== noopLogger || options.onError) events.subscribe(reporter(logger, options.onError))
   const commands = relayHooks(
-    { auth: options.auth, addresses: options.addresses, hasTls: options.tls !== undefined, hosts: listeners.map((l) => l.host), maxSize },
-    { hostname, logger, clock, view: (session) => servers.map((s) => s.handlers.view(session.id)).find(Boolean) ?? new SessionView(session, '') },
+    { auth: options.auth, addresses: options.addresses, hasTls: [...tlsOf.values()].some(Boolean), hosts: listeners.map((l) => l.host), maxSize },
+    {
+      hostname,
+      logger,
+      clock,
+      view: (session) => servers.map((s) => s.handlers.view(session.id)).find(Boolean) ?? new SessionView(session, ''),
+      xclient: xclientHooks((id) => servers.find((s) => s.server.acceptedOf(id))),
+    },
   )
   const exempt = networkMatcher(limits.clientLimitExceptions ?? [], 'limits.clientLimitExceptions')
   const admission = new Admission({
@@ -271,15 +314,27 @@ export function createRelay(options: RelayOptions): Relay {
 
   const servers = listeners.map((listener) => {
     const handlers = createHandlers(listener.name, ctx)
+    const tls = tlsOf.get(listener.name)
+    const xclient = listener.xclient && networkMatcher(listener.xclient.trusted, `listener ${listener.name} xclient.trusted`)
     const serverOptions: SMTPServerOptions & { [GREETING_DELAY]?: number; [COMMAND_HOOKS]: CommandHooks } = {
       name: hostname,
       secure: listener.mode === 'submissions',
-      ...(options.tls ?? {}),
-      minVersion: options.tls?.minVersion ?? 'TLSv1.2',
+      // SNI: a certificate by server name; unknown names get the default context.
+      ...(tls
+        ? { ...tls.defaults, SNICallback: (name: string, done: (e: Error | null, c?: SecureContext) => void) => done(null, tls.lookup(name)) }
+        : {}),
       size: maxSize,
       authOptional: true,
       authMethods: [...commands.mechanisms],
-      disabledCommands: [...(options.auth ? [] : ['AUTH']), ...(options.tls ? [] : ['STARTTLS'])],
+      disabledCommands: [...(options.auth ? [] : ['AUTH']), ...(tls ? [] : ['STARTTLS'])],
+      // XCLIENT is offered to trusted hosts only (the command hooks check each connection).
+      useXClient: xclient !== undefined,
+      // XCLIENT LOGIN: the trusted front end authenticated the user.
+      onAuth(auth, session, callback) {
+        if (auth.method !== 'XCLIENT' || !auth.username) return callback(new Error('Authentication not available'))
+        ;(session as unknown as Record<symbol, unknown>)[AUTH_IDENTITY] = { user: auth.username }
+        callback(null, { user: auth.username })
+      },
       hideDSN: false,
       disableReverseLookup: !options.reverseLookup,
       // The listener's admission check counts every connection, TLS handshakes included.
@@ -302,13 +357,19 @@ export function createRelay(options: RelayOptions): Relay {
       },
       handlerError: (err, command) => unexpected(err, { listener: listener.name, command }, 'exception in SMTP command handler'),
     })
+    tls?.onUpdate((defaults) => server.updateSecureContext(defaults))
+    const proxy = listener.proxyProtocol && {
+      trusted: networkMatcher(listener.proxyProtocol.trusted, `listener ${listener.name} proxyProtocol.trusted`),
+      timeout: positive(listener.proxyProtocol.timeout ?? 5000, `listener ${listener.name} proxyProtocol.timeout`),
+    }
     const port = new Listener(
-      { name: listener.name, host: listener.host, port: listener.port, implicitTls: listener.mode === 'submissions' },
+      { name: listener.name, host: listener.host, port: listener.port, implicitTls: listener.mode === 'submissions', proxy, xclient },
       server,
       listenerContext,
     )
-    return { listener, handlers, server, port }
+    return { listener, handlers, server, port, xclient }
   })
+  const contexts = [...new Set(tlsOf.values())].filter((t) => t !== undefined)
 
   let addresses: BoundAddress[] = []
   const relay: Relay = {
@@ -337,13 +398,29 @@ export function createRelay(options: RelayOptions): Relay {
         host: listener.host,
         port: (bound[i] as PromiseFulfilledResult<number>).value,
       }))
+      for (const tls of contexts) tls.watch(logger)
       logger.info({ listeners: addresses, chain: pipeline.describe() }, 'relay listening')
       return addresses
+    },
+
+    updateTls(tls, { listener } = {}) {
+      const target = listener === undefined ? relayTls : tlsOf.get(listener)
+      if (listener !== undefined && !tlsOf.has(listener)) throw new RelayError('ERR_RELAY_INVALID_OPTION', `updateTls: no listener named ${listener}`)
+      if (!target || (listener !== undefined && tls && target === relayTls)) {
+        throw new RelayError(
+          'ERR_RELAY_INVALID_OPTION',
+          `updateTls: ${listener === undefined ? 'the relay was' : `listener ${listener} was`} built without its own tls option`,
+        )
+      }
+      if (tls) return target.update(tls)
+      // Re-read every file-based certificate; a failure leaves the ones after it untouched.
+      for (const t of listener === undefined ? contexts : [target]) t.update()
     },
 
     async close({ timeout = 30_000 } = {}) {
       const ends = Date.now() + timeout
       closing = true
+      for (const tls of contexts) tls.unwatch()
       const closed = servers.map(({ port }) => port.close())
       // Idle clients go now; a client whose message is in DATA gets its reply first.
       const kickIdle = () => {
@@ -410,7 +487,8 @@ function resolvePipeline(options: RelayOptions): Pipeline {
   return createPipeline({ stages: options.stages ?? [], transport: options.transport, name: 'relay' })
 }
 
-type NormalizedListener = Required<ListenerOptions>
+type NormalizedListener = Required<Omit<ListenerOptions, 'tls' | 'proxyProtocol' | 'xclient'>> &
+  Pick<ListenerOptions, 'tls' | 'proxyProtocol' | 'xclient'>
 
 function normalizeListener(listener: ListenerOptions): NormalizedListener {
   const mode = listener.mode ?? 'smtp'
@@ -428,11 +506,14 @@ function normalizeListener(listener: ListenerOptions): NormalizedListener {
     port,
     mode,
     greetingDelay: listener.greetingDelay ?? (mode === 'smtp' ? 100 : 0),
+    tls: listener.tls,
+    proxyProtocol: listener.proxyProtocol,
+    xclient: listener.xclient,
   }
 }
 
 function checkListeners(listeners: NormalizedListener[], tls: RelayTlsOptions | undefined): void {
-  const missingTls = listeners.find((l) => l.mode === 'submissions' && !tls)
+  const missingTls = listeners.find((l) => l.mode === 'submissions' && !tls && !l.tls)
   if (missingTls) throw new RelayError('ERR_RELAY_INVALID_OPTION', `listener ${missingTls.name} uses implicit TLS but no tls option was given`)
   const names = new Set<string>()
   for (const l of listeners) {

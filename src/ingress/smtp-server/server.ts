@@ -27,6 +27,12 @@ export interface AcceptedSocket {
   timer: NodeJS.Timeout | undefined
   /** The SMTP connection, once smtp-server made one (after an implicit TLS handshake). */
   connection: SMTPConnection | undefined
+  /** The client and the address it connected to, as a PROXY header gave them; undefined for a direct connection. */
+  readonly origin: { remoteAddress: string; remotePort: number; localAddress?: string | undefined; localPort?: number | undefined } | undefined
+  /** Clients a trusted XCLIENT peer named on this connection, counted by admission until it closes. */
+  readonly clients: string[]
+  /** The listener that accepted it. */
+  readonly listener: { admitClient(accepted: AcceptedSocket, client: string): string | undefined }
 }
 
 /** What the relay does with what the server reports. */
@@ -81,17 +87,24 @@ export class RelaySmtpServer extends SMTPServer {
   }
 
   override connect(socket: Socket | TLSSocket, socketOptions?: ConstructorParameters<typeof SMTPConnection>[2]): void {
-    const connection = new SMTPConnection(this, socket, socketOptions)
+    const accepted = this.accepted.get(socketKey(socket))
+    // A proxied connection is the client's from the start: smtp-server takes its addresses from here.
+    const origin = accepted?.origin
+    const connection = new SMTPConnection(this, socket, origin ? { ...socketOptions, ...definedOf(origin) } : socketOptions)
     this.connections.add(connection)
     connection.on('error', (err: Error) => this.#hooks.connectionError(connection, err))
     connection.on('connect', (data) => this._onClientConnect(data))
-    const accepted = this.accepted.get(socketKey(socket))
     if (accepted) {
       accepted.connection = connection
       this.#byConnection.set(connection.id, accepted)
     }
     this.#watch(connection, socket, accepted)
     connection.init()
+  }
+
+  /** The accepted socket of a connection, by session id. */
+  acceptedOf(sessionId: string): AcceptedSocket | undefined {
+    return this.#byConnection.get(sessionId)
   }
 
   /**
@@ -135,6 +148,11 @@ export class RelaySmtpServer extends SMTPServer {
     // Registered before smtp-server pipes the socket into its parser, so it sees each chunk first.
     socket.on('data', onData)
   }
+}
+
+/** The fields of `origin` that are set, as smtp-server's socket options. */
+function definedOf(origin: NonNullable<AcceptedSocket['origin']>): Record<string, string | number> {
+  return Object.fromEntries(Object.entries(origin).filter(([, value]) => value !== undefined))
 }
 
 /** True if a command line in `chunk` (up to a DATA command, after which content follows) ends in a bare LF. */
