@@ -12,12 +12,15 @@
  * DSN parameters travel per message in nodemailer, so recipients with different NOTIFY/ORCPT
  * are sent as separate upstream transactions (the body is spooled once and read for each).
  */
+import { isIP } from 'node:net'
 import { hostname as osHostname } from 'node:os'
 import type { Readable } from 'node:stream'
 import type { ConnectionOptions } from 'node:tls'
 import { createTransport } from 'nodemailer'
-import { type EnhancedCode, SmtpError } from '../core/errors.js'
+import { type EnhancedCode, RelayError, SmtpError } from '../core/errors.js'
 import type { Address, DeliveryReport, Message, RejectedRecipient, Transport } from '../core/types.js'
+import type { Logger } from '../shared/logger.js'
+import { transcriptLogger } from './smtp-transcript.js'
 
 /** Options of {@link smtpTransport}. */
 export interface SmtpTransportOptions {
@@ -38,6 +41,16 @@ export interface SmtpTransportOptions {
   pool?: { maxConnections?: number; maxMessages?: number } | false
   /** Milliseconds. Defaults: connect 30 000, greeting 30 000, idle socket 300 000. */
   timeouts?: { connection?: number; greeting?: number; socket?: number }
+  /** Local IP address to connect from (source address binding, e.g. the address the upstream allowlists). Default: the system's choice. */
+  localAddress?: string
+  /**
+   * Log the SMTP dialogue with the upstream (commands and replies) to `logger` at debug level,
+   * one `'smtp transcript'` line each. Never message content; AUTH arguments and answers to AUTH
+   * challenges are written as `***`. Default false.
+   */
+  transcript?: boolean
+  /** Where the transcript goes; required with `transcript`. */
+  logger?: Logger
 }
 
 interface UpstreamError extends Error {
@@ -65,6 +78,10 @@ interface UpstreamError extends Error {
 export function smtpTransport(options: SmtpTransportOptions): Transport {
   const port = options.port ?? 25
   const pool = options.pool === false ? undefined : { maxConnections: 5, maxMessages: 100, ...options.pool }
+  if (options.localAddress !== undefined && isIP(options.localAddress) === 0)
+    throw new RelayError('ERR_RELAY_INVALID_OPTION', `smtpTransport: localAddress must be an IP address, got ${JSON.stringify(options.localAddress)}`)
+  if (options.transcript && !options.logger) throw new RelayError('ERR_RELAY_INVALID_OPTION', 'smtpTransport: transcript needs a logger')
+  const where = `${options.host}:${port}`
   const transporter = createTransport({
     ...(pool ? { pool: true as const, ...pool } : {}),
     host: options.host,
@@ -77,9 +94,10 @@ export function smtpTransport(options: SmtpTransportOptions): Transport {
     connectionTimeout: options.timeouts?.connection ?? 30_000,
     greetingTimeout: options.timeouts?.greeting ?? 30_000,
     socketTimeout: options.timeouts?.socket ?? 300_000,
-    logger: false,
+    ...(options.localAddress ? { localAddress: options.localAddress } : {}),
+    // Commands and replies only (transactionLog); `debug` would log the message itself.
+    ...(options.transcript && options.logger ? { logger: transcriptLogger(options.logger, where), transactionLog: true } : { logger: false }),
   } as Parameters<typeof createTransport>[0])
-  const where = `${options.host}:${port}`
 
   async function sendGroup(msg: Message, rcpts: readonly Address[]): Promise<DeliveryReport> {
     // A transaction aborted mid-transfer (the client left) destroys this stream: nodemailer then
