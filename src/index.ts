@@ -98,6 +98,7 @@ export type {
   XclientOptions,
 } from './ingress/smtp-server/relay.js'
 export { createRelay } from './ingress/smtp-server/relay.js'
+export { POSTFIX_MEDIUM_CIPHERS } from './ingress/smtp-server/tls.js'
 export type { DestinationLimits } from './queue/destinations.js'
 export type { AddOptions, DirStoreOptions } from './queue/dir-store.js'
 export { DirQueueStore, dirStore } from './queue/dir-store.js'

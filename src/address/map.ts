@@ -9,16 +9,26 @@ import { domainKey } from '../core/address.js'
 import { RelayError } from '../core/errors.js'
 import type { Awaitable, Transaction } from '../core/types.js'
 
-/** A map's answer: one address rewrites, several expand (recipients only); `undefined` leaves it. */
+/**
+ * A map's answer: one address rewrites, several expand (recipients only); `undefined` leaves it.
+ *
+ * @category Stages
+ */
 export type AddressMapResult = string | readonly string[] | undefined | null
 
 /**
  * A function map, e.g. a directory lookup.
  * @param address The address as it is now, e.g. `alice@old.example`.
+ *
+ * @category Stages
  */
 export type AddressMapFunction = (address: string, tx: Transaction) => Awaitable<AddressMapResult>
 
-/** `[pattern, replacement]`: the first rule whose pattern matches wins; `$1`… refer to its groups. */
+/**
+ * `[pattern, replacement]`: the first rule whose pattern matches wins; `$1`… refer to its groups.
+ *
+ * @category Stages
+ */
 export type AddressMapRule = readonly [RegExp, string | readonly string[]]
 
 /**
@@ -27,6 +37,8 @@ export type AddressMapRule = readonly [RegExp, string | readonly string[]]
  *   after exact keys); a value `@new.example` keeps the local part and replaces the domain;
  * - a list of {@link AddressMapRule}s;
  * - an {@link AddressMapFunction}.
+ *
+ * @category Stages
  */
 export type AddressMap = Readonly<Record<string, string | readonly string[]>> | readonly AddressMapRule[] | AddressMapFunction
 

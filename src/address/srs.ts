@@ -13,7 +13,11 @@ import { createHmac, timingSafeEqual } from 'node:crypto'
 import { domainKey } from '../core/address.js'
 import { RelayError } from '../core/errors.js'
 
-/** SRS settings. */
+/**
+ * SRS settings.
+ *
+ * @category Stages
+ */
 export interface SrsOptions {
   /** HMAC secret(s): the first signs new addresses, all are accepted on reversal (for rotation). */
   readonly secret: string | readonly string[]

@@ -15,7 +15,11 @@ import { type Duration, toMs } from '../shared/duration.js'
 import type { Logger } from '../shared/logger.js'
 import { loadFeature, requireFeature } from '../shared/optional.js'
 
-/** Options of {@link passwordFile}. */
+/**
+ * Options of {@link passwordFile}.
+ *
+ * @category Auth
+ */
 export interface PasswordFileOptions {
   /** How often, at most, the file is checked for changes (on the next AUTH attempt). Default `'1s'`. */
   checkInterval?: Duration
@@ -23,7 +27,11 @@ export interface PasswordFileOptions {
   logger?: Logger
 }
 
-/** Hash schemes {@link hashPassword} can produce. */
+/**
+ * Hash schemes {@link hashPassword} can produce.
+ *
+ * @category Auth
+ */
 export type PasswordScheme = 'argon2id' | 'bcrypt'
 
 interface Entry {
@@ -55,6 +63,8 @@ const argon2 = () => loadFeature('argon2', () => import('@node-rs/argon2'))
  * ```ts
  * await appendFile('relay.passwd', `alice:${await hashPassword('s3cret')}:alice@example.com\n`)
  * ```
+ *
+ * @category Auth
  */
 export async function hashPassword(password: string, scheme: PasswordScheme = 'argon2id', cost = 12): Promise<string> {
   if (scheme === 'bcrypt') return (await bcryptjs()).hash(password, cost)
@@ -104,6 +114,8 @@ export function parsePasswordFile(text: string, path: string): Map<string, Entry
  *   tls, stages: [relayPolicy({ senderLogin: true })], transport, listeners,
  * })
  * ```
+ *
+ * @category Auth
  */
 export function passwordFile(path: string, options: PasswordFileOptions = {}): Authenticator {
   const interval = options.checkInterval === 0 ? 0 : toMs(options.checkInterval ?? '1s', 'checkInterval')

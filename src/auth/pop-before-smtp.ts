@@ -14,17 +14,27 @@ import { type Duration, toMs } from '../shared/duration.js'
 import { normalizeIp } from '../shared/ip.js'
 import { checkRedisStore, openRedis, type RedisHandle, type SharedStore } from '../shared/store.js'
 
-/** Where authorizations are kept; implement it to share them through something other than Redis. */
+/**
+ * Where authorizations are kept; implement it to share them through something other than Redis.
+ *
+ * @category Auth
+ */
 export interface ClientAuthorizationStore {
   /** Authorizes `ip` (canonical form) for `ttl` milliseconds from now, replacing an earlier expiry. */
   set(ip: string, ttl: number): Awaitable<void>
   /** Whether `ip` is authorized now. */
   has(ip: string): Awaitable<boolean>
+  /** Withdraws the authorization of `ip`, if any. */
   delete(ip: string): Awaitable<void>
+  /** Releases the store's connections; called by `PopBeforeSmtp.close()`. */
   close?(): Promise<void>
 }
 
-/** Options of {@link popBeforeSmtp}. */
+/**
+ * Options of {@link popBeforeSmtp}.
+ *
+ * @category Auth
+ */
 export interface PopBeforeSmtpOptions {
   /** How long an authorization lasts when `authorizeClient` is given none. Default `'10m'`. */
   ttl?: Duration
@@ -34,12 +44,19 @@ export interface PopBeforeSmtpOptions {
   clock?: Clock
 }
 
-/** The authorizations; pass it to `relayPolicy({ popBeforeSmtp })` and to whatever sees POP/IMAP logins. */
+/**
+ * The authorizations; pass it to `relayPolicy({ popBeforeSmtp })` and to whatever sees POP/IMAP logins.
+ *
+ * @category Auth
+ */
 export interface PopBeforeSmtp {
   /** Lets `ip` relay for `ttl` (default: the option). IPv4-mapped IPv6 forms count as the IPv4 address. */
   authorizeClient(ip: string, ttl?: Duration): Promise<void>
+  /** Withdraws the authorization of `ip` at once (IPv4-mapped forms as for `authorizeClient`). */
   revokeClient(ip: string): Promise<void>
+  /** Whether `ip` may relay now: authorized and not yet expired. False for anything not an IP address. */
   isAuthorized(ip: string): Promise<boolean>
+  /** Closes the store (a Redis connection it opened). */
   close(): Promise<void>
 }
 
@@ -52,6 +69,8 @@ export interface PopBeforeSmtp {
  * imapServer.on('login', (session) => pop.authorizeClient(session.remoteAddress))
  * createRelay({ stages: [relayPolicy({ popBeforeSmtp: pop })], transport })
  * ```
+ *
+ * @category Auth
  */
 export function popBeforeSmtp(options: PopBeforeSmtpOptions = {}): PopBeforeSmtp {
   const ttl = toMs(options.ttl ?? '10m', 'popBeforeSmtp ttl')

@@ -2,8 +2,23 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { Authenticator, AuthIdentity } from '../core/types.js'
 
-/** Users of {@link staticAuthenticator}: a password, or a password and the senders the user owns. */
-export type StaticUsers = Readonly<Record<string, string | { readonly password: string; readonly senders?: readonly string[] }>>
+/**
+ * Users of {@link staticAuthenticator}: a password, or a password and the senders the user owns.
+ *
+ * @category Auth
+ */
+export type StaticUsers = Readonly<
+  Record<
+    string,
+    | string
+    | {
+        /** The user's password, in plaintext. */
+        readonly password: string
+        /** Envelope senders the user owns (see `AuthIdentity.senders`). */
+        readonly senders?: readonly string[]
+      }
+  >
+>
 
 const digest = (value: string) => createHash('sha256').update(value).digest()
 
@@ -20,6 +35,8 @@ const digest = (value: string) => createHash('sha256').update(value).digest()
  *   tls, stages: [relayPolicy()], transport,
  * })
  * ```
+ *
+ * @category Auth
  */
 export function staticAuthenticator(users: StaticUsers): Authenticator {
   const table = new Map(

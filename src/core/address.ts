@@ -37,18 +37,30 @@ export function asciiDomain(domain: string): string {
   return NON_ASCII.test(name) ? domainToASCII(name.normalize('NFC')) || name : name
 }
 
-/** The domain of an address (after its last `@`), in its ASCII comparison form. */
+/**
+ * The domain of an address (after its last `@`), in its ASCII comparison form.
+ *
+ * @category Core
+ */
 export function domainKey(address: string): string {
   return asciiDomain(address.slice(address.lastIndexOf('@') + 1))
 }
 
-/** An address in its comparison form: local part lower case, domain as {@link domainKey}. */
+/**
+ * An address in its comparison form: local part lower case, domain as {@link domainKey}.
+ *
+ * @category Core
+ */
 export function addressKey(address: string): string {
   const at = address.lastIndexOf('@')
   return at < 0 ? address.toLowerCase() : `${address.slice(0, at).toLowerCase()}@${domainKey(address)}`
 }
 
-/** Address equality as mail systems dedupe recipients: case-insensitive, one form per domain. */
+/**
+ * Address equality as mail systems dedupe recipients: case-insensitive, one form per domain.
+ *
+ * @category Core
+ */
 export function sameAddress(a: Address, b: Address): boolean {
   return a.address === b.address || addressKey(a.address) === addressKey(b.address)
 }
@@ -63,6 +75,8 @@ export function sameAddress(a: Address, b: Address): boolean {
  * const ours = domainMatcher(['example.com', '.example.com'], 'relayPolicy domains')
  * ours('mail.EXAMPLE.com.') // true
  * ```
+ *
+ * @category Core
  */
 export function domainMatcher(entries: readonly string[], option: string): (domain: string) => boolean {
   const exact = new Set<string>()
@@ -82,9 +96,15 @@ export function domainMatcher(entries: readonly string[], option: string): (doma
   }
 }
 
-/** Values by domain, looked up as {@link domainMatcher} matches: the exact domain first, then the nearest `.parent`. */
+/**
+ * Values by domain, looked up as {@link domainMatcher} matches: the exact domain first, then the nearest `.parent`.
+ *
+ * @category Core
+ */
 export interface DomainTable<T> {
+  /** The value for `domain` (any case, Unicode or A-label form): an exact entry, else the closest `.parent` entry. */
   get(domain: string): T | undefined
+  /** Number of entries. */
   readonly size: number
 }
 
@@ -97,6 +117,8 @@ export interface DomainTable<T> {
  * const footers = domainTable(Object.entries({ 'example.com': 'A', '.example.com': 'B' }), 'disclaimer domains')
  * footers.get('eu.example.com') // 'B'
  * ```
+ *
+ * @category Core
  */
 export function domainTable<T>(entries: Iterable<readonly [string, T]>, option: string): DomainTable<T> {
   const table = new Map<string, T>()

@@ -10,7 +10,11 @@ import { RelayError, SmtpError } from './errors.js'
 import { abortReasonOf } from './message.js'
 import type { DeliveryReport, Message, Stage } from './types.js'
 
-/** Milliseconds each stage spent in its own code (downstream time excluded), by name. */
+/**
+ * Milliseconds each stage spent in its own code (downstream time excluded), by name.
+ *
+ * @category Core
+ */
 export type StageTimings = Record<string, number>
 
 type Terminal = (msg: Message) => Promise<DeliveryReport>

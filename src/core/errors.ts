@@ -11,10 +11,18 @@
  * run time) and is never shown to an SMTP client: the client sees `451 4.3.0` instead.
  */
 
-/** An RFC 3463 enhanced status code such as `5.7.1`. */
+/**
+ * An RFC 3463 enhanced status code such as `5.7.1`.
+ *
+ * @category Errors
+ */
 export type EnhancedCode = `${2 | 4 | 5}.${number}.${number}`
 
-/** Options of {@link SmtpError} beyond the wire reply. */
+/**
+ * Options of {@link SmtpError} beyond the wire reply.
+ *
+ * @category Errors
+ */
 export interface SmtpErrorOptions {
   /** Internal detail for logs; never sent to the client. */
   reason?: string
@@ -36,6 +44,8 @@ function branded(value: unknown, brand: symbol): boolean {
  * ```ts
  * throw new SmtpError(550, '5.7.1', 'Message rejected by policy', { reason: 'blocked attachment type .exe' })
  * ```
+ *
+ * @category Errors
  */
 export class SmtpError extends Error {
   readonly #code: number
@@ -88,6 +98,7 @@ export class SmtpError extends Error {
     return `${this.code} ${this.enhanced} ${this.response}`
   }
 
+  /** True for an `SmtpError` from any copy of relaychain (ESM and CJS builds, two installed versions). */
   static override [Symbol.hasInstance](value: unknown): boolean {
     return branded(value, SMTP_ERROR)
   }
@@ -109,6 +120,8 @@ for (const key of ['code', 'enhanced', 'response'] as const) {
  * ```ts
  * if (!allowed) throw reject.noRelay('client 192.0.2.7 not in allowlist')
  * ```
+ *
+ * @category Errors
  */
 export const reject = {
   /** `550 5.7.1` — refused by policy (content, sender, attachment rules). */
@@ -138,13 +151,19 @@ export const reject = {
  * ```ts
  * try { await scanner(input) } catch (err) { throw toSmtpError(err) } // 451 4.3.0 unless it was an SmtpError
  * ```
+ *
+ * @category Errors
  */
 export function toSmtpError(err: unknown): SmtpError {
   if (err instanceof SmtpError) return err
   return reject.tempFail(err, err instanceof Error ? err.message : String(err))
 }
 
-/** Stable codes of {@link RelayError}. */
+/**
+ * Stable codes of {@link RelayError}.
+ *
+ * @category Errors
+ */
 export const RelayErrorCode = {
   /** A stage or transport object does not have the required shape. */
   ERR_RELAY_INVALID_STAGE: 'ERR_RELAY_INVALID_STAGE',
@@ -176,7 +195,11 @@ export const RelayErrorCode = {
   ERR_RELAY_MISSING_DEPENDENCY: 'ERR_RELAY_MISSING_DEPENDENCY',
 } as const
 
-/** One of the {@link RelayErrorCode} values. */
+/**
+ * One of the {@link RelayErrorCode} values.
+ *
+ * @category Errors
+ */
 export type RelayErrorCode = (typeof RelayErrorCode)[keyof typeof RelayErrorCode]
 
 /**
@@ -187,8 +210,11 @@ export type RelayErrorCode = (typeof RelayErrorCode)[keyof typeof RelayErrorCode
  * try { createPipeline({ stages: [dkim, disclaimer], transport }) }
  * catch (err) { if (err instanceof RelayError && err.code === 'ERR_RELAY_UNSAFE_ORDER') … }
  * ```
+ *
+ * @category Errors
  */
 export class RelayError extends Error {
+  /** What went wrong, as a stable code to branch on (see {@link RelayErrorCode}). */
   readonly code: RelayErrorCode
 
   constructor(code: RelayErrorCode, message: string, options?: { cause?: unknown }) {
@@ -197,6 +223,7 @@ export class RelayError extends Error {
     this.code = code
   }
 
+  /** True for a `RelayError` from any copy of relaychain (ESM and CJS builds, two installed versions). */
   static override [Symbol.hasInstance](value: unknown): boolean {
     return branded(value, RELAY_ERROR)
   }

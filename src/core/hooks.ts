@@ -8,7 +8,11 @@ import { RelayError, SmtpError } from './errors.js'
 import type { MessageImpl } from './message.js'
 import type { Address, RcptVerdict, Stage } from './types.js'
 
-/** What the RCPT hooks made of one recipient. */
+/**
+ * What the RCPT hooks made of one recipient.
+ *
+ * @category Testing
+ */
 export interface RcptResult {
   /** What the recipient became: itself, a rewrite, or an expansion. */
   readonly recipients: readonly Address[]

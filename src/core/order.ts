@@ -14,9 +14,15 @@ export const SEALS_ORDER: readonly Seals[] = ['body', 'message']
 /** The most a seal still allows to change after it. */
 const ALLOWED_AFTER: Record<Seals, Modifies> = { body: 'headers', message: 'trace' }
 
-/** What a part of a chain declares. */
+/**
+ * What a part of a chain declares.
+ *
+ * @category Core
+ */
 export interface Declarations {
+  /** What the stage or transport may change (see `Stage.modifies`). */
   readonly modifies?: Modifies | undefined
+  /** What its signature fixes, for signers (see `Stage.seals`). */
   readonly seals?: Seals | undefined
 }
 
@@ -35,6 +41,8 @@ function strongest<T extends string>(order: readonly T[], values: ReadonlyArray<
  * ```ts
  * const { modifies, seals } = combinedDeclarations([signingPipeline, plainTransport])
  * ```
+ *
+ * @category Core
  */
 export function combinedDeclarations(parts: readonly Declarations[]): Declarations {
   const modifies = strongest(

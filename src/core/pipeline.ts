@@ -14,7 +14,11 @@ import { checkOrder, combinedDeclarations, MODIFIES_ORDER, SEALS_ORDER } from '.
 import { type BeginOptions, beginTransaction, type PipelineTransaction } from './transaction.js'
 import type { Address, DeliveryReport, Message, RejectedRecipient, Session, Stage, Transport } from './types.js'
 
-/** Options of {@link createPipeline}. */
+/**
+ * Options of {@link createPipeline}.
+ *
+ * @category Core
+ */
 export interface PipelineOptions {
   /** The stages, in the order their hooks run. */
   stages?: readonly Stage[]
@@ -31,9 +35,15 @@ export interface PipelineOptions {
   events?: DeliveryEvents
 }
 
-/** A chain of stages ending at a transport; itself a transport. */
+/**
+ * A chain of stages ending at a transport; itself a transport.
+ *
+ * @category Core
+ */
 export interface Pipeline extends Transport {
+  /** The stages, in the order their hooks run. */
   readonly stages: readonly Stage[]
+  /** Where messages go after the last stage. */
   readonly transport: Transport
   /** True if some stage declares `grantsRelay`: without one, a relay refuses every recipient. */
   readonly grantsRelay: boolean
@@ -75,6 +85,8 @@ const HOOKS = ['connect', 'mailFrom', 'rcptTo', 'data', 'close'] as const
  * console.log(pipeline.describe())
  * pipeline.events.subscribe((e) => e.type === 'message-refused' && console.warn(e.id, e.reply))
  * ```
+ *
+ * @category Core
  */
 export function createPipeline(options: PipelineOptions): Pipeline {
   const stages = [...(options.stages ?? [])]

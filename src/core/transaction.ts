@@ -27,7 +27,11 @@ import { runMailFrom, runRcptTo } from './hooks.js'
 import { MessageImpl } from './message.js'
 import type { Address, DeliveryReport, Envelope, Message, MessageState, RejectedRecipient, Session, Stage, Transaction } from './types.js'
 
-/** Options of `Pipeline.begin()`: what the ingress asks of the transaction. */
+/**
+ * Options of `Pipeline.begin()`: what the ingress asks of the transaction.
+ *
+ * @category Core
+ */
 export interface BeginOptions {
   /**
    * Refuse a recipient unless a stage that declares `grantsRelay` grants relay permission
@@ -61,7 +65,11 @@ export interface BeginOptions {
   readonly announce?: boolean
 }
 
-/** The content handed to `data()`. */
+/**
+ * The content handed to `data()`.
+ *
+ * @category Core
+ */
 export type MessageContent =
   | {
       /** The header section, parsed (or a promise of it: a failure to read it refuses the message). */
@@ -78,11 +86,21 @@ export type MessageContent =
       readonly done?: Promise<SmtpError | undefined>
     }
   /** A whole message (header section and body); the header section is split off here. */
-  | { readonly raw: Readable | Buffer | string }
+  | {
+      /** The message, header section first, as a stream or whole. */
+      readonly raw: Readable | Buffer | string
+    }
   /** The content of another message (a nested pipeline takes over its caller's). */
-  | { readonly message: Message }
+  | {
+      /** The message whose headers and body this transaction takes over. */
+      readonly message: Message
+    }
 
-/** What became of a transaction's message. */
+/**
+ * What became of a transaction's message.
+ *
+ * @category Core
+ */
 export interface TransactionOutcome {
   /** Recipients as added that were delivered (every final recipient each became was accepted). */
   readonly accepted: readonly Address[]
@@ -98,7 +116,11 @@ export interface TransactionOutcome {
   readonly aborted: boolean
 }
 
-/** A transaction as an ingress drives it; see the file header. */
+/**
+ * A transaction as an ingress drives it; see the file header.
+ *
+ * @category Core
+ */
 export interface PipelineTransaction extends Transaction {
   /** Runs the RCPT hooks for one recipient; resolves with the final recipients it became. Throws the `SmtpError` refusing it. */
   addRecipient(to: Address): Promise<readonly Address[]>

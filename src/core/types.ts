@@ -24,10 +24,18 @@ import type { DeliveryEvents } from '../delivery/events.js'
 import type { HeaderBlock } from './body/header-block.js'
 import type { SmtpError } from './errors.js'
 
-/** A value or a promise of it. */
+/**
+ * A value or a promise of it.
+ *
+ * @category Core
+ */
 export type Awaitable<T> = T | Promise<T>
 
-/** A mailbox in the SMTP envelope, with the ESMTP parameters it came with. */
+/**
+ * A mailbox in the SMTP envelope, with the ESMTP parameters it came with.
+ *
+ * @category Core
+ */
 export interface Address {
   /** The address without angle brackets, e.g. `alice@example.com`. Never empty: the null sender is `null`. */
   readonly address: string
@@ -39,7 +47,11 @@ export interface Address {
   readonly args?: Readonly<Record<string, string | true>>
 }
 
-/** Who a message is from and for, as the SMTP transaction says (not the headers). */
+/**
+ * Who a message is from and for, as the SMTP transaction says (not the headers).
+ *
+ * @category Core
+ */
 export interface Envelope {
   /** The sender; `null` for the null sender `MAIL FROM:<>` (bounces, DSNs). */
   readonly mailFrom: Address | null
@@ -50,15 +62,24 @@ export interface Envelope {
 /**
  * One SMTP connection. The object is live: `heloName`, `secure` and `user` change as the client
  * sends EHLO, STARTTLS and AUTH. Stages read it; nothing writes it but the relay.
+ *
+ * @category Core
  */
 export interface Session {
   /** Connection id, unique per relay process; appears in every log line of the connection. */
   readonly id: string
   /** Name of the listener the client connected to (see `ListenerOptions.name`). */
   readonly listener: string
+  /**
+   * The client's IP address. Behind a load balancer speaking the PROXY protocol, or after XCLIENT
+   * from a trusted host, the address of the real client, not of the balancer.
+   */
   readonly remoteAddress: string
+  /** The client's TCP port (the real client's, as for `remoteAddress`). */
   readonly remotePort: number
+  /** The relay's address the client connected to. */
   readonly localAddress: string
+  /** The relay's port the client connected to. */
   readonly localPort: number
   /** Reverse-resolved client name, or `[ip]` when reverse lookup is off or failed. */
   readonly clientHostname: string
@@ -72,7 +93,11 @@ export interface Session {
   readonly auth?: AuthIdentity | undefined
 }
 
-/** Who a client authenticated as (SMTP AUTH), as an {@link Authenticator} answered. */
+/**
+ * Who a client authenticated as (SMTP AUTH), as an {@link Authenticator} answered.
+ *
+ * @category Auth
+ */
 export interface AuthIdentity {
   /** The login name; becomes `Session.user` and the `user` of log lines. */
   readonly user: string
@@ -92,6 +117,8 @@ export interface AuthIdentity {
  * Called by the relay once per attempt, only over TLS (unless `auth.allowInsecure`), and never
  * for a client or user name that is locked out after repeated failures. Throwing means the check
  * could not be made: the client gets `454 4.7.0` and may retry; the error is logged.
+ *
+ * @category Auth
  */
 export interface Authenticator {
   (user: string, password: string, session: Session): Awaitable<AuthIdentity | null>
@@ -112,6 +139,8 @@ export interface Authenticator {
  *   interface MessageState { spamScore: number }
  * }
  * ```
+ *
+ * @category Core
  */
 // biome-ignore lint/suspicious/noEmptyInterface: extended by applications through declaration merging
 export interface MessageState {}
@@ -119,10 +148,13 @@ export interface MessageState {}
 /**
  * A mail transaction before its content arrived: what the MAIL and RCPT hooks are handed.
  * The same object becomes the {@link Message} at DATA.
+ *
+ * @category Core
  */
 export interface Transaction {
   /** Transaction id (the "queue id"): unique, appears in the 250 reply and in every log line. */
   readonly id: string
+  /** The SMTP connection the transaction arrived on. */
   readonly session: Session
   /** The envelope as the client sent it; for DSNs and traces. */
   readonly original: Envelope
@@ -140,10 +172,18 @@ export interface Transaction {
   readonly signal: AbortSignal
 }
 
-/** A transform of message bytes: a Node `Transform`, or an async generator function. */
+/**
+ * A transform of message bytes: a Node `Transform`, or an async generator function.
+ *
+ * @category Core
+ */
 export type BodyTransform = Transform | ((source: AsyncIterable<Buffer>) => AsyncIterable<Buffer>)
 
-/** A spooled body: re-readable, in memory up to a limit and in a temp file beyond it. */
+/**
+ * A spooled body: re-readable, in memory up to a limit and in a temp file beyond it.
+ *
+ * @category Core
+ */
 export interface SpooledBody {
   /** Size in bytes. */
   readonly size: number
@@ -155,6 +195,8 @@ export interface SpooledBody {
  * The body of a message (everything after the header section), streamed lazily. Nothing is
  * read from the client until a transport (or a spooling stage) reads it, so memory does not
  * grow with message size.
+ *
+ * @category Core
  */
 export interface MessageBody {
   /**
@@ -178,6 +220,8 @@ export interface MessageBody {
 /**
  * A message in the DATA phase: the transaction plus its content. The header section is parsed
  * once into {@link HeaderBlock}; editing headers never re-reads the body.
+ *
+ * @category Core
  */
 export interface Message extends Transaction {
   /** The header section. Edits (`add`, `set`, `remove`) are cheap and never touch the body. */
@@ -204,7 +248,11 @@ export interface Message extends Transaction {
   fork(rcptTo: readonly Address[], options?: ForkOptions): Promise<Message>
 }
 
-/** Options of {@link Message.fork}. */
+/**
+ * Options of {@link Message.fork}.
+ *
+ * @category Core
+ */
 export interface ForkOptions {
   /** The fork's sender. Default: the message's current sender. */
   readonly mailFrom?: Address | null
@@ -214,7 +262,11 @@ export interface ForkOptions {
   readonly takeBody?: boolean
 }
 
-/** What a stage's `rcptTo` hook may answer besides rewriting. */
+/**
+ * What a stage's `rcptTo` hook may answer besides rewriting.
+ *
+ * @category Core
+ */
 export interface RcptVerdict {
   /**
    * Grants relay permission for this recipient. Only stages that declare `grantsRelay: true`
@@ -232,6 +284,8 @@ export interface RcptVerdict {
  * that must treat groups of recipients differently (S/MIME encryption for those with a
  * certificate, plain text for the others) passes a fork of the message per group instead, one
  * call each, and merges the reports; passing a recipient on twice is a `RelayError`.
+ *
+ * @category Core
  */
 export type Next = (part?: Message) => Promise<DeliveryReport>
 
@@ -239,6 +293,8 @@ export type Next = (part?: Message) => Promise<DeliveryReport>
  * What a stage or transport may change, so a pipeline can check the chain's order:
  * `'trace'` only adds new header fields at the top (Received, X-Spam-*, DKIM-Signature, ARC-*);
  * `'headers'` may edit, remove or add any header field; `'body'` may change the body (and headers).
+ *
+ * @category Core
  */
 export type Modifies = 'trace' | 'headers' | 'body'
 
@@ -246,6 +302,8 @@ export type Modifies = 'trace' | 'headers' | 'body'
  * What a signer fixes. `'body'` (S/MIME): the content; header fields may still change, and
  * another S/MIME layer may wrap it whole (sign, then encrypt). `'message'` (DKIM): the body and the
  * signed header fields; only new trace fields may follow.
+ *
+ * @category Core
  */
 export type Seals = 'body' | 'message'
 
@@ -256,6 +314,8 @@ export type Seals = 'body' | 'message'
  *
  * Rejecting: throw an {@link SmtpError} (see `reject`). Anything else thrown becomes
  * `451 4.3.0` and the client retries. Rewriting: return the new value; never mutate the envelope.
+ *
+ * @category Core
  */
 export interface Stage {
   /** kebab-case name; appears in logs, errors, `describe()` and stage timings. */
@@ -298,18 +358,28 @@ export interface Stage {
   close?(): Promise<void>
 }
 
-/** A recipient a transport did not deliver to, and why. */
+/**
+ * A recipient a transport did not deliver to, and why.
+ *
+ * @category Core
+ */
 export interface RejectedRecipient {
+  /** The recipient, as in the envelope handed to the transport. */
   readonly rcpt: Address
+  /** Why: the reply for this recipient (its code decides permanent or temporary). */
   readonly error: SmtpError
 }
 
 /**
  * The outcome of delivering one message. Every recipient of `msg.envelope.rcptTo` appears
  * exactly once, in `accepted` or in `rejected`.
+ *
+ * @category Core
  */
 export interface DeliveryReport {
+  /** Recipients delivered or durably stored by the next hop. */
   readonly accepted: readonly Address[]
+  /** Recipients the next hop refused, each with its reply. */
   readonly rejected: readonly RejectedRecipient[]
   /** The last reply of the next hop, e.g. an upstream's `250 2.0.0 Ok: queued as 4F1A`. */
   readonly response?: string
@@ -326,6 +396,8 @@ export interface DeliveryReport {
  * Where a chain ends: delivers a message and reports per recipient. Resolve with a report for
  * per-recipient outcomes; throw (an `SmtpError`, ideally) when the whole message failed.
  * Accepting a recipient means it is delivered or durably stored: the relay answers 250 on it.
+ *
+ * @category Core
  */
 export interface Transport {
   /** kebab-case name for logs and `describe()`. */
@@ -334,6 +406,10 @@ export interface Transport {
   readonly modifies?: Modifies
   /** What this transport seals, if anything (a nested pipeline with a signer). */
   readonly seals?: Seals
+  /**
+   * Delivers `msg` to its envelope's recipients and reports per recipient. Reads the message
+   * (`msg.stream()`) at most once unless it spooled it; honours `msg.signal`.
+   */
   send(msg: Message): Promise<DeliveryReport>
   /**
    * The next hop a recipient goes to, for per-destination limits and the dead-destination
@@ -349,5 +425,6 @@ export interface Transport {
   readonly events?: DeliveryEvents
   /** One line for `describe()`, e.g. `smtp 127.0.0.1:2525`. */
   describe?(): string
+  /** Releases connections, pools and timers; called once when the relay or pipeline closes. */
   close?(): Promise<void>
 }

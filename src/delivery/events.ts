@@ -10,7 +10,11 @@
  */
 import type { StageTimings } from '../core/compose.js'
 
-/** Who an event is about, on the SMTP side. */
+/**
+ * Who an event is about, on the SMTP side.
+ *
+ * @category Delivery
+ */
 export interface EventSession {
   /** Connection id. */
   readonly id: string
@@ -22,40 +26,67 @@ export interface EventSession {
   readonly user?: string
 }
 
-/** Fields every event has. */
+/**
+ * Fields every event has.
+ *
+ * @category Delivery
+ */
 export interface EventBase {
   /** Milliseconds since the epoch. */
   readonly time: number
   /** The transaction (queue) id; the same in the 250 reply and every log line. */
   readonly id: string
+  /** The client connection the transaction belongs to. */
   readonly session: EventSession
 }
 
-/** MAIL FROM was refused by a stage. */
+/**
+ * MAIL FROM was refused by a stage.
+ *
+ * @category Delivery
+ */
 export interface SenderRefusedEvent extends EventBase {
+  /** The event's kind. */
   readonly type: 'sender-refused'
   /** The sender as given, `<>` for the null sender. */
   readonly from: string
+  /** The reply line the client got, e.g. `550 5.7.1 …`. */
   readonly reply: string
+  /** The stage that refused it, if a stage did. */
   readonly stage?: string
+  /** Why, for the log; never sent to the client. */
   readonly reason?: string
 }
 
-/** A recipient was refused: at RCPT (by a stage or for lack of relay permission), or by the next hop after DATA. */
+/**
+ * A recipient was refused: at RCPT (by a stage or for lack of relay permission), or by the next hop after DATA.
+ *
+ * @category Delivery
+ */
 export interface RecipientRefusedEvent extends EventBase {
+  /** The event's kind. */
   readonly type: 'recipient-refused'
+  /** When: at RCPT (`'rcpt'`), or by the next hop after DATA (`'data'`). */
   readonly phase: 'rcpt' | 'data'
   /** The recipient as the client gave it. */
   readonly rcpt: string
   /** The recipient the next hop refused, when a stage rewrote or expanded it. */
   readonly final?: string
+  /** The reply that refused it (at RCPT, the one the client got; after DATA, the next hop's). */
   readonly reply: string
+  /** The stage that refused it, if a stage did. */
   readonly stage?: string
+  /** Why, for the log; never sent to the client. */
   readonly reason?: string
 }
 
-/** What the message-level events share. */
+/**
+ * What the message-level events share.
+ *
+ * @category Delivery
+ */
 export interface MessageEventBase extends EventBase {
+  /** The final envelope sender, `<>` for the null sender. */
   readonly from: string
   /** The final recipients the chain delivered to. */
   readonly to: readonly string[]
@@ -63,8 +94,9 @@ export interface MessageEventBase extends EventBase {
   readonly size: number
   /** The reply the client got, e.g. `250 2.0.0 Ok: queued as 8PQ2…`. */
   readonly reply: string
-  /** Recipients accepted and refused by the next hop. */
+  /** How many recipients the next hop accepted. */
   readonly accepted: number
+  /** How many recipients the next hop refused. */
   readonly rejected: number
   /** Milliseconds from the start of DATA to the reply. */
   readonly ms: number
@@ -74,24 +106,41 @@ export interface MessageEventBase extends EventBase {
   readonly messageId?: string
 }
 
-/** The message was accepted: the client got 250 (delivered to at least one recipient, or stored). */
+/**
+ * The message was accepted: the client got 250 (delivered to at least one recipient, or stored).
+ *
+ * @category Delivery
+ */
 export interface AcceptedEvent extends MessageEventBase {
+  /** The event's kind. */
   readonly type: 'accepted'
   /** True if the transport stored it for later delivery (a queue): `queued` and later events follow. */
   readonly queued?: boolean
 }
 
-/** The message was refused after DATA: by a stage, the content checks, or every recipient's next hop. */
+/**
+ * The message was refused after DATA: by a stage, the content checks, or every recipient's next hop.
+ *
+ * @category Delivery
+ */
 export interface MessageRefusedEvent extends MessageEventBase {
+  /** The event's kind. */
   readonly type: 'message-refused'
+  /** The stage that refused it, if a stage did. */
   readonly stage?: string
+  /** Why, for the log; never sent to the client. */
   readonly reason?: string
   /** True if the client left (or the reply time ran out) before the outcome: nobody got the reply. */
   readonly aborted?: boolean
 }
 
-/** The next hop accepted the message for one recipient (at once, or from the queue: then with the attempt). */
+/**
+ * The next hop accepted the message for one recipient (at once, or from the queue: then with the attempt).
+ *
+ * @category Delivery
+ */
 export interface DeliveredEvent extends EventBase {
+  /** The event's kind. */
   readonly type: 'delivered'
   /** The recipient as the client gave it. */
   readonly rcpt: string
@@ -105,52 +154,93 @@ export interface DeliveredEvent extends EventBase {
   readonly destination?: string
 }
 
-/** The queue stored a message durably: the client got its 250. */
+/**
+ * The queue stored a message durably: the client got its 250.
+ *
+ * @category Delivery
+ */
 export interface QueuedEvent extends EventBase {
+  /** The event's kind. */
   readonly type: 'queued'
+  /** The envelope sender; `''` for the null sender. */
   readonly from: string
+  /** The recipients queued. */
   readonly to: readonly string[]
+  /** The message's size in bytes. */
   readonly size: number
   /** Set on the queue's own notices (DSNs). */
   readonly notice?: 'failure' | 'delay' | 'success'
 }
 
-/** What the queue's events about one recipient's attempt share. */
+/**
+ * What the queue's events about one recipient's attempt share.
+ *
+ * @category Delivery
+ */
 export interface AttemptEventBase extends EventBase {
+  /** The recipient. */
   readonly rcpt: string
   /** The attempt number (1 for the first). */
   readonly attempt: number
   /** The next hop's reply, or ours when it gave none (`451 4.4.1 …` for a refused connection). */
   readonly reply: string
+  /** The next hop (see `Transport.destinationOf`). */
   readonly destination?: string
 }
 
-/** An attempt failed temporarily; the recipient stays queued until `next`. */
+/**
+ * An attempt failed temporarily; the recipient stays queued until `next`.
+ *
+ * @category Delivery
+ */
 export interface DeferredEvent extends AttemptEventBase {
+  /** The event's kind. */
   readonly type: 'deferred'
   /** When it is tried again (ms since the epoch), or undefined while its next hop is throttled. */
   readonly next?: number
 }
 
-/** The next hop refused a queued recipient permanently; `notice` is the failure DSN's queue id, if one is due. */
+/**
+ * The next hop refused a queued recipient permanently.
+ *
+ * @category Delivery
+ */
 export interface BouncedEvent extends AttemptEventBase {
+  /** The event's kind. */
   readonly type: 'bounced'
+  /** The queue id of the failure notice (DSN) to the sender, if one is due. */
   readonly notice?: string
 }
 
-/** A queued recipient outlived the queue's lifetime and is given up; `notice` as for `bounced`. */
+/**
+ * A queued recipient outlived the queue's lifetime and is given up.
+ *
+ * @category Delivery
+ */
 export interface ExpiredEvent extends AttemptEventBase {
+  /** The event's kind. */
   readonly type: 'expired'
+  /** The queue id of the failure notice (DSN) to the sender, if one is due. */
   readonly notice?: string
 }
 
-/** A queued recipient's delivery is taking long: the sender was sent a delay notice (once). */
+/**
+ * A queued recipient's delivery is taking long: the sender was sent a delay notice (once).
+ *
+ * @category Delivery
+ */
 export interface DelayedEvent extends AttemptEventBase {
+  /** The event's kind. */
   readonly type: 'delayed'
+  /** The queue id of the delay notice. */
   readonly notice: string
 }
 
-/** What the events about a whole queue entry share. */
+/**
+ * What the events about a whole queue entry share.
+ *
+ * @category Delivery
+ */
 export interface QueueEntryEventBase extends EventBase {
   /** Its recipients not yet delivered. */
   readonly recipients: readonly string[]
@@ -158,50 +248,92 @@ export interface QueueEntryEventBase extends EventBase {
   readonly reason: string
 }
 
-/** A queue entry was held: by an operator, or by the queue for a notice nobody can take. */
+/**
+ * A queue entry was held: by an operator, or by the queue for a notice nobody can take.
+ *
+ * @category Delivery
+ */
 export interface HeldEvent extends QueueEntryEventBase {
+  /** The event's kind. */
   readonly type: 'held'
 }
 
-/** A held queue entry was released (or requeued) by an operator: due now. */
+/**
+ * A held queue entry was released (or requeued) by an operator: due now.
+ *
+ * @category Delivery
+ */
 export interface ReleasedEvent extends QueueEntryEventBase {
+  /** The event's kind. */
   readonly type: 'released'
 }
 
-/** An operator deleted a queue entry. */
+/**
+ * An operator deleted a queue entry.
+ *
+ * @category Delivery
+ */
 export interface DeletedEvent extends QueueEntryEventBase {
+  /** The event's kind. */
   readonly type: 'deleted'
 }
 
-/** A delivery status notification for recipients refused after DATA: sent, failed, or not due. */
+/**
+ * A delivery status notification for recipients refused after DATA: sent, failed, or not due.
+ *
+ * @category Delivery
+ */
 export interface DsnEvent extends EventBase {
+  /** The event's kind. */
   readonly type: 'dsn'
+  /** `'sent'`: the notice left; `'failed'`: sending it failed; `'not-due'`: none was owed (null sender, `NOTIFY=NEVER`). */
   readonly outcome: 'sent' | 'failed' | 'not-due'
   /** Where it went: the original sender. */
   readonly to?: string
   /** The id of the notice itself. */
   readonly dsnId?: string
   /** The recipients it reports, with the reply each got. */
-  readonly failed: ReadonlyArray<{ readonly rcpt: string; readonly reply: string }>
+  readonly failed: ReadonlyArray<{
+    /** The recipient as the client gave it. */
+    readonly rcpt: string
+    /** The reply that refused it. */
+    readonly reply: string
+  }>
   /** Why it was not sent, or why sending it failed. */
   readonly reason?: string
 }
 
-/** An error on our side (a stage or transport bug, an outage): never a client's misbehaviour. */
+/**
+ * An error on our side (a stage or transport bug, an outage): never a client's misbehaviour.
+ *
+ * @category Delivery
+ */
 export interface ErrorEvent {
+  /** The event's kind. */
   readonly type: 'error'
+  /** Milliseconds since the epoch. */
   readonly time: number
   /** What failed, as in the log line: `'unexpected error in chain'`, `'listener error'` … */
   readonly message: string
+  /** What was thrown. */
   readonly error: unknown
+  /** The transaction (queue) id, if a message was involved. */
   readonly id?: string
+  /** The connection id, if a connection was involved. */
   readonly session?: string
+  /** The client's IP address, if a connection was involved. */
   readonly client?: string
+  /** The listener, if the error belongs to one. */
   readonly listener?: string
+  /** The stage that threw, if one did. */
   readonly stage?: string
 }
 
-/** Every event of the delivery stream. */
+/**
+ * Every event of the delivery stream.
+ *
+ * @category Delivery
+ */
 export type DeliveryEvent =
   | SenderRefusedEvent
   | RecipientRefusedEvent
@@ -219,10 +351,18 @@ export type DeliveryEvent =
   | DeletedEvent
   | ErrorEvent
 
-/** A subscriber; see the file header for when it is called. */
+/**
+ * A subscriber; see the file header for when it is called.
+ *
+ * @category Delivery
+ */
 export type DeliveryListener = (event: DeliveryEvent) => void
 
-/** The stream of one pipeline. */
+/**
+ * The stream of one pipeline.
+ *
+ * @category Delivery
+ */
 export interface DeliveryEvents {
   /** Adds a listener; returns the function that removes it. */
   subscribe(listener: DeliveryListener): () => void
@@ -242,6 +382,8 @@ export interface DeliveryEvents {
  *   if (e.type === 'recipient-refused') metrics.refused.inc()
  * })
  * ```
+ *
+ * @category Delivery
  */
 export function createEventStream(): DeliveryEvents {
   let listeners: DeliveryListener[] = []

@@ -10,10 +10,18 @@ import type { PrivateKeyInput } from '../smime/certificates.js'
 
 export type { PrivateKeyInput }
 
-/** The DKIM signing algorithms: RSA-SHA256 (RFC 6376) and Ed25519-SHA256 (RFC 8463). */
+/**
+ * The DKIM signing algorithms: RSA-SHA256 (RFC 6376) and Ed25519-SHA256 (RFC 8463).
+ *
+ * @category Stages
+ */
 export type DkimAlgorithm = 'rsa-sha256' | 'ed25519-sha256'
 
-/** One DKIM key: what a key map holds and a key resolver returns. */
+/**
+ * One DKIM key: what a key map holds and a key resolver returns.
+ *
+ * @category Stages
+ */
 export interface DkimKey {
   /** The selector (`s=`): the public key is published at `<selector>._domainkey.<domain>`. */
   readonly selector: string
@@ -36,7 +44,11 @@ export interface SigningKey {
   readonly key: KeyObject
 }
 
-/** The DNS TXT record that publishes a DKIM public key. */
+/**
+ * The DNS TXT record that publishes a DKIM public key.
+ *
+ * @category Stages
+ */
 export interface DkimDnsRecord {
   /** Owner name, e.g. `mail2026._domainkey.example.com`. */
   readonly name: string
@@ -104,6 +116,8 @@ export function readPrivateKey(input: PrivateKeyInput, where: string): KeyObject
  * // name:  mail2026._domainkey.example.com
  * // value: v=DKIM1; k=rsa; p=MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA…
  * ```
+ *
+ * @category Stages
  */
 export function dkimDnsRecord(options: { domain: string; selector: string; privateKey: PrivateKeyInput }): DkimDnsRecord {
   const { domain, selector, algorithm, key } = signingKey(options, toDomain(options.domain))

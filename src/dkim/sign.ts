@@ -11,7 +11,11 @@ import type { SpooledBody } from '../core/types.js'
 import { type SigningKey, toDomain } from './keys.js'
 import type { DkimParts } from './mailauth.js'
 
-/** Header canonicalisation / body canonicalisation (RFC 6376 §3.4). */
+/**
+ * Header canonicalisation / body canonicalisation (RFC 6376 §3.4).
+ *
+ * @category Stages
+ */
 export type DkimCanonicalization = 'relaxed/relaxed' | 'relaxed/simple' | 'simple/relaxed' | 'simple/simple'
 
 export const CANONICALIZATIONS: readonly DkimCanonicalization[] = ['relaxed/relaxed', 'relaxed/simple', 'simple/relaxed', 'simple/simple']

@@ -9,7 +9,11 @@ import { RelayError } from '../core/errors.js'
 import { exchange, send } from './socket.js'
 import type { VirusScanner, VirusVerdict } from './types.js'
 
-/** Options of {@link clamd}. */
+/**
+ * Options of {@link clamd}.
+ *
+ * @category Scanners
+ */
 export interface ClamdOptions {
   /** clamd's address (its `TCPAddr`); an IP address keeps DNS out of the mail path. Default `'127.0.0.1'`. */
   host?: string
@@ -35,6 +39,8 @@ export interface ClamdOptions {
  *
  * const scan = virusScan({ scanner: clamd({ host: '127.0.0.1', port: 3310 }) })
  * ```
+ *
+ * @category Scanners
  */
 export function clamd(options: ClamdOptions = {}): VirusScanner {
   const host = options.host ?? '127.0.0.1'

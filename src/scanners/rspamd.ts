@@ -9,7 +9,11 @@ import { buffer } from 'node:stream/consumers'
 import { pipeline } from 'node:stream/promises'
 import type { SpamAction, SpamScanner, SpamVerdict } from './types.js'
 
-/** Options of {@link rspamd}. */
+/**
+ * Options of {@link rspamd}.
+ *
+ * @category Scanners
+ */
 export interface RspamdOptions {
   /** rspamd's address; an IP address keeps DNS out of the mail path. Default `'127.0.0.1'`. */
   host?: string
@@ -47,6 +51,8 @@ interface CheckV2Reply {
  *
  * const scan = spamScan({ scanner: rspamd({ host: '127.0.0.1', port: 11333 }) })
  * ```
+ *
+ * @category Scanners
  */
 export function rspamd(options: RspamdOptions = {}): SpamScanner {
   const host = options.host ?? '127.0.0.1'

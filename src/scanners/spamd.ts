@@ -8,7 +8,11 @@ import { RelayError } from '../core/errors.js'
 import { exchange, send } from './socket.js'
 import type { SpamScanner, SpamVerdict } from './types.js'
 
-/** Options of {@link spamd}. */
+/**
+ * Options of {@link spamd}.
+ *
+ * @category Scanners
+ */
 export interface SpamdOptions {
   /** spamd's address; an IP address keeps DNS out of the mail path. Default `'127.0.0.1'`. */
   host?: string
@@ -27,6 +31,8 @@ export interface SpamdOptions {
  *
  * const scan = spamScan({ scanner: spamd({ host: '127.0.0.1', port: 783 }), actions: { tag: 5, reject: 10 } })
  * ```
+ *
+ * @category Scanners
  */
 export function spamd(options: SpamdOptions = {}): SpamScanner {
   const host = options.host ?? '127.0.0.1'

@@ -10,6 +10,8 @@ import type { Awaitable, Message } from '../core/types.js'
 /**
  * What a scanner is handed: the message as it reached the scanning stage, spooled (memory up to
  * the relay's spool limit, then a temp file), so it can be read as often as needed.
+ *
+ * @category Scanners
  */
 export interface ScanInput {
   /** The message being scanned: envelope, session, header block. Do not edit it from a scanner. */
@@ -25,10 +27,18 @@ export interface ScanInput {
   readonly signal: AbortSignal
 }
 
-/** What the spam-scan stage does with a message. Ordered from mildest to strictest. */
+/**
+ * What the spam-scan stage does with a message. Ordered from mildest to strictest.
+ *
+ * @category Scanners
+ */
 export type SpamAction = 'accept' | 'tag' | 'quarantine' | 'reject'
 
-/** A spam scanner's answer. */
+/**
+ * A spam scanner's answer.
+ *
+ * @category Scanners
+ */
 export interface SpamVerdict {
   /** The score; higher is spammier. */
   readonly score: number
@@ -56,15 +66,35 @@ export interface SpamVerdict {
  *   return { score: subject.length > 8 && subject === subject.toUpperCase() ? 6 : 0, scanner: 'shouting' }
  * }
  * ```
+ *
+ * @category Scanners
  */
 export type SpamScanner = (input: ScanInput) => Awaitable<SpamVerdict>
 
-/** A virus scanner's answer. */
+/**
+ * A virus scanner's answer.
+ *
+ * @category Scanners
+ */
 export type VirusVerdict =
-  | { readonly status: 'clean' }
-  | { readonly status: 'infected'; readonly viruses: readonly string[] }
-  /** The scanner stopped before the end: the message is larger than it is configured to scan. */
-  | { readonly status: 'too-large' }
+  | {
+      /** No virus found. */
+      readonly status: 'clean'
+    }
+  | {
+      /** The scanner found something. */
+      readonly status: 'infected'
+      /** What it found, as the scanner names it (e.g. `Eicar-Signature`). */
+      readonly viruses: readonly string[]
+    }
+  | {
+      /** The scanner stopped before the end: the message is larger than it is configured to scan. */
+      readonly status: 'too-large'
+    }
 
-/** A virus scanner: `clamd()`, or a function of your own. Reject (throw) when the scan could not be done. */
+/**
+ * A virus scanner: `clamd()`, or a function of your own. Reject (throw) when the scan could not be done.
+ *
+ * @category Scanners
+ */
 export type VirusScanner = (input: ScanInput) => Awaitable<VirusVerdict>

@@ -1,7 +1,11 @@
 /** Durations in options: milliseconds as a number, or a string such as `'30s'`, `'15m'`, `'1h'`, `'1d'`. */
 import { RelayError } from '../core/errors.js'
 
-/** A duration: milliseconds, or a number with a unit (`s`, `m`, `h`, `d`), e.g. `'1d'`. */
+/**
+ * A duration: milliseconds, or a number with a unit (`s`, `m`, `h`, `d`), e.g. `'1d'`.
+ *
+ * @category Utilities
+ */
 export type Duration = number | `${number}${'s' | 'm' | 'h' | 'd'}`
 
 const UNIT = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const

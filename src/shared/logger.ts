@@ -4,14 +4,26 @@
  * instance, or `consoleLogger()` for JSON lines on stderr. The default logs nothing.
  */
 
-/** Log levels relaychain uses, lowest first. */
+/**
+ * Log levels relaychain uses, lowest first.
+ *
+ * @category Logging
+ */
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error'
 
-/** A pino-compatible logger: each method takes a fields object and a message. */
+/**
+ * A pino-compatible logger: each method takes a fields object and a message.
+ *
+ * @category Logging
+ */
 export interface Logger {
+  /** Detail for troubleshooting: per-command steps, the SMTP transcript of `smtpTransport({ transcript: true })`. */
   debug(fields: Record<string, unknown>, message: string): void
+  /** What happened to each connection and message. */
   info(fields: Record<string, unknown>, message: string): void
+  /** Something the operator should look at: a failing upstream, a scanner down, a refused reload. */
   warn(fields: Record<string, unknown>, message: string): void
+  /** A failure on our side: a bug or a broken configuration. */
   error(fields: Record<string, unknown>, message: string): void
 }
 
@@ -24,6 +36,8 @@ const LEVELS: Record<LogLevel, number> = { debug: 20, info: 30, warn: 40, error:
  * ```ts
  * createRelay({ stages, transport, logger: process.env.DEBUG ? consoleLogger({ level: 'debug' }) : noopLogger })
  * ```
+ *
+ * @category Logging
  */
 export const noopLogger: Logger = {
   debug() {},
@@ -32,12 +46,19 @@ export const noopLogger: Logger = {
   error() {},
 }
 
-/** Options of {@link consoleLogger}. */
+/**
+ * Options of {@link consoleLogger}.
+ *
+ * @category Logging
+ */
 export interface ConsoleLoggerOptions {
   /** Lowest level written. Default `'info'`. */
   level?: LogLevel
   /** Where lines go. Default `process.stderr`. */
-  stream?: { write(line: string): unknown }
+  stream?: {
+    /** Writes one JSON line, newline included. */
+    write(line: string): unknown
+  }
 }
 
 /**
@@ -47,6 +68,8 @@ export interface ConsoleLoggerOptions {
  * ```ts
  * const relay = createRelay({ stages, transport, logger: consoleLogger({ level: 'debug' }) })
  * ```
+ *
+ * @category Logging
  */
 export function consoleLogger(options: ConsoleLoggerOptions = {}): Logger {
   const min = LEVELS[options.level ?? 'info']

@@ -11,6 +11,8 @@ import { loadFeature, requireFeature } from './optional.js'
 /**
  * An ioredis client (`new Redis(…)`) of your own, described by the members relaychain relies on,
  * so that this type does not need ioredis installed to type-check.
+ *
+ * @category Utilities
  */
 export interface RedisClient {
   /** ioredis's connection state (`'ready'` …). */
@@ -27,8 +29,15 @@ export interface RedisClient {
  * `'memory'` (default): this process only. `{ redis }`: a Redis server shared by every relay
  * process, given as a URL (`redis://127.0.0.1:6379`; the connection is opened on first use and
  * closed with the relay) or as an ioredis client you own.
+ *
+ * @category Utilities
  */
-export type SharedStore = 'memory' | { readonly redis: string | RedisClient }
+export type SharedStore =
+  | 'memory'
+  | {
+      /** A Redis URL (`redis://127.0.0.1:6379`; the connection is opened and closed here), or a connected client of yours. */
+      readonly redis: string | RedisClient
+    }
 
 /** A Redis connection: ours (opened from a URL, closed on release) or the caller's. */
 export interface RedisHandle {

@@ -8,10 +8,18 @@ import { createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto'
 import { addressKey, type DomainTable, domainKey, domainTable } from '../core/address.js'
 import { RelayError } from '../core/errors.js'
 
-/** A certificate as PEM text (several for a chain, signer first) or DER bytes. */
+/**
+ * A certificate as PEM text (several for a chain, signer first) or DER bytes.
+ *
+ * @category Stages
+ */
 export type CertificateInput = string | Buffer
 
-/** A private key as PEM text (PKCS#8, PKCS#1 or SEC1), DER bytes or a Node `KeyObject`. */
+/**
+ * A private key as PEM text (PKCS#8, PKCS#1 or SEC1), DER bytes or a Node `KeyObject`.
+ *
+ * @category Stages
+ */
 export type PrivateKeyInput = string | Buffer | KeyObject
 
 const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g

@@ -11,7 +11,11 @@ import { base64Stream } from './base64.js'
 import type { Wrap } from './entity.js'
 import { loadPkijs } from './pkijs.js'
 
-/** How the content key is encrypted for each recipient. */
+/**
+ * How the content key is encrypted for each recipient.
+ *
+ * @category Stages
+ */
 export type KeyTransport = 'rsa-oaep' | 'rsa-pkcs1'
 
 const OID = {

@@ -11,10 +11,16 @@ import { addressMap, byAddress, type CertificateInput, checkCurrent, invalid, is
  * lookup cannot answer now (the stage asks again at DATA, and answers `451 4.3.0` if it still
  * cannot). Whether the certificate is trustworthy (issued by a CA you trust, not revoked) is the
  * lookup's to decide; the stage only checks that it is an RSA certificate valid today.
+ *
+ * @category Stages
  */
 export type CertificateLookup = (address: string, tx: Transaction) => Awaitable<CertificateInput | null | undefined>
 
-/** A map by address or domain, or a lookup function. */
+/**
+ * A map by address or domain, or a lookup function.
+ *
+ * @category Stages
+ */
 export type RecipientCertificates = Readonly<Record<string, CertificateInput>> | CertificateLookup
 
 /** The first certificate of `input`, if it has an RSA key (the only key transport supported). */

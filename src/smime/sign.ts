@@ -7,7 +7,11 @@ import { type KeyObject, webcrypto, type X509Certificate } from 'node:crypto'
 import { type CertificateInput, checkCurrent, invalid, type PrivateKeyInput, parseCertificates, parsePrivateKey } from './certificates.js'
 import { loadPkijs } from './pkijs.js'
 
-/** A signing certificate and its key. */
+/**
+ * A signing certificate and its key.
+ *
+ * @category Stages
+ */
 export interface SmimeSigner {
   /** The signer's certificate, then the intermediate CAs (as in a TLS "fullchain" file). */
   cert: CertificateInput

@@ -20,10 +20,18 @@ import { createSrs, type SrsOptions } from '../address/srs.js'
 import { RelayError, SmtpError } from '../core/errors.js'
 import type { Address, Message, Next, Stage, Transaction } from '../core/types.js'
 
-/** An address header field the stage can rewrite. */
+/**
+ * An address header field the stage can rewrite.
+ *
+ * @category Stages
+ */
 export type AddressHeaderField = 'from' | 'sender' | 'reply-to' | 'to' | 'cc'
 
-/** Options of {@link addressRewrite}. */
+/**
+ * Options of {@link addressRewrite}.
+ *
+ * @category Stages
+ */
 export interface AddressRewriteOptions {
   /** Rewrites the envelope sender and the From, Sender and Reply-To fields; one address per entry. */
   readonly sender?: AddressMap
@@ -50,6 +58,8 @@ const utf8 = new TextDecoder('utf-8', { fatal: true })
  *   srs: { secret: process.env.SRS_SECRET!, domain: 'srs.new.example', localDomains: ['new.example'] },
  * })
  * ```
+ *
+ * @category Stages
  */
 export function addressRewrite(options: AddressRewriteOptions): Stage {
   const sender = options.sender && compileMap(options.sender, 'address-rewrite sender', true)

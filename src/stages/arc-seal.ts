@@ -21,7 +21,11 @@ import type { Stage } from '../core/types.js'
 import { type PrivateKeyInput, readPrivateKey, toDomain } from '../dkim/keys.js'
 import { loadMailauth } from '../dkim/mailauth.js'
 
-/** Options of {@link arcSeal}. */
+/**
+ * Options of {@link arcSeal}.
+ *
+ * @category Stages
+ */
 export interface ArcSealOptions {
   /** The sealing domain (`d=`): the forwarder's own domain. */
   domain: string
@@ -51,6 +55,8 @@ export interface ArcSealOptions {
  * const seal = arcSeal({ domain: 'forwarder.example', selector: 'arc2026', privateKey: readFileSync('/etc/relay/arc2026.pem') })
  * createRelay({ stages: [relayPolicy({ domains: ['forwarded.example'] }), seal], transport })
  * ```
+ *
+ * @category Stages
  */
 export function arcSeal(options: ArcSealOptions): Stage {
   const domain = toDomain(options.domain)

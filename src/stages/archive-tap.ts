@@ -15,18 +15,34 @@ import { RelayError, reject, toSmtpError } from '../core/errors.js'
 import type { Address, DeliveryReport, Message, Stage, Transport } from '../core/types.js'
 import type { Logger } from '../shared/logger.js'
 
-/** What became of the archived message. */
+/**
+ * What became of the archived message.
+ *
+ * @category Stages
+ */
 export interface ArchiveOutcome {
   /** `'delivered'`: every recipient accepted; `'partial'`: some; `'refused'`: none, or the chain refused the message. */
   readonly status: 'delivered' | 'partial' | 'refused'
+  /** Recipients the next hop accepted. */
   readonly accepted: readonly string[]
-  readonly rejected: ReadonlyArray<{ readonly rcpt: string; readonly reply: string }>
+  /** Recipients refused, each with the reply it got. */
+  readonly rejected: ReadonlyArray<{
+    /** The recipient's address. */
+    readonly rcpt: string
+    /** The reply, e.g. `550 5.1.1 User unknown`. */
+    readonly reply: string
+  }>
   /** The next hop's last reply, or the reply the client got when the chain refused the message. */
   readonly response?: string
 }
 
-/** What the archive learns besides the message; a `fileTransport` writes it into the JSON sidecar. */
+/**
+ * What the archive learns besides the message; a `fileTransport` writes it into the JSON sidecar.
+ *
+ * @category Stages
+ */
 export interface ArchiveRecord {
+  /** Which copy this is: the message as received, or as the chain delivered it (after its edits). */
   readonly copy: 'received' | 'delivered'
   /** Absent when the copy was written before delivery (`mandatory: true`). */
   readonly outcome?: ArchiveOutcome
@@ -39,7 +55,11 @@ declare module 'relaychain' {
   }
 }
 
-/** Options of {@link archiveTap}. */
+/**
+ * Options of {@link archiveTap}.
+ *
+ * @category Stages
+ */
 export interface ArchiveTapOptions {
   /** The archive: e.g. `fileTransport({ dir: '/var/archive' })` or `smtpTransport({ … })`. Closed with the stage. */
   to: Transport
@@ -63,6 +83,8 @@ export interface ArchiveTapOptions {
  *   transport: smtpTransport({ host: 'smarthost.example', port: 587 }),
  * })
  * ```
+ *
+ * @category Stages
  */
 export function archiveTap(options: ArchiveTapOptions): Stage {
   const { to, logger } = options

@@ -19,7 +19,11 @@ import type { Message, Stage } from '../core/types.js'
 import { editorTransform, type PartInfo, type PreparedDisclaimer, planPart, prepareDisclaimer } from '../mime/disclaimer-part.js'
 import { mimeRewrite } from '../mime/mime-rewrite.js'
 
-/** One disclaimer. */
+/**
+ * One disclaimer.
+ *
+ * @category Stages
+ */
 export interface DisclaimerContent {
   /** Plain text, for text/plain parts (and, HTML-escaped, for text/html parts unless `html` is given). */
   readonly text: string
@@ -27,7 +31,11 @@ export interface DisclaimerContent {
   readonly html?: string
 }
 
-/** Options of {@link disclaimer}. */
+/**
+ * Options of {@link disclaimer}.
+ *
+ * @category Stages
+ */
 export interface DisclaimerOptions {
   /** The disclaimer for every sender whose domain `domains` does not list. Omit it to add none for them. */
   readonly text?: string
@@ -61,6 +69,8 @@ const libs = () => (loading ??= Promise.all([import('libmime'), import('iconv-li
  *   transport,
  * })
  * ```
+ *
+ * @category Stages
  */
 export function disclaimer(options: DisclaimerOptions): Stage {
   const choose = chooser(options)

@@ -22,11 +22,20 @@ export type { DkimAlgorithm, DkimDnsRecord, DkimKey, PrivateKeyInput } from '../
 export { dkimDnsRecord } from '../dkim/keys.js'
 export type { DkimCanonicalization } from '../dkim/sign.js'
 
-/** Keys per From domain: one key, or several for several signatures. */
+/**
+ * Keys per From domain: one key, or several for several signatures.
+ *
+ * @category Stages
+ */
 export type DkimKeyMap = Readonly<Record<string, DkimKey | readonly DkimKey[]>>
 
-/** What a key resolver is told besides the From domain. */
+/**
+ * What a key resolver is told besides the From domain.
+ *
+ * @category Stages
+ */
 export interface DkimKeyContext {
+  /** The message being signed: its headers, envelope and session (to pick keys per listener or user). */
   readonly message: Message
   /** The signing time (`t=`): pick keys by date with it, e.g. to rotate selectors. */
   readonly date: Date
@@ -36,10 +45,16 @@ export interface DkimKeyContext {
  * Picks the keys for a From domain (lower case, A-labels); nothing or `[]` leaves the message
  * unsigned. Return the same objects for the same keys: each is read once, on first use, and an
  * unreadable one fails the message with `451 4.3.0`.
+ *
+ * @category Stages
  */
 export type DkimKeyResolver = (domain: string, context: DkimKeyContext) => Awaitable<DkimKey | readonly DkimKey[] | undefined>
 
-/** Options of {@link dkimSign}. */
+/**
+ * Options of {@link dkimSign}.
+ *
+ * @category Stages
+ */
 export interface DkimSignOptions {
   /** Keys per From domain, read and checked when the chain is built; or a resolver. */
   keys: DkimKeyMap | DkimKeyResolver
@@ -81,6 +96,8 @@ const FIELD_NAME = /^[\x21-\x39\x3b-\x7e]+$/
  * })
  * createRelay({ stages: [relayPolicy({ networks: ['192.0.2.0/24'] }), disclaimer, signer], transport })
  * ```
+ *
+ * @category Stages
  */
 export function dkimSign(options: DkimSignOptions): Stage {
   const canonicalization = options.canonicalization ?? 'relaxed/relaxed'

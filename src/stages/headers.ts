@@ -13,16 +13,34 @@ import { HeaderBlock, type HeaderField } from '../core/body/header-block.js'
 import { RelayError } from '../core/errors.js'
 import type { Message, Stage } from '../core/types.js'
 
-/** A field value: fixed, or computed per message (`undefined` leaves the field out). */
+/**
+ * A field value: fixed, or computed per message (`undefined` leaves the field out).
+ *
+ * @category Stages
+ */
 export type HeaderValue = string | ((msg: Message) => string | undefined)
 
 /**
  * Which fields to remove: a name (any case), a pattern on the name, or a name or pattern with a
  * condition on the (unfolded) value.
+ *
+ * @category Stages
  */
-export type HeaderMatcher = string | RegExp | { readonly name: string | RegExp; readonly value: RegExp | ((value: string, msg: Message) => boolean) }
+export type HeaderMatcher =
+  | string
+  | RegExp
+  | {
+      /** The field name: exact (case-insensitive) or a pattern. */
+      readonly name: string | RegExp
+      /** The condition on the unfolded value: a pattern, or a function. */
+      readonly value: RegExp | ((value: string, msg: Message) => boolean)
+    }
 
-/** Options of {@link headers}. */
+/**
+ * Options of {@link headers}.
+ *
+ * @category Stages
+ */
 export interface HeadersOptions {
   /** Fields to remove. */
   remove?: readonly HeaderMatcher[]
@@ -45,6 +63,8 @@ export interface HeadersOptions {
  *   when: (msg) => msg.session.user !== undefined,
  * })
  * ```
+ *
+ * @category Stages
  */
 export function headers(options: HeadersOptions): Stage {
   const remove = options.remove ?? []

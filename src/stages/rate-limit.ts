@@ -17,7 +17,11 @@ import { type Duration, describeSeconds, toSeconds } from '../shared/duration.js
 import { normalizeIp } from '../shared/ip.js'
 import { counters, type SharedStore } from '../shared/store.js'
 
-/** One limit: at most `messages` and/or `recipients` per `key` within `window`. */
+/**
+ * One limit: at most `messages` and/or `recipients` per `key` within `window`.
+ *
+ * @category Stages
+ */
 export interface RateLimitRule {
   /**
    * What is counted: the authenticated `'user'`, the client `'ip'`, the `'sender-domain'`, or a
@@ -33,8 +37,13 @@ export interface RateLimitRule {
   window: Duration
 }
 
-/** Options of {@link rateLimit}. */
+/**
+ * Options of {@link rateLimit}.
+ *
+ * @category Stages
+ */
 export interface RateLimitOptions {
+  /** The limits, each counted on its own: over a message limit MAIL gets `451 4.7.1`, over a recipient limit RCPT gets `452 4.7.1`. */
   limits?: readonly RateLimitRule[]
   /** Recipients in one message; more get `452 4.5.3` (the client sends them in another transaction). */
   recipientsPerMessage?: number
@@ -55,6 +64,8 @@ export interface RateLimitOptions {
  *   store: { redis: 'redis://127.0.0.1:6379' },
  * })
  * ```
+ *
+ * @category Stages
  */
 export function rateLimit(options: RateLimitOptions): Stage {
   const store = counters(options.store, options.clock)

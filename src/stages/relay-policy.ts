@@ -19,7 +19,11 @@ import { RelayError, SmtpError } from '../core/errors.js'
 import type { Address, AuthIdentity, Awaitable, RcptVerdict, Stage, Transaction } from '../core/types.js'
 import { networkMatcher, normalizeIp } from '../shared/ip.js'
 
-/** Options of {@link relayPolicy}; at least one way to grant relaying must be given. */
+/**
+ * Options of {@link relayPolicy}; at least one way to grant relaying must be given.
+ *
+ * @category Stages
+ */
 export interface RelayPolicyOptions {
   /** Grant relaying to clients that authenticated with SMTP AUTH (`permit_sasl_authenticated`). Default true. */
   authenticated?: boolean
@@ -53,6 +57,8 @@ export interface RelayPolicyOptions {
  *   transport, tls, listeners,
  * })
  * ```
+ *
+ * @category Stages
  */
 export function relayPolicy(options: RelayPolicyOptions = {}): Stage {
   const authenticated = options.authenticated ?? true

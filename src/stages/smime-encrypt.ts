@@ -25,7 +25,11 @@ import { certificateFinder, type RecipientCertificates } from '../smime/recipien
 export type { CertificateLookup, RecipientCertificates } from '../smime/recipients.js'
 export type { KeyTransport }
 
-/** Options of {@link smimeEncrypt}. */
+/**
+ * Options of {@link smimeEncrypt}.
+ *
+ * @category Stages
+ */
 export interface SmimeEncryptOptions {
   /**
    * Recipients' certificates: a map by address (`bob@example.org`) or domain (`example.org`, a
@@ -67,6 +71,8 @@ const cannotEncrypt = (text: string, who: readonly Address[]) =>
  * })
  * createRelay({ stages: [policy, smimeSign({ certificates }), encrypt], transport })
  * ```
+ *
+ * @category Stages
  */
 export function smimeEncrypt(options: SmimeEncryptOptions): Stage {
   requireFeature('smime')

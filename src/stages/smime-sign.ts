@@ -23,7 +23,11 @@ import { checkSigner, prepareSigner, type Signer, type SmimeSigner, signDigest }
 export type { CertificateInput, PrivateKeyInput } from '../smime/certificates.js'
 export type { SmimeSigner }
 
-/** Options of {@link smimeSign}. */
+/**
+ * Options of {@link smimeSign}.
+ *
+ * @category Stages
+ */
 export interface SmimeSignOptions {
   /**
    * Certificates and keys by sender: an address (`alice@example.com`), or a domain
@@ -60,6 +64,8 @@ const SIGNATURE_HEADER =
  * })
  * createRelay({ stages: [policy, disclaimer, sign], transport })
  * ```
+ *
+ * @category Stages
  */
 export function smimeSign(options: SmimeSignOptions): Stage {
   requireFeature('smime')

@@ -22,10 +22,26 @@ export { type RspamdOptions, rspamd } from '../scanners/rspamd.js'
 export { type SpamdOptions, spamd } from '../scanners/spamd.js'
 export type { ScanInput, SpamAction, SpamScanner, SpamVerdict } from '../scanners/types.js'
 
-/** What spam-scan did with a message; `msg.state.spam`. */
+/**
+ * What spam-scan did with a message; `msg.state.spam`.
+ *
+ * @category Stages
+ */
 export type SpamScanResult =
-  | { readonly action: SpamAction; readonly verdict: SpamVerdict }
-  | { readonly action: 'skipped'; readonly reason: 'too-large' | 'scanner-failed'; readonly size: number }
+  | {
+      /** What the stage did. */
+      readonly action: SpamAction
+      /** The scanner's answer. */
+      readonly verdict: SpamVerdict
+    }
+  | {
+      /** The message was not scanned and passed on. */
+      readonly action: 'skipped'
+      /** Larger than `maxSize`, or the scanner failed with `onError: 'accept'`. */
+      readonly reason: 'too-large' | 'scanner-failed'
+      /** The message's size in bytes. */
+      readonly size: number
+    }
 
 declare module 'relaychain' {
   interface MessageState {
@@ -34,14 +50,25 @@ declare module 'relaychain' {
   }
 }
 
-/** Score thresholds: the strictest action whose threshold the score reaches wins. */
+/**
+ * Score thresholds: the strictest action whose threshold the score reaches wins.
+ *
+ * @category Stages
+ */
 export interface SpamThresholds {
+  /** Score from which the message is tagged (`X-Spam-*` fields, the subject prefix). */
   tag?: number
+  /** Score from which it goes to the quarantine transport instead. */
   quarantine?: number
+  /** Score from which it is refused (`550 5.7.1`). */
   reject?: number
 }
 
-/** Options of {@link spamScan}. */
+/**
+ * Options of {@link spamScan}.
+ *
+ * @category Stages
+ */
 export interface SpamScanOptions {
   /** `spamd()`, `rspamd()`, or a function `(input) => verdict`. */
   scanner: SpamScanner
@@ -77,6 +104,8 @@ const THRESHOLDS = ['tag', 'quarantine', 'reject'] as const
  *   transport: smtpTransport({ host: 'smarthost.example', port: 587 }),
  * })
  * ```
+ *
+ * @category Stages
  */
 export function spamScan(options: SpamScanOptions): Stage {
   const { scanner, actions, subjectPrefix, logger } = options

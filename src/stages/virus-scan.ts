@@ -19,8 +19,17 @@ import type { Logger } from '../shared/logger.js'
 export { type ClamdOptions, clamd } from '../scanners/clamd.js'
 export type { ScanInput, VirusScanner, VirusVerdict } from '../scanners/types.js'
 
-/** What virus-scan found; `msg.state.virus`. `'unscanned'`: the scanner failed and `onError` is `'accept'`. */
-export type VirusScanResult = VirusVerdict | { readonly status: 'unscanned' }
+/**
+ * What virus-scan found; `msg.state.virus`. `'unscanned'`: the scanner failed and `onError` is `'accept'`.
+ *
+ * @category Stages
+ */
+export type VirusScanResult =
+  | VirusVerdict
+  | {
+      /** The scanner failed and the message was passed on unscanned (`onError: 'accept'`). */
+      readonly status: 'unscanned'
+    }
 
 declare module 'relaychain' {
   interface MessageState {
@@ -29,7 +38,11 @@ declare module 'relaychain' {
   }
 }
 
-/** Options of {@link virusScan}. */
+/**
+ * Options of {@link virusScan}.
+ *
+ * @category Stages
+ */
 export interface VirusScanOptions {
   /** `clamd()`, or a function `(input) => verdict`. */
   scanner: VirusScanner
@@ -60,6 +73,8 @@ export interface VirusScanOptions {
  *   transport: smtpTransport({ host: 'smarthost.example', port: 587 }),
  * })
  * ```
+ *
+ * @category Stages
  */
 export function virusScan(options: VirusScanOptions): Stage {
   const { scanner, logger } = options

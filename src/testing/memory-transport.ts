@@ -3,16 +3,27 @@ import { buffer } from 'node:stream/consumers'
 import type { SmtpError } from '../core/errors.js'
 import type { Address, DeliveryReport, Envelope, Message, Transport } from '../core/types.js'
 
-/** What a memory transport recorded for one message. */
+/**
+ * What a memory transport recorded for one message.
+ *
+ * @category Testing
+ */
 export interface MemoryDelivery {
+  /** The transaction id of the delivered message. */
   readonly id: string
+  /** The envelope the transport was handed (after every rewrite). */
   readonly envelope: Envelope
   /** The whole message as the transport read it. */
   readonly raw: Buffer
+  /** The message object itself: its headers and state as they were at delivery. */
   readonly message: Message
 }
 
-/** Options of {@link memoryTransport}. */
+/**
+ * Options of {@link memoryTransport}.
+ *
+ * @category Testing
+ */
 export interface MemoryTransportOptions {
   /** Reject chosen recipients (after reading the message) with the returned error. */
   reject?: (rcpt: Address, msg: Message) => SmtpError | undefined
@@ -20,8 +31,13 @@ export interface MemoryTransportOptions {
   fail?: (msg: Message) => SmtpError | undefined
 }
 
-/** A transport that records deliveries in `messages`. */
+/**
+ * A transport that records deliveries in `messages`.
+ *
+ * @category Testing
+ */
 export interface MemoryTransport extends Transport {
+  /** Deliveries so far, in order. */
   readonly messages: readonly MemoryDelivery[]
 }
 
@@ -34,6 +50,8 @@ export interface MemoryTransport extends Transport {
  * await runStage(myStage, await testMessage({ from: 'a@example.com', to: ['b@example.org'], eml }), transport)
  * expect(transport.messages[0].raw.toString()).toContain('X-Checked: yes')
  * ```
+ *
+ * @category Testing
  */
 export function memoryTransport(options: MemoryTransportOptions = {}): MemoryTransport {
   const messages: MemoryDelivery[] = []

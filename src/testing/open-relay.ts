@@ -10,9 +10,15 @@ import { isIPv4, isIPv6 } from 'node:net'
 import type { ConnectionOptions } from 'node:tls'
 import { RawSmtp } from './raw-smtp.js'
 
-/** Options of {@link checkOpenRelay}. */
+/**
+ * Options of {@link checkOpenRelay}.
+ *
+ * @category Testing
+ */
 export interface OpenRelayCheckOptions {
+  /** The relay's address. */
   host: string
+  /** The relay's port. */
   port: number
   /** A domain the relay is responsible for, e.g. your own mail domain. */
   domain: string
@@ -28,8 +34,13 @@ export interface OpenRelayCheckOptions {
   timeout?: number
 }
 
-/** One relay test. */
+/**
+ * One relay test.
+ *
+ * @category Testing
+ */
 export interface RelayTestResult {
+  /** Which test, e.g. `third-party sender and recipient`, `percent hack`. */
   readonly name: string
   /** The MAIL FROM path, e.g. `<spamtest@relay-test.invalid>`. */
   readonly mailFrom: string
@@ -41,7 +52,11 @@ export interface RelayTestResult {
   readonly reply: string
 }
 
-/** What {@link checkOpenRelay} found. */
+/**
+ * What {@link checkOpenRelay} found.
+ *
+ * @category Testing
+ */
 export interface OpenRelayReport {
   /** True when no third-party test was accepted. */
   readonly passed: boolean
@@ -93,6 +108,8 @@ function relayTests(D: string, X: string, L: string | undefined): Array<[string,
  * for (const t of report.tests) if (t.accepted) console.error(`OPEN RELAY: ${t.name}: ${t.rcptTo}`)
  * if (!report.passed) process.exitCode = 1
  * ```
+ *
+ * @category Testing
  */
 export async function checkOpenRelay(options: OpenRelayCheckOptions): Promise<OpenRelayReport> {
   const external = options.external ?? 'relay-test.invalid'

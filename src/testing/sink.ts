@@ -8,10 +8,15 @@ import type { AddressInfo } from 'node:net'
 import { SMTPServer, type SMTPServerAddress, type SMTPServerOptions } from 'smtp-server'
 import { GREETING_DELAY, installGreetingDelay } from '../ingress/smtp-server/greeting-delay.js'
 
-/** A message the sink received. */
+/**
+ * A message the sink received.
+ *
+ * @category Testing
+ */
 export interface SinkMessage {
   /** Envelope sender; `''` for the null sender. */
   readonly mailFrom: string
+  /** Envelope recipients, in order. */
   readonly rcptTo: readonly string[]
   /** ESMTP parameters of MAIL FROM (`BODY`, `SMTPUTF8`, `RET`, `ENVID` …). */
   readonly mailArgs: Readonly<Record<string, string | true>>
@@ -23,7 +28,11 @@ export interface SinkMessage {
   readonly size: number
 }
 
-/** Options of {@link startSink}. */
+/**
+ * Options of {@link startSink}.
+ *
+ * @category Testing
+ */
 export interface SinkOptions {
   /** Refuse a recipient at RCPT with this reply, e.g. `'550 5.1.1 No such user'`. */
   rcpt?: (address: string) => string | undefined
@@ -42,9 +51,15 @@ export interface SinkOptions {
   gate?: (envelope: { readonly mailFrom: string; readonly rcptTo: readonly string[] }) => Promise<void>
 }
 
-/** A running sink. */
+/**
+ * A running sink.
+ *
+ * @category Testing
+ */
 export interface Sink {
+  /** The address the sink listens on (loopback). */
   readonly host: string
+  /** The port it listens on (picked by the system). */
   readonly port: number
   /** Messages accepted so far, in order. */
   readonly messages: readonly SinkMessage[]
@@ -52,6 +67,7 @@ export interface Sink {
   readonly inData: number
   /** Resolves once `count` messages were accepted in all; rejects after `timeout` ms (default 10 000). */
   waitForMessages(count: number, timeout?: number): Promise<readonly SinkMessage[]>
+  /** Stops listening and ends open connections. */
   close(): Promise<void>
 }
 
@@ -75,6 +91,8 @@ function argsOf(address: SMTPServerAddress): Record<string, string | true> {
  * const [message] = await sink.waitForMessages(1)
  * await sink.close()
  * ```
+ *
+ * @category Testing
  */
 export async function startSink(options: SinkOptions = {}): Promise<Sink> {
   const messages: SinkMessage[] = []

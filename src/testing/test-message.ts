@@ -11,7 +11,11 @@ export type { RcptResult } from '../core/hooks.js'
 import type { Address, DeliveryReport, Message, Session, Stage, Transport } from '../core/types.js'
 import { memoryTransport } from './memory-transport.js'
 
-/** Options of {@link testMessage}. */
+/**
+ * Options of {@link testMessage}.
+ *
+ * @category Testing
+ */
 export interface TestMessageOptions {
   /** Envelope sender; `null` for the null sender. Default `sender@example.com`. */
   from?: string | Address | null
@@ -36,6 +40,8 @@ function toAddress(value: string | Address): Address {
  * ```ts
  * const msg = await testMessage({ from: 'alice@example.com', to: ['bob@example.org'], eml: 'Subject: hi\r\n\r\nbody\r\n' })
  * ```
+ *
+ * @category Testing
  */
 export async function testMessage(options: TestMessageOptions = {}): Promise<Message> {
   const session = testSession(options.session)
@@ -64,12 +70,17 @@ function testSession(overrides: Partial<Session> = {}): Session {
   }
 }
 
-/** Options of {@link runMailFrom} and {@link runRcptTo}. */
+/**
+ * Options of {@link runMailFrom} and {@link runRcptTo}.
+ *
+ * @category Testing
+ */
 export interface EnvelopeHookOptions {
   /** Session fields to override (the client's address, `user` after AUTH …). */
   session?: Partial<Session>
   /** For `runRcptTo`: the sender (default `sender@example.com`) and the recipients accepted before this one. */
   from?: string | Address | null
+  /** For `runRcptTo`: recipients already accepted in this transaction (what `tx.envelope.rcptTo` holds). */
   before?: ReadonlyArray<string | Address>
 }
 
@@ -82,6 +93,8 @@ export interface EnvelopeHookOptions {
  * await expect(runMailFrom(relayPolicy({ senderLogin: true }), 'boss@example.com', { session: { user: 'eve' } }))
  *   .rejects.toMatchObject({ code: 553 })
  * ```
+ *
+ * @category Testing
  */
 export async function runMailFrom(stage: Stage, from: string | Address | null, options: EnvelopeHookOptions = {}): Promise<Address | null> {
   const tx = await createPipeline({ stages: [stage], transport: memoryTransport() }).begin(
@@ -101,6 +114,8 @@ export async function runMailFrom(stage: Stage, from: string | Address | null, o
  * const { relay } = await runRcptTo(relayPolicy({ domains: ['example.org'] }), 'bob@example.org')
  * expect(relay).toBe(true)
  * ```
+ *
+ * @category Testing
  */
 export async function runRcptTo(stage: Stage, to: string | Address, options: EnvelopeHookOptions = {}): Promise<RcptResult> {
   const from = options.from === undefined ? { address: 'sender@example.com' } : options.from === null ? null : toAddress(options.from)
@@ -120,6 +135,8 @@ export async function runRcptTo(stage: Stage, to: string | Address, options: Env
  * const transport = memoryTransport()
  * const report = await runStage(addFooter, await testMessage(), transport)
  * ```
+ *
+ * @category Testing
  */
 export function runStage(stage: Stage, msg: Message, transport: Transport = memoryTransport()): Promise<DeliveryReport> {
   return createPipeline({ stages: [stage], transport }).deliver(msg)

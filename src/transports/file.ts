@@ -18,7 +18,11 @@ import { toCrlf } from '../core/body/line-endings.js'
 import type { Message, Transport } from '../core/types.js'
 import type { ArchiveRecord } from '../stages/archive-tap.js'
 
-/** Options of {@link fileTransport}. */
+/**
+ * Options of {@link fileTransport}.
+ *
+ * @category Transports
+ */
 export interface FileTransportOptions {
   /** Directory to write into; created if missing. */
   dir: string
@@ -26,14 +30,36 @@ export interface FileTransportOptions {
   format?: 'eml' | 'maildir'
 }
 
-/** What the JSON sidecar of an `'eml'` delivery holds. */
+/**
+ * What the JSON sidecar of an `'eml'` delivery holds.
+ *
+ * @category Transports
+ */
 export interface FileEnvelopeRecord {
+  /** The transaction id. */
   id: string
+  /** When the file was written, ISO 8601 in UTC. */
   receivedAt: string
+  /** The envelope sender as delivered; `null` for the null sender. */
   mailFrom: string | null
+  /** The envelope recipients as delivered. */
   rcptTo: string[]
-  original: { mailFrom: string | null; rcptTo: string[] }
-  client: { address: string; helo: string; user?: string }
+  /** The envelope as the client sent it, before any rewrite. */
+  original: {
+    /** The sender the client gave; `null` for the null sender. */
+    mailFrom: string | null
+    /** The recipients the client gave. */
+    rcptTo: string[]
+  }
+  /** Who sent it. */
+  client: {
+    /** The client's IP address. */
+    address: string
+    /** The name it gave with HELO/EHLO. */
+    helo: string
+    /** The login name, if it authenticated. */
+    user?: string
+  }
   /** Present when the message is an archive copy (`archiveTap`): which copy, and what became of the original. */
   archive?: ArchiveRecord
 }
@@ -45,6 +71,8 @@ export interface FileEnvelopeRecord {
  * ```ts
  * const relay = createRelay({ stages, transport: fileTransport({ dir: './mail', format: 'maildir' }) })
  * ```
+ *
+ * @category Transports
  */
 export function fileTransport(options: FileTransportOptions): Transport {
   const format = options.format ?? 'eml'

@@ -9,7 +9,11 @@ import { RelayError, SmtpError, toSmtpError } from '../core/errors.js'
 import { combinedDeclarations } from '../core/order.js'
 import type { Address, DeliveryReport, Message, Transaction, Transport } from '../core/types.js'
 
-/** One routing rule. Give exactly one of `domains`, `senders` or `match`. */
+/**
+ * One routing rule. Give exactly one of `domains`, `senders` or `match`.
+ *
+ * @category Transports
+ */
 export interface Route {
   /** Recipient domains: `'example.com'` matches that domain only, `'.example.com'` its subdomains (list both for both). */
   domains?: readonly string[]
@@ -17,11 +21,17 @@ export interface Route {
   senders?: readonly string[]
   /** Any rule you like. */
   match?: (rcpt: Address, msg: Message) => boolean
+  /** Where recipients this route matches are sent. */
   transport: Transport
 }
 
-/** Options of {@link routeTransport}. */
+/**
+ * Options of {@link routeTransport}.
+ *
+ * @category Transports
+ */
 export interface RouteTransportOptions {
+  /** The routes, tried in order: a recipient takes the first that matches. */
   routes: readonly Route[]
   /** For recipients no route matches. Without it they are refused with `550 5.4.4`. */
   fallback?: Transport
@@ -67,6 +77,8 @@ function envelopeMatcher(route: Route): EnvelopeMatcher {
  *   fallback: smtpTransport({ host: 'smarthost.example', port: 587 }),
  * })
  * ```
+ *
+ * @category Transports
  */
 export function routeTransport(options: RouteTransportOptions): Transport {
   for (const route of options.routes) {

@@ -22,8 +22,13 @@ import type { Address, DeliveryReport, Message, RejectedRecipient, Transport } f
 import type { Logger } from '../shared/logger.js'
 import { transcriptLogger } from './smtp-transcript.js'
 
-/** Options of {@link smtpTransport}. */
+/**
+ * Options of {@link smtpTransport}.
+ *
+ * @category Transports
+ */
 export interface SmtpTransportOptions {
+  /** The upstream's host name or IP address. */
   host: string
   /** Default 25. */
   port?: number
@@ -34,13 +39,32 @@ export interface SmtpTransportOptions {
   /** TLS settings (servername, ca, rejectUnauthorized …). */
   tls?: ConnectionOptions
   /** SMTP AUTH towards the upstream. */
-  auth?: { user: string; pass: string }
+  auth?: {
+    /** The login name. */
+    user: string
+    /** The password; never logged (`***` in the transcript). */
+    pass: string
+  }
   /** Name sent with EHLO. Default `os.hostname()`. */
   name?: string
   /** Connection pool; `false` opens one connection per message. Default 5 connections, 100 messages each. */
-  pool?: { maxConnections?: number; maxMessages?: number } | false
+  pool?:
+    | {
+        /** Connections open at once. Default 5. */
+        maxConnections?: number
+        /** Messages per connection before it is replaced. Default 100. */
+        maxMessages?: number
+      }
+    | false
   /** Milliseconds. Defaults: connect 30 000, greeting 30 000, idle socket 300 000. */
-  timeouts?: { connection?: number; greeting?: number; socket?: number }
+  timeouts?: {
+    /** To establish the TCP connection. Default 30 000. */
+    connection?: number
+    /** From connecting to the greeting. Default 30 000. */
+    greeting?: number
+    /** Of inactivity on the socket. Default 300 000. */
+    socket?: number
+  }
   /** Local IP address to connect from (source address binding, e.g. the address the upstream allowlists). Default: the system's choice. */
   localAddress?: string
   /**
@@ -74,6 +98,8 @@ interface UpstreamError extends Error {
  * })
  * const relay = createRelay({ stages, transport: upstream })
  * ```
+ *
+ * @category Transports
  */
 export function smtpTransport(options: SmtpTransportOptions): Transport {
   const port = options.port ?? 25

@@ -15,6 +15,8 @@ import type { BodyTransform } from '../types.js'
  * ```ts
  * for await (const chunk of chain(msg.stream(), [toCrlf()])) await file.write(chunk)
  * ```
+ *
+ * @category Core
  */
 export function chain(source: Readable, transforms: readonly BodyTransform[]): Readable {
   let current = source

@@ -7,7 +7,11 @@ import { RelayError } from '../errors.js'
 
 const CRLF = Buffer.from('\r\n')
 
-/** One field of a header section. */
+/**
+ * One field of a header section.
+ *
+ * @category Core
+ */
 export interface HeaderField {
   /** Field name as written (case kept); `''` for a malformed line that is kept verbatim. */
   readonly name: string
@@ -32,6 +36,8 @@ interface Entry {
  * msg.headers.remove('X-Originating-IP')
  * const subject = msg.headers.get('subject')
  * ```
+ *
+ * @category Core
  */
 export class HeaderBlock {
   #entries: Entry[]
@@ -87,6 +93,7 @@ export class HeaderBlock {
     return this.#entries.filter((e) => e.lower === lower).map(fieldValue)
   }
 
+  /** Whether the section has at least one field of this name (case-insensitive). */
   has(name: string): boolean {
     const lower = name.toLowerCase()
     return this.#entries.some((e) => e.lower === lower)

@@ -15,6 +15,8 @@ import { Transform, type TransformCallback } from 'node:stream'
  * (`550 5.5.2`); command lines ending in a bare LF are accepted, as most MTAs do. `'strict'`: as
  * `'reject'`, and a command line ending in a bare LF ends the session (`521 5.5.2`, as Postfix's
  * `smtpd_forbid_bare_newline`). `'normalize'`: bare CR and LF in messages become CRLF.
+ *
+ * @category Core
  */
 export type BareLineEndingPolicy = 'reject' | 'strict' | 'normalize'
 
@@ -78,6 +80,8 @@ export function crlfNormalizer(): (chunk: Buffer | null) => Buffer | undefined {
  * ```ts
  * for await (const chunk of msg.stream().pipe(toCrlf())) await file.write(chunk)
  * ```
+ *
+ * @category Core
  */
 export function toCrlf(): Transform {
   const normalize = crlfNormalizer()

@@ -11,7 +11,11 @@ import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import type { SpooledBody } from '../types.js'
 
-/** Where and how much a spool keeps in memory. */
+/**
+ * Where and how much a spool keeps in memory.
+ *
+ * @category Core
+ */
 export interface SpoolOptions {
   /** Bytes kept in memory before switching to a temp file. Default 1 MiB. */
   memoryLimit?: number

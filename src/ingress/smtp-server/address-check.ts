@@ -13,7 +13,11 @@ import { reject, SmtpError } from '../../core/errors.js'
 import type { Logger } from '../../shared/logger.js'
 import type { CommandHooks } from './commands.js'
 
-/** Checks that can be relaxed; every one is on (refusing) by default. */
+/**
+ * Checks that can be relaxed; every one is on (refusing) by default.
+ *
+ * @category Relay
+ */
 export interface AddressOptions {
   /**
    * Accept source routes and ignore them, as RFC 5321 appendix C allows:

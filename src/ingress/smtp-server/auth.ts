@@ -18,10 +18,18 @@ import { counters, type SharedStore } from '../../shared/store.js'
 import type { CommandHooks, HookConnection } from './commands.js'
 import { AUTH_IDENTITY } from './session.js'
 
-/** SASL mechanisms the relay implements. */
+/**
+ * SASL mechanisms the relay implements.
+ *
+ * @category Auth
+ */
 export type AuthMechanism = 'PLAIN' | 'LOGIN' | 'CRAM-MD5'
 
-/** Throttling of failed AUTH attempts (Postfix anvil / fail2ban in one). */
+/**
+ * Throttling of failed AUTH attempts (Postfix anvil / fail2ban in one).
+ *
+ * @category Auth
+ */
 export interface AuthThrottleOptions {
   /** Failures from one client IP within `window` before that IP is locked out. Default 10. */
   ipFailures?: number
@@ -35,7 +43,11 @@ export interface AuthThrottleOptions {
   store?: SharedStore
 }
 
-/** The relay's `auth` option: SMTP AUTH. Without it AUTH is not offered. */
+/**
+ * The relay's `auth` option: SMTP AUTH. Without it AUTH is not offered.
+ *
+ * @category Auth
+ */
 export interface RelayAuthOptions {
   /** Checks credentials; see {@link Authenticator}. */
   authenticator: Authenticator
@@ -46,6 +58,7 @@ export interface RelayAuthOptions {
    * every listener is on a loopback address. Default false: `538 5.7.11` until STARTTLS.
    */
   allowInsecure?: boolean
+  /** Lockouts after repeated failures, per client IP and per user name. */
   throttle?: AuthThrottleOptions
 }
 

@@ -7,7 +7,11 @@ import type { Envelope } from '../../core/types.js'
 import { rfc5322Date } from '../../shared/date.js'
 import type { SessionView } from './session.js'
 
-/** How much the Received field says about the client. */
+/**
+ * How much the Received field says about the client.
+ *
+ * @category Relay
+ */
 export type TraceMode = 'full' | 'hide-client' | 'off'
 
 /** The value of the Received field for one message. */

@@ -37,10 +37,16 @@ export type { RelayTlsOptions, TlsCertificate } from './tls.js'
  * How a listener behaves. `'smtp'`: port-25 style, STARTTLS offered, a 100 ms pre-greeting
  * delay catches clients that talk early. `'submission'`: port-587 style, STARTTLS, greeting at
  * once. `'submissions'`: port-465 style, implicit TLS, greeting at once.
+ *
+ * @category Relay
  */
 export type ListenerMode = 'smtp' | 'submission' | 'submissions'
 
-/** One address the relay listens on. */
+/**
+ * One address the relay listens on.
+ *
+ * @category Relay
+ */
 export interface ListenerOptions {
   /** Name in logs and `Session.listener`. Default `mode@host:port`. */
   name?: string
@@ -64,7 +70,11 @@ export interface ListenerOptions {
   xclient?: XclientOptions
 }
 
-/** `ListenerOptions.proxyProtocol`. */
+/**
+ * `ListenerOptions.proxyProtocol`.
+ *
+ * @category Relay
+ */
 export interface ProxyProtocolOptions {
   /** Networks of the load balancers (CIDR or addresses). Every other peer is refused before the greeting. */
   trusted: readonly string[]
@@ -72,7 +82,11 @@ export interface ProxyProtocolOptions {
   timeout?: number
 }
 
-/** `ListenerOptions.xclient` (Postfix `smtpd_authorized_xclient_hosts`). */
+/**
+ * `ListenerOptions.xclient` (Postfix `smtpd_authorized_xclient_hosts`).
+ *
+ * @category Relay
+ */
 export interface XclientOptions {
   /**
    * Hosts (CIDR or addresses) that may send XCLIENT: EHLO lists it to them only, anyone else gets
@@ -83,7 +97,11 @@ export interface XclientOptions {
   trusted: readonly string[]
 }
 
-/** Limits; every one has a safe default. */
+/**
+ * Limits; every one has a safe default.
+ *
+ * @category Relay
+ */
 export interface RelayLimits {
   /** Largest message in bytes, advertised with SIZE; bigger ones get `552 5.3.4`. Default 25 MiB. */
   messageSize?: number
@@ -126,17 +144,25 @@ export interface RelayLimits {
   replyTimeout?: number
 }
 
-/** Options of {@link createRelay}. */
+/**
+ * Options of {@link createRelay}.
+ *
+ * @category Relay
+ */
 export interface RelayOptions {
   /** The chain. Give either `pipeline`, or `transport` (and `stages`). */
   pipeline?: Pipeline
+  /** The stages, in the order their hooks run (without `pipeline`). */
   stages?: readonly Stage[]
+  /** Where messages go after the last stage (without `pipeline`). */
   transport?: Transport
   /** The relay's name in the greeting, Received fields and DSNs. Default `os.hostname()`. */
   hostname?: string
   /** Default: one `'smtp'` listener on 127.0.0.1:2525. */
   listeners?: readonly ListenerOptions[]
+  /** TLS of every listener that has none of its own: certificates, SNI, reloading, protocol versions. */
   tls?: RelayTlsOptions
+  /** Connection, size and time limits (see {@link RelayLimits}). */
   limits?: RelayLimits
   /** pino-compatible logger. Default: none. */
   logger?: Logger
@@ -173,27 +199,47 @@ export interface RelayOptions {
   clock?: Clock
 }
 
-/** Where an error given to `RelayOptions.onError` happened. */
+/**
+ * Where an error given to `RelayOptions.onError` happened.
+ *
+ * @category Relay
+ */
 export interface RelayErrorContext {
   /** What failed, as in the log line: `'unexpected error in chain'`, `'listener error'` … */
   readonly message: string
+  /** The listener's name, if a connection was involved. */
   readonly listener?: string
+  /** The session (connection) id, if a connection was involved. */
   readonly session?: string
+  /** The client's IP address, if a connection was involved. */
   readonly client?: string
   /** The transaction (queue) id, if a message was involved. */
   readonly id?: string
 }
 
-/** An address the relay listens on. */
+/**
+ * An address the relay listens on.
+ *
+ * @category Relay
+ */
 export interface BoundAddress {
+  /** The listener's name. */
   readonly name: string
+  /** What the listener speaks (`'smtp'`, `'submission'`, `'submissions'`). */
   readonly mode: ListenerMode
+  /** The address it is bound to. */
   readonly host: string
+  /** The port it is bound to: the one the system picked for `port: 0`. */
   readonly port: number
 }
 
-/** A relay: listen, close, its pipeline and the events of every message it handles. */
+/**
+ * A relay: listen, close, its pipeline and the events of every message it handles.
+ *
+ * @category Relay
+ */
 export interface Relay {
+  /** The chain messages run through (the given `pipeline`, or one built from `stages` and `transport`). */
   readonly pipeline: Pipeline
   /** The pipeline's delivery events: subscribe to see every outcome (see `DeliveryEvent`). */
   readonly events: DeliveryEvents
@@ -238,6 +284,8 @@ const MiB = 1024 * 1024
  * })
  * await relay.listen()
  * ```
+ *
+ * @category Relay
  */
 export function createRelay(options: RelayOptions): Relay {
   const pipeline = resolvePipeline(options)

@@ -18,12 +18,26 @@ import { RelayError } from '../../core/errors.js'
 import { type Duration, toMs } from '../../shared/duration.js'
 import type { Logger } from '../../shared/logger.js'
 
-/** Postfix's `medium` grade (`tls_medium_cipherlist`, Postfix 3.8 to 3.12), the default `ciphers`. */
+/**
+ * Postfix's `medium` cipher grade (`tls_medium_cipherlist` of Postfix 3.8 to 3.12), the default
+ * `ciphers` of the relay's listeners; extend it rather than start from nothing.
+ *
+ * @example
+ * ```ts
+ * createRelay({ stages, transport, tls: { key, cert, ciphers: `${POSTFIX_MEDIUM_CIPHERS}:!SHA1` } })
+ * ```
+ *
+ * @category Relay
+ */
 export const POSTFIX_MEDIUM_CIPHERS = 'aNULL:-aNULL:HIGH:MEDIUM:!SEED:!IDEA:!3DES:!RC2:!RC4:!RC5:!kDH:!kECDH:!aDSS:!MD5:+RC4:@STRENGTH'
 /** Postfix's `smtpd_tls_protocols = >=TLSv1`, the default `minVersion`. */
 export const POSTFIX_MIN_VERSION: SecureVersion = 'TLSv1'
 
-/** A certificate and its key, in memory (`key`, `cert`, PEM) or as files (`keyFile`, `certFile`), re-read on reload. */
+/**
+ * A certificate and its key, in memory (`key`, `cert`, PEM) or as files (`keyFile`, `certFile`), re-read on reload.
+ *
+ * @category Relay
+ */
 export interface TlsCertificate extends Pick<SecureContextOptions, 'key' | 'cert' | 'ca' | 'pfx' | 'passphrase'> {
   /** PEM private key file, instead of `key`. */
   keyFile?: string
@@ -33,7 +47,11 @@ export interface TlsCertificate extends Pick<SecureContextOptions, 'key' | 'cert
   caFile?: string
 }
 
-/** TLS for STARTTLS and implicit-TLS listeners. Without it, STARTTLS is not offered. */
+/**
+ * TLS for STARTTLS and implicit-TLS listeners. Without it, STARTTLS is not offered.
+ *
+ * @category Relay
+ */
 export interface RelayTlsOptions extends TlsCertificate, Pick<SecureContextOptions, 'maxVersion' | 'ecdhCurve' | 'dhparam'> {
   /** Lowest protocol version. Default `'TLSv1'`, as Postfix (`smtpd_tls_protocols = >=TLSv1`). */
   minVersion?: SecureVersion
@@ -48,7 +66,12 @@ export interface RelayTlsOptions extends TlsCertificate, Pick<SecureContextOptio
    * Re-read the `*File` entries when they change (polled, every 5 s by default, or `interval`),
    * without dropping connections. Default false; `relay.updateTls()` reloads on demand.
    */
-  watch?: boolean | { interval?: Duration }
+  watch?:
+    | boolean
+    | {
+        /** How often the files are polled. Default 5 s. */
+        interval?: Duration
+      }
 }
 
 /** What smtp-server is given for its default context. */
