@@ -8,7 +8,11 @@
  */
 import type { Clock } from '../shared/clock.js'
 
-/** Options of the per-destination limits. */
+/**
+ * Options of the per-destination limits.
+ *
+ * @category Queue
+ */
 export interface DestinationLimits {
   /** Deliveries at once to one next hop. Default 5 (Postfix `initial_destination_concurrency`). */
   concurrency?: number

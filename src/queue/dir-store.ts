@@ -28,7 +28,11 @@ const CHUNK = 64 * 1024
 /** Queue directories this process has open (the lock file cannot tell two stores of one process apart). */
 const OPEN_ROOTS = new Set<string>()
 
-/** Options of `QueueStore.add`. */
+/**
+ * Options of `QueueStore.add`.
+ *
+ * @category Queue
+ */
 export interface AddOptions {
   /** Journal records the entry starts with (a requeued entry keeps its deliveries). */
   readonly records?: readonly JournalRecord[]
@@ -36,7 +40,11 @@ export interface AddOptions {
   readonly at?: number
 }
 
-/** Options of {@link dirStore}. */
+/**
+ * Options of {@link dirStore}.
+ *
+ * @category Queue
+ */
 export interface DirStoreOptions {
   /** Called for a file moved to quarantine, with why (for the queue's log and events). */
   onCorrupt?: (id: string, reason: string) => void
@@ -49,6 +57,8 @@ export interface DirStoreOptions {
  * ```ts
  * const queue = durableQueue({ store: dirStore('/var/spool/relaychain'), deliver: smtpTransport({ host: 'smarthost.example' }) })
  * ```
+ *
+ * @category Queue
  */
 export function dirStore(root: string, options: DirStoreOptions = {}): DirQueueStore {
   return new DirQueueStore(root, options)
@@ -59,8 +69,13 @@ const WRITE_BATCH = 256 * 1024
 
 const isMissing = (err: unknown) => (err as NodeJS.ErrnoException)?.code === 'ENOENT'
 
-/** The directory store. */
+/**
+ * The directory store.
+ *
+ * @category Queue
+ */
 export class DirQueueStore implements QueueStore {
+  /** The queue directory. */
   readonly root: string
   readonly #options: DirStoreOptions
   readonly #sync = new DirSync()
@@ -397,6 +412,7 @@ export class DirQueueStore implements QueueStore {
     return true
   }
 
+  /** Removes the lock, so that another process may open the directory. */
   async close(): Promise<void> {
     if (this.#locked) {
       await unlink(join(this.root, '.lock')).catch(() => {})

@@ -20,7 +20,11 @@ import { type RetryOptions, retrySchedule } from './schedule.js'
 import type { EntryHeader, EntrySummary, JournalRecord, QueueEntry, QueueStore } from './types.js'
 import { eventSessionOf, QueueWorker } from './worker.js'
 
-/** Options of {@link durableQueue}. Give `dir` or `store`. */
+/**
+ * Options of {@link durableQueue}. Give `dir` or `store`.
+ *
+ * @category Queue
+ */
 export interface DurableQueueOptions {
   /** The queue directory (the embedded store, {@link dirStore}). */
   dir?: string
@@ -55,9 +59,14 @@ export interface DurableQueueOptions {
   random?: () => number
 }
 
-/** The queue: a transport, with the operations on its entries. */
+/**
+ * The queue: a transport, with the operations on its entries.
+ *
+ * @category Queue
+ */
 export interface DurableQueue extends Transport {
   readonly name: 'queue'
+  /** Where the entries live (the directory store for `dir`). */
   readonly store: QueueStore
   /** The queue's events: queued, delivered, deferred, bounced, expired, delayed, held, released, deleted. A relay forwards them to its own. */
   readonly events: DeliveryEvents
@@ -98,6 +107,8 @@ export interface DurableQueue extends Transport {
  * const relay = createRelay({ stages: [relayPolicy({ domains: ['example.com'] })], transport: queue })
  * await relay.listen() // opens the queue
  * ```
+ *
+ * @category Queue
  */
 export function durableQueue(options: DurableQueueOptions): DurableQueue {
   if (!options.dir === !options.store) throw new RelayError('ERR_RELAY_INVALID_OPTION', 'durableQueue needs dir or store (one of them)')

@@ -7,7 +7,11 @@
  */
 import { type Duration, toMs } from '../shared/duration.js'
 
-/** The retry schedule of a queue. */
+/**
+ * The retry schedule of a queue.
+ *
+ * @category Queue
+ */
 export interface RetryOptions {
   /** The shortest delay before a retry. Default `'5m'` (Postfix `minimal_backoff_time`). */
   minimum?: Duration
@@ -21,11 +25,19 @@ export interface RetryOptions {
   jitter?: number
 }
 
-/** A schedule with its durations in milliseconds. */
+/**
+ * A schedule with its durations in milliseconds.
+ *
+ * @category Queue
+ */
 export interface RetrySchedule {
+  /** The shortest delay before a retry. */
   readonly minimum: number
+  /** The longest delay before a retry. */
   readonly maximum: number
+  /** How long a message may stay queued. */
   readonly lifetime: number
+  /** When the delay notice is due, after arrival; undefined for never. */
   readonly delayNotice: number | undefined
   /** When to try again: `now` plus the delay for a message created at `created`. */
   next(created: number, now: number): number
@@ -39,6 +51,8 @@ export interface RetrySchedule {
  * const schedule = retrySchedule({ minimum: '1m', maximum: '30m', lifetime: '2d' })
  * schedule.next(createdAt, Date.now()) // ms since the epoch of the next attempt
  * ```
+ *
+ * @category Queue
  */
 export function retrySchedule(options: RetryOptions = {}, random: () => number = Math.random): RetrySchedule {
   const minimum = toMs(options.minimum ?? '5m', 'retry.minimum')

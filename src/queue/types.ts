@@ -15,41 +15,72 @@
 import type { Readable } from 'node:stream'
 import type { Address, Envelope } from '../core/types.js'
 
-/** Where a recipient stands. `pending` until an attempt decides; the others are final but `deferred`. */
+/**
+ * Where a recipient stands. `pending` until an attempt decides; the others are final but `deferred`.
+ *
+ * @category Queue
+ */
 export type RecipientStatus = 'pending' | 'deferred' | 'delivered' | 'failed' | 'expired'
 
-/** One recipient of a queue entry: as the after-queue chain delivers to it (its ORCPT names it as the client gave it). */
+/**
+ * One recipient of a queue entry: as the after-queue chain delivers to it (its ORCPT names it as the client gave it).
+ *
+ * @category Queue
+ */
 export interface QueuedRecipient {
+  /** The recipient as the after-queue chain delivers to it, with its ESMTP parameters (`NOTIFY`, `ORCPT`). */
   readonly rcpt: Address
 }
 
-/** What is written when an entry is added, and never changes. */
+/**
+ * What is written when an entry is added, and never changes.
+ *
+ * @category Queue
+ */
 export interface EntryHeader {
   /** The queue id (the transaction id of the 250 reply). */
   readonly id: string
   /** Milliseconds since the epoch when the client got its 250. */
   readonly created: number
+  /** The envelope sender; `null` for the null sender. */
   readonly from: Address | null
+  /** The recipients, in order; journal records name them by index. */
   readonly recipients: readonly QueuedRecipient[]
   /** The envelope as the client sent it. */
   readonly original: Envelope
   /** Bytes of the message content. */
   readonly size: number
   /** Who sent it, for logs, traces and Received fields. */
-  readonly client?: { readonly ip: string; readonly session: string; readonly listener: string; readonly user?: string }
+  readonly client?: {
+    /** The client's IP address. */
+    readonly ip: string
+    /** The session id of its connection. */
+    readonly session: string
+    /** The listener it connected to. */
+    readonly listener: string
+    /** The login name, if it authenticated. */
+    readonly user?: string
+  }
   /** Set on notices (DSNs) the queue made itself: they never get a notice of their own. */
   readonly notice?: 'failure' | 'delay' | 'success'
   /** When an operator requeued it (its retry schedule and lifetime start again from here). */
   readonly requeued?: number
 }
 
-/** One record of an entry's journal. */
+/**
+ * One record of an entry's journal.
+ *
+ * @category Queue
+ */
 export type JournalRecord =
   | {
+      /** An attempt's outcome for some recipients. */
       readonly type: 'outcome'
       /** Indexes into `recipients`. */
       readonly recipients: readonly number[]
+      /** What became of them. */
       readonly status: Exclude<RecipientStatus, 'pending'>
+      /** When, in milliseconds since the epoch. */
       readonly at: number
       /** The attempt number (1 for the first delivery attempt). */
       readonly attempt: number
@@ -62,16 +93,27 @@ export type JournalRecord =
     }
   /** A notice (DSN) about these recipients is queued as entry `notice`. */
   | {
+      /** A notice was queued. */
       readonly type: 'notice'
+      /** Which notice: failure, delay or success ("relayed"). */
       readonly kind: 'failure' | 'delay' | 'success'
+      /** Indexes into `recipients` of the recipients it reports on. */
       readonly recipients: readonly number[]
+      /** The notice's own queue id. */
       readonly notice: string
+      /** When, in milliseconds since the epoch. */
       readonly at: number
     }
 
-/** An entry as the worker sees it: header, and the state its journal adds up to. */
+/**
+ * An entry as the worker sees it: header, and the state its journal adds up to.
+ *
+ * @category Queue
+ */
 export interface QueueEntry {
+  /** What was written when the entry was added. */
   readonly header: EntryHeader
+  /** Each recipient's status, by index into `header.recipients`. */
   readonly status: readonly RecipientStatus[]
   /** The last reply each recipient got. */
   readonly replies: readonly (string | undefined)[]
@@ -80,18 +122,46 @@ export interface QueueEntry {
   /** Delivered recipients whose next hop took the DSN request over. */
   readonly handedOver: ReadonlySet<number>
   /** Recipients whose notice (by kind) is queued. */
-  readonly notified: { readonly failure: ReadonlySet<number>; readonly delay: ReadonlySet<number>; readonly success: ReadonlySet<number> }
+  readonly notified: {
+    /** Recipients a failure notice reports. */
+    readonly failure: ReadonlySet<number>
+    /** Recipients a delay notice reports. */
+    readonly delay: ReadonlySet<number>
+    /** Recipients a success ("relayed") notice reports. */
+    readonly success: ReadonlySet<number>
+  }
   /** Where the entry is now. */
   readonly place: EntryPlace
 }
 
-/** Where an entry is: due from a time on, waiting for a destination to answer again, or held. */
+/**
+ * Where an entry is: due from a time on, waiting for a destination to answer again, or held.
+ *
+ * @category Queue
+ */
 export type EntryPlace =
-  | { readonly kind: 'due'; readonly at: number }
-  | { readonly kind: 'waiting'; readonly destination: string }
-  | { readonly kind: 'held' }
+  | {
+      /** Due for an attempt. */
+      readonly kind: 'due'
+      /** From when, in milliseconds since the epoch. */
+      readonly at: number
+    }
+  | {
+      /** Waiting for a throttled destination to answer again. */
+      readonly kind: 'waiting'
+      /** Which one (see `Transport.destinationOf`). */
+      readonly destination: string
+    }
+  | {
+      /** Held: not delivered until released. */
+      readonly kind: 'held'
+    }
 
-/** An entry a worker took: read it, append to it, move or finish it. */
+/**
+ * An entry a worker took: read it, append to it, move or finish it.
+ *
+ * @category Queue
+ */
 export interface ClaimedEntry extends QueueEntry {
   /** The message content (header section and body). */
   content(): Readable
@@ -107,17 +177,38 @@ export interface ClaimedEntry extends QueueEntry {
   release(): Promise<void>
 }
 
-/** A summary for listings (`relaychain queue list`). */
+/**
+ * A summary for listings (`relaychain queue list`).
+ *
+ * @category Queue
+ */
 export interface EntrySummary {
+  /** The queue id. */
   readonly id: string
+  /** Milliseconds since the epoch when the client got its 250. */
   readonly created: number
+  /** Bytes of the message content. */
   readonly size: number
+  /** The envelope sender; `<>` for the null sender. */
   readonly from: string
-  readonly recipients: readonly { readonly address: string; readonly status: RecipientStatus; readonly reply?: string }[]
+  /** Each recipient with its status and last reply. */
+  readonly recipients: readonly {
+    /** The recipient's address. */
+    readonly address: string
+    /** Where it stands. */
+    readonly status: RecipientStatus
+    /** The last reply it got, if it had an attempt. */
+    readonly reply?: string
+  }[]
+  /** Where the entry is now. */
   readonly place: EntryPlace
 }
 
-/** Where queue entries live. */
+/**
+ * Where queue entries live.
+ *
+ * @category Queue
+ */
 export interface QueueStore {
   /** What it is, for logs: `dir /var/spool/relaychain`. */
   describe(): string
@@ -145,5 +236,6 @@ export interface QueueStore {
   place(id: string, place: EntryPlace): Promise<boolean>
   /** Removes an entry; false if there is none. */
   remove(id: string): Promise<boolean>
+  /** Gives the store up (the directory store removes its lock). */
   close(): Promise<void>
 }
