@@ -21,6 +21,13 @@ export function bigMessage(size: number, head = 'Subject: big\r\n\r\n', tail = '
   })
 }
 
+/**
+ * The time a memory test may take: 50–100 MB through a relay in a child process that collects
+ * garbage to sample its live memory, and an independent verifier (dkimpy, openssl) reading the
+ * result, take 20–55 s on a loaded 2-core machine on Node 24, against vitest's 60 s default.
+ */
+export const BIG_MESSAGE_TIMEOUT = 180_000
+
 /** A relay in a child process, in front of the SMTP server on `upstreamPort`. */
 export interface MeasuredRelay {
   readonly port: number

@@ -9,7 +9,7 @@ import { type SmimeEncryptOptions, smimeEncrypt } from '../../src/stages/smime-e
 import { smimeSign } from '../../src/stages/smime-sign.js'
 import { memoryTransport, runStage, startSink, testMessage } from '../../src/testing/index.js'
 import { afterTest, relayToSink } from '../helpers/after-test.js'
-import { bigMessage, startMeasuredRelay } from '../helpers/memory.js'
+import { BIG_MESSAGE_TIMEOUT, bigMessage, startMeasuredRelay } from '../helpers/memory.js'
 import { havePeer } from '../helpers/peers.js'
 import { allowAll, refusal, relayError } from '../helpers/relay.js'
 import { credentials, decrypt, FIXTURES, fixture, headerOf, openssl, verify } from '../helpers/smime.js'
@@ -139,57 +139,61 @@ describe.skipIf(!haveOpenssl)('smime-encrypt, decrypted by openssl cms', () => {
     )
   })
 
-  it('signs and encrypts a 50 MB message holding under 64 MB more memory, and openssl decrypts and verifies it', async () => {
-    const MiB = 1024 * 1024
-    const head = 'From: alice@example.com\r\nTo: bob@example.org\r\nSubject: big\r\nContent-Type: text/plain\r\n\r\n'
-    const expected = createHash('sha256').update('Content-Type: text/plain\r\n\r\n')
-    let skip = head.length
-    for await (const chunk of bigMessage(50 * MiB, head)) {
-      expected.update(chunk.subarray(skip))
-      skip = Math.max(0, skip - chunk.length)
-    }
-    const sink = await startSink()
-    const relay = await startMeasuredRelay(sink.port, 'smime')
-    const dir = await mkdtemp(join(tmpdir(), 'relaychain-smime-'))
-    afterTest(
-      () => sink.close(),
-      () => relay.stop(),
-      () => rm(dir, { recursive: true, force: true }),
-    )
-    const client = createTransport({ host: '127.0.0.1', port: relay.port, ignoreTLS: true })
-    const envelope = { from: 'alice@example.com', to: ['bob@example.org'] }
-    await client.sendMail({ envelope, raw: `${head}warm-up\r\n` })
-    await relay.mark()
-    await client.sendMail({ envelope, raw: bigMessage(50 * MiB, head) })
-    const growth = await relay.growth()
-    client.close()
-    const [, big] = await sink.waitForMessages(2)
-    console.log(
-      `S/MIME relay live memory growth ${growth.live.toFixed(1)} MiB, peak RSS growth ${growth.rss.toFixed(1)} MiB for a 50 MiB message (${(big!.size / MiB).toFixed(1)} MiB out)`,
-    )
-    expect(growth.live).toBeLessThan(64)
-    await writeFile(join(dir, 'message.eml'), big!.raw)
-    const decrypted = openssl([
-      'cms',
-      '-decrypt',
-      '-in',
-      join(dir, 'message.eml'),
-      '-recip',
-      `${FIXTURES}bob.pem`,
-      '-inkey',
-      `${FIXTURES}bob.key`,
-      '-out',
-      join(dir, 'signed.eml'),
-    ])
-    expect(decrypted.stderr).toBe('')
-    const verified = openssl(['cms', '-verify', '-in', join(dir, 'signed.eml'), '-CAfile', `${FIXTURES}root.pem`, '-out', join(dir, 'content')])
-    expect(verified.stderr).toBe('CMS Verification successful\n')
-    expect(
-      createHash('sha256')
-        .update(await readFile(join(dir, 'content')))
-        .digest('hex'),
-    ).toBe(expected.digest('hex'))
-  })
+  it(
+    'signs and encrypts a 50 MB message holding under 64 MB more memory, and openssl decrypts and verifies it',
+    async () => {
+      const MiB = 1024 * 1024
+      const head = 'From: alice@example.com\r\nTo: bob@example.org\r\nSubject: big\r\nContent-Type: text/plain\r\n\r\n'
+      const expected = createHash('sha256').update('Content-Type: text/plain\r\n\r\n')
+      let skip = head.length
+      for await (const chunk of bigMessage(50 * MiB, head)) {
+        expected.update(chunk.subarray(skip))
+        skip = Math.max(0, skip - chunk.length)
+      }
+      const sink = await startSink()
+      const relay = await startMeasuredRelay(sink.port, 'smime')
+      const dir = await mkdtemp(join(tmpdir(), 'relaychain-smime-'))
+      afterTest(
+        () => sink.close(),
+        () => relay.stop(),
+        () => rm(dir, { recursive: true, force: true }),
+      )
+      const client = createTransport({ host: '127.0.0.1', port: relay.port, ignoreTLS: true })
+      const envelope = { from: 'alice@example.com', to: ['bob@example.org'] }
+      await client.sendMail({ envelope, raw: `${head}warm-up\r\n` })
+      await relay.mark()
+      await client.sendMail({ envelope, raw: bigMessage(50 * MiB, head) })
+      const growth = await relay.growth()
+      client.close()
+      const [, big] = await sink.waitForMessages(2)
+      console.log(
+        `S/MIME relay live memory growth ${growth.live.toFixed(1)} MiB, peak RSS growth ${growth.rss.toFixed(1)} MiB for a 50 MiB message (${(big!.size / MiB).toFixed(1)} MiB out)`,
+      )
+      expect(growth.live).toBeLessThan(64)
+      await writeFile(join(dir, 'message.eml'), big!.raw)
+      const decrypted = openssl([
+        'cms',
+        '-decrypt',
+        '-in',
+        join(dir, 'message.eml'),
+        '-recip',
+        `${FIXTURES}bob.pem`,
+        '-inkey',
+        `${FIXTURES}bob.key`,
+        '-out',
+        join(dir, 'signed.eml'),
+      ])
+      expect(decrypted.stderr).toBe('')
+      const verified = openssl(['cms', '-verify', '-in', join(dir, 'signed.eml'), '-CAfile', `${FIXTURES}root.pem`, '-out', join(dir, 'content')])
+      expect(verified.stderr).toBe('CMS Verification successful\n')
+      expect(
+        createHash('sha256')
+          .update(await readFile(join(dir, 'content')))
+          .digest('hex'),
+      ).toBe(expected.digest('hex'))
+    },
+    BIG_MESSAGE_TIMEOUT,
+  )
 })
 
 describe('smime-encrypt without a relay', () => {
