@@ -18,6 +18,7 @@ import type { ConnectionOptions } from 'node:tls'
 import { createTransport } from 'nodemailer'
 import { type EnhancedCode, SmtpError } from '../core/errors.js'
 import type { Address, DeliveryReport, Message, RejectedRecipient, Transport } from '../core/types.js'
+import { installFastDotStuffing } from './dot-stuffing.js'
 
 /** Options of {@link smtpTransport}. */
 export interface SmtpTransportOptions {
@@ -63,6 +64,7 @@ interface UpstreamError extends Error {
  * ```
  */
 export function smtpTransport(options: SmtpTransportOptions): Transport {
+  installFastDotStuffing()
   const port = options.port ?? 25
   const pool = options.pool === false ? undefined : { maxConnections: 5, maxMessages: 100, ...options.pool }
   const transporter = createTransport({
