@@ -67,6 +67,22 @@ describe('Spool', () => {
     }
   })
 
+  it('writes a first chunk that is over the limit by itself to the temp file whole, and every chunk after it', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'relaychain-spool-'))
+    try {
+      const first = Buffer.alloc(5000, 'x')
+      const spool = await Spool.from(Readable.from([first, Buffer.from('tail')]), { memoryLimit: 1000, dir })
+      expect(spool.onDisk).toBe(true)
+      const content = await buffer(spool.open())
+      expect([content.length, content.subarray(-4).toString()]).toEqual([5004, 'tail'])
+      const alone = await Spool.from(Readable.from([first]), { memoryLimit: 1000, dir })
+      expect((await buffer(alone.open())).equals(first)).toBe(true)
+      await Promise.all([spool.dispose(), alone.dispose()])
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+
   it('fails and removes its temp file when onChunk throws', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'relaychain-spool-'))
     try {

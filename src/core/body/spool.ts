@@ -149,8 +149,10 @@ class FileWriter {
       this.#queue.push(chunk)
       this.#queued += chunk.length
     }
-    this.#writing ??= this.#drain()
-    return this.#queued > WRITE_BEHIND ? this.#writing : undefined
+    // Only with something queued: a drain that found nothing would end before it is assigned
+    // here, leaving a settled promise that no later write restarts (the chunks were never written).
+    if (!this.#writing && this.#queue.length) this.#writing = this.#drain()
+    return this.#queued > WRITE_BEHIND ? (this.#writing ?? undefined) : undefined
   }
 
   /** Waits for the queued writes, then closes the file; rejects with a write's failure. */
