@@ -42,7 +42,7 @@ async function baseline() {
     disabledCommands: ['AUTH', 'STARTTLS'],
     disableReverseLookup: true,
     logger: false,
-    size: 64 * 1024 * 1024,
+    size: 128 * 1024 * 1024,
     maxClients: 1000,
     onData(stream, session, callback) {
       const envelope = { from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '', to: session.envelope.rcptTo.map((r) => r.address) }
@@ -69,7 +69,7 @@ async function relaychain(stages, transport = smtpTransport({ ...upstream, pool:
     transport,
     listeners: [{ port: 0, mode: 'submission' }],
     // The load generator is an application on this host: exempt from the per-client limits.
-    limits: { messageSize: 64 * 1024 * 1024, connections: 1000, clientLimitExceptions: ['127.0.0.0/8'] },
+    limits: { messageSize: 128 * 1024 * 1024, connections: 1000, clientLimitExceptions: ['127.0.0.0/8'] },
     ...(process.env.X_TRACE ? { trace: process.env.X_TRACE } : {}),
   })
   // The relay's own outcome events count the messages and carry each stage's timing.

@@ -48,6 +48,7 @@ export type {
   Seals,
   Session,
   SpooledBody,
+  SpoolReadOptions,
   Stage,
   Transaction,
   Transport,

@@ -28,6 +28,20 @@ describe('message body', () => {
     expect((await buffer(msg.stream())).toString()).toBe(EML)
   })
 
+  it('passes the body to spool({ onChunk }) as it spools, and reads an existing spool back for a later caller', async () => {
+    const msg = await testMessage({ eml: EML })
+    const first: Buffer[] = []
+    const spool = await msg.body.spool({ onChunk: (chunk) => first.push(chunk) })
+    expect(Buffer.concat(first).toString()).toBe('line one\r\nline two\r\n')
+    const second: Buffer[] = []
+    expect(await msg.body.spool({ onChunk: (chunk) => second.push(chunk) })).toBe(spool)
+    expect(Buffer.concat(second).toString()).toBe('line one\r\nline two\r\n')
+    msg.body.transform(upper())
+    const third: Buffer[] = []
+    expect(await msg.body.spool({ onChunk: (chunk) => third.push(chunk) })).not.toBe(spool)
+    expect(Buffer.concat(third).toString()).toBe('LINE ONE\r\nLINE TWO\r\n')
+  })
+
   it('applies transforms lazily, Transform streams and async generators alike', async () => {
     const msg = await testMessage({ eml: EML })
     msg.body.transform(upper())

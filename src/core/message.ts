@@ -11,7 +11,18 @@ import { HeaderBlock } from './body/header-block.js'
 import { splitHeader } from './body/split-header.js'
 import { Spool, type SpoolOptions } from './body/spool.js'
 import { RelayError } from './errors.js'
-import type { Address, BodyTransform, Envelope, ForkOptions, Message, MessageBody, MessageState, Session, SpooledBody } from './types.js'
+import type {
+  Address,
+  BodyTransform,
+  Envelope,
+  ForkOptions,
+  Message,
+  MessageBody,
+  MessageState,
+  Session,
+  SpooledBody,
+  SpoolReadOptions,
+} from './types.js'
 
 // Unique per process from the counter, across processes from the random prefix.
 const PROCESS_TAG = randomBytes(3).toString('hex').toUpperCase()
@@ -57,10 +68,11 @@ class LazyBody implements MessageBody {
     this.#transforms.push(transform)
   }
 
-  spool(): Promise<SpooledBody> {
+  spool(options?: SpoolReadOptions): Promise<SpooledBody> {
+    const onChunk = options?.onChunk
     if (this.#transforms.length || !this.#spooling) {
       // Concurrent callers (route splitting) share one spooling run.
-      this.#spooling = Spool.from(this.stream(), this.#spoolOptions).then(async (spool) => {
+      this.#spooling = Spool.from(this.stream(), this.#spoolOptions, onChunk).then(async (spool) => {
         if (this.#content.disposed) {
           await spool.dispose()
           throw new RelayError('ERR_RELAY_BODY_CONSUMED', 'the transaction ended while its body was being spooled')
@@ -69,8 +81,10 @@ class LazyBody implements MessageBody {
         this.#spool = spool
         return spool
       })
+      return this.#spooling
     }
-    return this.#spooling
+    // The spool there is (or the one being made) is read back for this caller's onChunk.
+    return onChunk ? this.#spooling.then((spool) => readBack(spool, onChunk)) : this.#spooling
   }
 
   stream(): Readable {
@@ -99,6 +113,11 @@ class LazyBody implements MessageBody {
     }
     return out
   }
+}
+
+async function readBack(spool: SpooledBody, onChunk: (chunk: Buffer) => void): Promise<SpooledBody> {
+  for await (const chunk of spool.open()) onChunk(chunk as Buffer)
+  return spool
 }
 
 /** What a new transaction is made of. */

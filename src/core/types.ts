@@ -191,6 +191,16 @@ export interface SpooledBody {
   open(): Readable
 }
 
+/** Options of `MessageBody.spool()`. */
+export interface SpoolReadOptions {
+  /**
+   * Called with every chunk of the spooled content, in order, before `spool()` resolves: as the
+   * body is spooled, or read back from the spool when there is one already. For a stage that
+   * needs a digest of the whole body (a signer), so that it does not read the spool a second time.
+   */
+  readonly onChunk?: (chunk: Buffer) => void
+}
+
 /**
  * The body of a message (everything after the header section), streamed lazily. Nothing is
  * read from the client until a transport (or a spooling stage) reads it, so memory does not
@@ -209,7 +219,7 @@ export interface MessageBody {
    * relay's spool limit, then a temp file that is deleted when the transaction ends. Later
    * reads come from the spool. Calling it again without new transforms returns the same spool.
    */
-  spool(): Promise<SpooledBody>
+  spool(options?: SpoolReadOptions): Promise<SpooledBody>
   /**
    * The body as a stream. Without a spool this consumes the body: a second call throws
    * `RelayError` `ERR_RELAY_BODY_CONSUMED`. After `spool()` it may be called again.

@@ -1,15 +1,16 @@
 /**
  * The mechanics of a DKIM signature (RFC 6376): the signing domain from the From field, the body
  * hash over the spooled body, and the DKIM-Signature field over a header section, with
- * over-signing. Canonicalisation and formatting are mailauth's (see `mailauth.ts`).
+ * over-signing. Header canonicalisation and formatting are mailauth's (see `mailauth.ts`); the relaxed
+ * body canonicalisation is ours (`relaxed-body.ts`).
  */
 import { createHash, sign } from 'node:crypto'
 import addressparser from 'nodemailer/lib/addressparser'
 import type { HeaderBlock, HeaderField } from '../core/body/header-block.js'
 import { crlfNormalizer } from '../core/body/line-endings.js'
-import type { SpooledBody } from '../core/types.js'
 import { type SigningKey, toDomain } from './keys.js'
 import type { DkimParts } from './mailauth.js'
+import { type BodyHasher, relaxedBodyHash } from './relaxed-body.js'
 
 /**
  * Header canonicalisation / body canonicalisation (RFC 6376 §3.4).
@@ -46,19 +47,32 @@ export function fromDomain(headers: HeaderBlock): string | undefined {
   }
 }
 
+/** Takes the body chunk by chunk as it is spooled, then gives its hash. */
+export interface BodyHashTap {
+  readonly onChunk: (chunk: Buffer) => void
+  /** The body hash (`bh=`), once every chunk went by. */
+  digest(): string
+}
+
 /**
- * The body hash of a spooled body as every writer of ours sends it: with CRLF line endings (a
- * stage may have left a bare LF in the spool; the wire will not have it).
+ * The body hash as every writer of ours sends the body: with CRLF line endings (a stage may have
+ * left a bare LF; the wire will not have it), and ending with a line break (SMTP adds one to a
+ * body without it). Relaxed bodies are canonicalised by `relaxed-body.ts`, simple ones by mailauth.
  */
-export async function hashBody(body: SpooledBody, hasher: ReturnType<DkimParts['dkimBody']>): Promise<string> {
+export function bodyHashTap(canonicalization: 'simple' | 'relaxed', parts: DkimParts): BodyHashTap {
   const normalize = crlfNormalizer()
-  for await (const chunk of body.open()) {
-    const out = normalize(chunk as Buffer)
-    if (out) hasher.update(out)
+  const hasher: BodyHasher = canonicalization === 'relaxed' ? relaxedBodyHash() : parts.dkimBody('simple', 'sha256', false)
+  return {
+    onChunk(chunk) {
+      const out = normalize(chunk)
+      if (out) hasher.update(out)
+    },
+    digest() {
+      const tail = normalize(null)
+      if (tail) hasher.update(tail)
+      return hasher.digest('base64')
+    },
   }
-  const tail = normalize(null)
-  if (tail) hasher.update(tail)
-  return hasher.digest('base64')
 }
 
 /** What a signature covers and how. */
@@ -72,8 +86,12 @@ export interface SignatureSpec {
   readonly date: Date
 }
 
-/** The value of a DKIM-Signature field over `fields` (the header section as it will be sent). */
-export function signatureValue(parts: DkimParts, fields: readonly HeaderField[], key: SigningKey, spec: SignatureSpec): string {
+/**
+ * The value of a DKIM-Signature field over `fields` (the header section as it will be sent). The
+ * signature itself is made in Node's thread pool, off the event loop (RSA-2048 costs about as much
+ * CPU as relaying a small message).
+ */
+export async function signatureValue(parts: DkimParts, fields: readonly HeaderField[], key: SigningKey, spec: SignatureSpec): Promise<string> {
   // Instances are signed bottom-up (RFC 6376 §5.4.2); an over-signed name then matches no field
   // and stands for "no further instance".
   const rows = []
@@ -95,13 +113,18 @@ export function signatureValue(parts: DkimParts, fields: readonly HeaderField[],
       signTime: spec.date,
     },
   )
-  // RSA signs the canonical header with SHA-256; Ed25519 signs its SHA-256 digest (RFC 8463 §3).
-  const signature =
-    key.algorithm === 'rsa-sha256'
-      ? sign('sha256', canonicalizedHeader, key.key)
-      : sign(null, createHash('sha256').update(canonicalizedHeader).digest(), key.key)
+  const signature = await signInPool(key, canonicalizedHeader)
   const line = parts.formatSignatureHeaderLine('DKIM', { ...dkimHeaderOpts, b: signature.toString('base64') }, true)
   return line.slice(line.indexOf(':') + 1).trimStart()
+}
+
+/** RSA signs the canonical header with SHA-256; Ed25519 signs its SHA-256 digest (RFC 8463 §3). */
+function signInPool(key: SigningKey, header: Buffer): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const done = (err: Error | null, signature: Buffer) => (err ? reject(err) : resolve(signature))
+    if (key.algorithm === 'rsa-sha256') sign('sha256', header, key.key, done)
+    else sign(null, createHash('sha256').update(header).digest(), key.key, done)
+  })
 }
 
 function withoutLineBreak(raw: Buffer): Buffer {

@@ -15,7 +15,7 @@ import { RelayError } from '../core/errors.js'
 import type { Awaitable, Message, Stage } from '../core/types.js'
 import { type DkimKey, type SigningKey, signingKey, toDomain } from '../dkim/keys.js'
 import { loadDkimParts } from '../dkim/mailauth.js'
-import { CANONICALIZATIONS, DEFAULT_HEADERS, type DkimCanonicalization, fromDomain, hashBody, signatureValue } from '../dkim/sign.js'
+import { bodyHashTap, CANONICALIZATIONS, DEFAULT_HEADERS, type DkimCanonicalization, fromDomain, signatureValue } from '../dkim/sign.js'
 
 export type { DkimAlgorithm, DkimDnsRecord, DkimKey, PrivateKeyInput } from '../dkim/keys.js'
 // For users of the subpath export relaychain/stages/dkim-sign: the key helper and its types.
@@ -79,8 +79,8 @@ export interface DkimSignOptions {
 const FIELD_NAME = /^[\x21-\x39\x3b-\x7e]+$/
 
 /**
- * Signs messages with DKIM. The body is spooled once (memory, then a temp file) and hashed from
- * the spool; the `l=` tag is never used. Keys in a map are read when the chain is
+ * Signs messages with DKIM. The body is spooled once (memory, then a temp file) and hashed as it
+ * is spooled; the signatures are made in Node's thread pool. The `l=` tag is never used. Keys in a map are read when the chain is
  * built: an unreadable or unsuitable key is a `RelayError` `ERR_RELAY_INVALID_OPTION` then.
  *
  * @example
@@ -123,10 +123,12 @@ export function dkimSign(options: DkimSignOptions): Stage {
       const keys = domain === undefined ? [] : await lookup(domain, { message: msg, date })
       if (!keys.length) return next()
       const parts = await loadDkimParts()
-      const bodyHash = await hashBody(await msg.body.spool(), parts.dkimBody(bodyCanonicalization, 'sha256', false))
-      const spec = { canonicalization, signed, oversign, bodyHash, date }
+      // Hashed while it is spooled (the spool is what the transport then sends).
+      const tap = bodyHashTap(bodyCanonicalization, parts)
+      await msg.body.spool({ onChunk: tap.onChunk })
+      const spec = { canonicalization, signed, oversign, bodyHash: tap.digest(), date }
       const fields = msg.headers.fields()
-      const values = keys.map((key) => signatureValue(parts, fields, key, spec))
+      const values = await Promise.all(keys.map((key) => signatureValue(parts, fields, key, spec)))
       // Prepending in reverse leaves the first key's signature on top.
       for (const value of values.reverse()) msg.headers.add('DKIM-Signature', value)
       return next()

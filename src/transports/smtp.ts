@@ -20,6 +20,7 @@ import { createTransport } from 'nodemailer'
 import { type EnhancedCode, RelayError, SmtpError } from '../core/errors.js'
 import type { Address, DeliveryReport, Message, RejectedRecipient, Transport } from '../core/types.js'
 import type { Logger } from '../shared/logger.js'
+import { installFastDotStuffing } from './dot-stuffing.js'
 import { transcriptLogger } from './smtp-transcript.js'
 
 /**
@@ -102,6 +103,7 @@ interface UpstreamError extends Error {
  * @category Transports
  */
 export function smtpTransport(options: SmtpTransportOptions): Transport {
+  installFastDotStuffing()
   const port = options.port ?? 25
   const pool = options.pool === false ? undefined : { maxConnections: 5, maxMessages: 100, ...options.pool }
   if (options.localAddress !== undefined && isIP(options.localAddress) === 0)

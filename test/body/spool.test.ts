@@ -49,4 +49,51 @@ describe('Spool', () => {
       await rm(dir, { recursive: true, force: true })
     }
   })
+
+  it('passes every chunk to onChunk in order as it spools, on disk with writes behind the reads', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'relaychain-spool-'))
+    try {
+      const seen: Buffer[] = []
+      // 3 MiB in 64 KiB chunks: more is queued than the writer lets run ahead.
+      const spool = await Spool.from(chunks(48, 65536), { memoryLimit: 100_000, dir }, (chunk) => seen.push(chunk))
+      expect(spool.onDisk).toBe(true)
+      const content = await buffer(spool.open())
+      expect(content.length).toBe(48 * 65536)
+      expect(Buffer.concat(seen).equals(content)).toBe(true)
+      expect(content.subarray(47 * 65536, 47 * 65536 + 1).toString()).toBe('v')
+      await spool.dispose()
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('writes a first chunk that is over the limit by itself to the temp file whole, and every chunk after it', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'relaychain-spool-'))
+    try {
+      const first = Buffer.alloc(5000, 'x')
+      const spool = await Spool.from(Readable.from([first, Buffer.from('tail')]), { memoryLimit: 1000, dir })
+      expect(spool.onDisk).toBe(true)
+      const content = await buffer(spool.open())
+      expect([content.length, content.subarray(-4).toString()]).toEqual([5004, 'tail'])
+      const alone = await Spool.from(Readable.from([first]), { memoryLimit: 1000, dir })
+      expect((await buffer(alone.open())).equals(first)).toBe(true)
+      await Promise.all([spool.dispose(), alone.dispose()])
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('fails and removes its temp file when onChunk throws', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'relaychain-spool-'))
+    try {
+      let n = 0
+      const failing = Spool.from(chunks(10, 1000), { memoryLimit: 2500, dir }, () => {
+        if (++n === 5) throw new Error('hasher broke')
+      })
+      await expect(failing).rejects.toThrow('hasher broke')
+      expect(await readdir(dir)).toEqual([])
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
 })

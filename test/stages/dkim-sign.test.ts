@@ -174,6 +174,85 @@ describe.skipIf(!dkimpy)('dkimSign, verified by dkimpy', () => {
     expect([result.bareLineEndings, result.signatures[0]!.ok]).toEqual([false, true])
   })
 
+  it('signs hostile bodies that dkimpy verifies after the relay (8-bit, NUL, 998-octet lines, white space runs, EAI), with every canonicalisation', async () => {
+    const head = (extra = '') => `From: ann@example.com\r\nTo: bob@example.org\r\nSubject: hostile\r\n${extra}\r\n`
+    const bodies: Array<[string, Buffer, boolean]> = [
+      [
+        '8-bit latin-1',
+        Buffer.concat([
+          Buffer.from(head('Content-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: 8bit\r\n')),
+          Buffer.from([0x63, 0x61, 0x66, 0xe9, 0x20, 0x20, 0x09, 0xff, 0x0d, 0x0a, 0x80, 0x0d, 0x0a]),
+        ]),
+        true,
+      ],
+      ['NUL bytes', Buffer.concat([Buffer.from(head()), Buffer.from([0x61, 0x00, 0x20, 0x20, 0x00, 0x0d, 0x0a, 0x00, 0x09, 0x0d, 0x0a])]), true],
+      ['998-octet lines', Buffer.from(`${head()}${'x'.repeat(998)}\r\n${'y '.repeat(499)}\r\n${'z'.repeat(997)} \r\n`), false],
+      ['white space runs and trailing empty lines', Buffer.from(`${head()}  lead\r\nin  side\t\tx \t\r\n \r\n\t\r\n.\r\n..\r\n\r\n\r\n`), false],
+      [
+        'EAI (UTF-8)',
+        Buffer.from(`From: Jörg <ann@example.com>\r\nTo: zoë@bücher.example\r\nSubject: Grüße\r\n\r\nGrüße  aus Köln \r\n\t— zoë@bücher.example\r\n`),
+        true,
+      ],
+      ['a body of empty lines', Buffer.from(`${head()}\r\n\r\n\r\n`), false],
+    ]
+    const keys = [
+      { selector: 'rsa', privateKey: rsa },
+      { selector: 'ed', privateKey: ed },
+    ]
+    for (const canonicalization of ['relaxed/relaxed', 'simple/simple', 'relaxed/simple', 'simple/relaxed'] as const) {
+      const { sink, t } = await relayWith([dkimSign({ keys: { 'example.com': keys }, canonicalization })])
+      for (const [, raw, eightBit] of bodies) {
+        await t.client().sendMail({ envelope: { from: 'ann@example.com', to: ['bob@example.org'], ...(eightBit ? { use8BitMime: true } : {}) }, raw })
+      }
+      const received = await sink.waitForMessages(bodies.length)
+      const results = await verifyMessages(
+        received.map((m) => m.raw),
+        published('example.com', keys),
+      )
+      expect(results.map((r, i) => [bodies[i]![0], canonicalization, r.bareLineEndings, ...r.signatures.map((s) => s.ok)])).toEqual(
+        bodies.map(([name]) => [name, canonicalization, false, true, true]),
+      )
+    }
+  })
+
+  it('signs a body that a stage leaves without a final line break and with trailing white space, as SMTP then sends it', async () => {
+    const key = { selector: 'tail', privateKey: rsa }
+    for (const canonicalization of ['relaxed/relaxed', 'simple/simple'] as const) {
+      const { sink, t } = await relayWith([appending('unterminated', '-- \r\nfooter '), dkimSign({ keys: { 'example.com': key }, canonicalization })])
+      await t.client().sendMail({ envelope: { from: 'ann@example.com', to: ['bob@example.org'] }, raw: PLAIN })
+      const [message] = await sink.waitForMessages(1)
+      expect(message!.raw.toString().endsWith('Hello Bob.\r\n-- \r\nfooter \r\n')).toBe(true)
+      const result = await verifyMessage(message!.raw, published('example.com', [key]))
+      expect([canonicalization, result.signatures[0]!.ok]).toEqual([canonicalization, true])
+    }
+  })
+
+  it('signs a message whose body an earlier stage spooled already, hashing that spool (no second copy)', async () => {
+    let spooled: unknown
+    const reader: Stage = {
+      name: 'reader',
+      async data(msg, next) {
+        spooled = await msg.body.spool()
+        return next()
+      },
+    }
+    let again: unknown
+    const after: Stage = {
+      name: 'after',
+      modifies: 'trace',
+      async data(msg, next) {
+        again = await msg.body.spool()
+        return next()
+      },
+    }
+    const key = { selector: 'shared', privateKey: ed }
+    const { sink, t } = await relayWith([reader, dkimSign({ keys: { 'example.com': key } }), after])
+    await t.client().sendMail({ envelope: { from: 'ann@example.com', to: ['bob@example.org'] }, raw: PLAIN })
+    const [message] = await sink.waitForMessages(1)
+    expect(again).toBe(spooled)
+    expect((await verifyMessage(message!.raw, published('example.com', [key]))).signatures.map((s) => s.ok)).toEqual([true])
+  })
+
   it.skipIf(!openssl)('DKIM-signs S/MIME-signed mail: dkimpy verifies the DKIM signature, openssl the S/MIME one', async () => {
     const key = { selector: 'smime', privateKey: rsa }
     const eml = PLAIN.replace('ann@example.com', 'alice@example.com')

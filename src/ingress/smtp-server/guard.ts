@@ -4,18 +4,14 @@
  * ignored): any change in a new smtp-server release fails closed with an error that names the
  * method and the installed version, instead of silently dropping what the new code does.
  */
-import { createHash } from 'node:crypto'
 import { createRequire } from 'node:module'
 import { RelayError } from '../../core/errors.js'
+import { sourceHash } from '../../shared/source-hash.js'
+
+export { sourceHash }
 
 /** The smtp-server version the guarded sources come from. */
 export const GUARDED_VERSION = '3.21.6'
-
-/** SHA-256 (hex, first 16 characters) of a function's source with all white space removed. */
-export function sourceHash(fn: unknown): string {
-  const source = typeof fn === 'function' ? Function.prototype.toString.call(fn) : ''
-  return createHash('sha256').update(source.replace(/\s+/g, '')).digest('hex').slice(0, 16)
-}
 
 let installed: string | undefined
 

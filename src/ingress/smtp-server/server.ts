@@ -13,6 +13,7 @@ import type { Socket } from 'node:net'
 import type { TLSSocket } from 'node:tls'
 import { SMTPServer, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server'
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js'
+import { installFastUnstuffing } from './data-unstuffing.js'
 import { checkSource } from './guard.js'
 
 /** A socket the relay accepted, until it closes. */
@@ -72,6 +73,7 @@ export class RelaySmtpServer extends SMTPServer {
   readonly #byConnection = new Map<string, AcceptedSocket>()
 
   constructor(options: SMTPServerOptions, hooks: ServerHooks) {
+    installFastUnstuffing()
     super({ ...options, logger: false })
     // Our own no-op logger, not one smtp-server wraps: it logs (and we would pay for) every reply.
     this.logger = handlerErrorLogger(hooks) as unknown as SMTPServer['logger']
