@@ -103,7 +103,7 @@ export async function attempt(input: AttemptInput, fresh = false): Promise<Attem
     lease = await pool.acquire(target, fresh)
   } catch (raw) {
     const err = raw as NodemailerError
-    if (err.code === 'ETLS') {
+    if (err.tlsHandshake) {
       const reason = `${where(target)}: TLS handshake failed: ${err.message}`
       const tlsFailure: TlsFailure = {
         resultType: 'validation-failure',

@@ -68,6 +68,8 @@ export type NodemailerError = Error & {
   command?: string
   recipient?: string
   rejectedErrors?: NodemailerError[]
+  /** Set by the pool: the connection failed during the STARTTLS handshake (nodemailer says `ESOCKET` or `ETLS`). */
+  tlsHandshake?: boolean
 }
 
 const noop = () => {}
@@ -189,6 +191,7 @@ export class ConnectionPool {
       const failed = (err: NodemailerError) => {
         if (settled) return
         settled = true
+        if (err.code === 'ETLS' || connection.upgrading) err.tlsHandshake = true
         connection.close()
         reject(err)
       }

@@ -24,13 +24,13 @@ export const eml = (subject = 'test') =>
 export async function send(
   transport: Transport,
   to: readonly string[],
-  options: { from?: string | null; raw?: string; state?: Partial<MessageState> } = {},
+  options: { from?: string | null; fromArgs?: Record<string, string | true>; raw?: string; state?: Partial<MessageState> } = {},
 ): Promise<Sent> {
   const pipeline = createPipeline({ transport })
   const events: DeliveryEvent[] = []
   pipeline.events.subscribe((e) => events.push(e))
   const session = (await testMessage()).session
-  const from = options.from === null ? null : { address: options.from ?? 'app@example.com' }
+  const from = options.from === null ? null : { address: options.from ?? 'app@example.com', ...(options.fromArgs ? { args: options.fromArgs } : {}) }
   const tx = await pipeline.begin(session, from, options.state ? { state: options.state } : {})
   for (const address of to) await tx.addRecipient({ address })
   const outcome = await tx.data({ raw: options.raw ?? eml() })
