@@ -79,14 +79,19 @@ async function addressesOf(options: HttpsRequestOptions): Promise<string[]> {
 
 function once(options: HttpsRequestOptions, address: string, deadline: number): Promise<HttpsResponse> {
   const { url } = options
+  const port = options.port ?? (url.port ? Number(url.port) : 443)
   return new Promise((resolve, reject) => {
     const req = request({
       host: address,
       servername: isIP(url.hostname.replace(/^\[|\]$/g, '')) ? undefined : url.hostname,
-      port: options.port ?? (url.port ? Number(url.port) : 443),
+      port,
       path: `${url.pathname}${url.search}`,
       method: options.method,
-      headers: { host: url.host, ...options.headers, ...(options.body ? { 'content-length': String(options.body.length) } : {}) },
+      headers: {
+        host: port === 443 ? url.hostname : `${url.hostname}:${port}`,
+        ...options.headers,
+        ...(options.body ? { 'content-length': String(options.body.length) } : {}),
+      },
       ...(options.ca ? { ca: options.ca } : {}),
       rejectUnauthorized: true,
       agent: false,
