@@ -27,5 +27,7 @@ export { isLoopbackAddress, parseResolverAddress, trustsAuthenticatedData } from
 export type { StsFailureType, StsPolicy } from './sts-fetch.js'
 export type { ReportedPolicy, TlsFailure, TlsReport, TlsReporter, TlsReporterOptions, TlsRptResultType, TlsSessionRecord } from './tls-report.js'
 export { tlsReporter } from './tls-report.js'
+export type { SendTlsReportsOptions, TlsReportDelivery, TlsReportFile } from './tls-report-send.js'
+export { parseTlsRptRecord, sendTlsReports, tlsReportFile } from './tls-report-send.js'
 export type { MxTransport } from './transport.js'
 export { mxTransport } from './transport.js'

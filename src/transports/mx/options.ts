@@ -102,7 +102,8 @@ function count(value: number | undefined, fallback: number, option: string, min 
   return value
 }
 
-function resolverOf(dns: MxTransportOptions['dns']): DnsResolver {
+/** A resolver from the `dns` option (an address, client options, or a resolver). */
+export function resolverOf(dns: MxTransportOptions['dns']): DnsResolver {
   if (dns && typeof dns === 'object' && 'mx' in dns && typeof dns.mx === 'function') return dns as DnsResolver
   if (dns && typeof dns === 'object' && 'server' in dns) return createDnsClient(dns as DnsClientOptions)
   const server = (dns as ResolverAddressInput | undefined) ?? getServers()[0]

@@ -28,6 +28,8 @@ import { type MxTransportOptions, resolveOptions } from './options.js'
 export interface MxTransport extends Transport {
   /** The MTA-STS policies it keeps (undefined with `mtaSts: false`). */
   readonly mtaSts: MtaStsCache | undefined
+  /** Closes every connection it keeps. */
+  close(): Promise<void>
 }
 
 /** RFC 8460 §5.3: a TLS report is delivered despite TLS failures. */
