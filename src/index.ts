@@ -60,6 +60,7 @@ export type {
   DelayedEvent,
   DeletedEvent,
   DeliveredEvent,
+  DeliveryAttemptEvent,
   DeliveryEvent,
   DeliveryEvents,
   DeliveryListener,
@@ -76,8 +77,11 @@ export type {
   RecipientRefusedEvent,
   ReleasedEvent,
   SenderRefusedEvent,
+  TlsPolicyName,
+  TransportEvent,
+  TransportEventFields,
 } from './delivery/events.js'
-export { createEventStream } from './delivery/events.js'
+export { announce, createEventStream } from './delivery/events.js'
 export type { DkimAlgorithm, DkimDnsRecord, DkimKey } from './dkim/keys.js'
 export { dkimDnsRecord } from './dkim/keys.js'
 export type { DkimCanonicalization } from './dkim/sign.js'
@@ -151,6 +155,46 @@ export type { VirusScanOptions, VirusScanResult } from './stages/virus-scan.js'
 export { virusScan } from './stages/virus-scan.js'
 export type { FileEnvelopeRecord, FileTransportOptions } from './transports/file.js'
 export { fileTransport } from './transports/file.js'
+export type {
+  DnsAnswer,
+  DnsClient,
+  DnsClientOptions,
+  DnsQueryOptions,
+  DnsResolver,
+  ExtraCa,
+  MtaStsOptions,
+  MxRecord,
+  MxTransport,
+  MxTransportOptions,
+  ReportedPolicy,
+  RequireTlsLevel,
+  ResolverAddressInput,
+  SendTlsReportsOptions,
+  StsLookup,
+  StsPolicy,
+  TlsaRecord,
+  TlsFailure,
+  TlsReport,
+  TlsReportDelivery,
+  TlsReporter,
+  TlsReporterOptions,
+  TlsReportFile,
+  TlsRptResultType,
+  TlsSessionRecord,
+  TxtRecord,
+} from './transports/mx/index.js'
+export {
+  createDnsClient,
+  DnsError,
+  DnsErrorCode,
+  MtaStsCache,
+  mxReply,
+  mxTransport,
+  parseTlsRptRecord,
+  sendTlsReports,
+  tlsReporter,
+  tlsReportFile,
+} from './transports/mx/index.js'
 export type { Route, RouteTransportOptions } from './transports/route.js'
 export { routeTransport } from './transports/route.js'
 export type { SmtpTransportOptions } from './transports/smtp.js'
