@@ -74,7 +74,17 @@ export type NodemailerError = Error & {
 
 const noop = () => {}
 
-/** The pool (see the file header). */
+/**
+ * The pool (see the file header).
+ *
+ * @example
+ * ```ts
+ * const pool = new ConnectionPool({ reuse: true, maxMessages: 100, idleTimeout: 30_000, timeouts: { connection: 30_000, greeting: 60_000, socket: 300_000 } })
+ * const lease = await pool.acquire({ ip: '192.0.2.25', port: 25, servername: 'mx.example.org', name: 'relay.example.com', tls: 'starttls' })
+ * await pool.send(lease, { from: 'a@example.com', to: ['b@example.org'] }, stream)
+ * pool.release(lease, 'sent')
+ * ```
+ */
 export class ConnectionPool {
   readonly #settings: PoolSettings
   readonly #idle = new Map<string, Pooled[]>()

@@ -27,7 +27,15 @@ export interface AttemptContent {
   available(): boolean
 }
 
-/** The message read once, lazily (see the file header). */
+/**
+ * The message read once, lazily (see the file header).
+ *
+ * @example
+ * ```ts
+ * const content = readOnce(msg)
+ * connection.send(envelope, content.open(), done) // the body is read only after 354
+ * ```
+ */
 export function readOnce(msg: Message): AttemptContent {
   let taken = false
   return {
@@ -45,7 +53,15 @@ export function readOnce(msg: Message): AttemptContent {
   }
 }
 
-/** The header section `head` followed by the spooled body of `owner` (see the file header). */
+/**
+ * The header section `head` followed by the spooled body of `owner` (see the file header).
+ *
+ * @example
+ * ```ts
+ * const spool = await msg.body.spool()
+ * const content = readSpool(msg, part.headers, spool) // open() as often as attempts need
+ * ```
+ */
 export function readSpool(owner: Message, head: HeaderBlock, spool: SpooledBody): AttemptContent {
   return {
     available: () => true,

@@ -20,7 +20,14 @@ import { resolveHost } from './mx-walk.js'
 /** Trust for HTTPS and SMTP certificates: extra CA certificates (PEM) besides Node's roots. */
 export type ExtraCa = string | Buffer | ReadonlyArray<string | Buffer>
 
-/** Node's roots plus `extra`, or undefined (Node's roots) when there is no extra CA. */
+/**
+ * Node's roots plus `extra`, or undefined (Node's roots) when there is no extra CA.
+ *
+ * @example
+ * ```ts
+ * https.request({ host, ca: trustedCas(readFileSync('/etc/relay/internal-ca.pem')) })
+ * ```
+ */
 export function trustedCas(extra: ExtraCa | undefined): (string | Buffer)[] | undefined {
   if (extra === undefined) return undefined
   return [...rootCertificates, ...(Array.isArray(extra) ? extra : [extra as string | Buffer])]

@@ -102,7 +102,14 @@ function count(value: number | undefined, fallback: number, option: string, min 
   return value
 }
 
-/** A resolver from the `dns` option (an address, client options, or a resolver). */
+/**
+ * A resolver from the `dns` option (an address, client options, or a resolver).
+ *
+ * @example
+ * ```ts
+ * resolverOf('127.0.0.1:53') // a DNS client for the local validating resolver
+ * ```
+ */
 export function resolverOf(dns: MxTransportOptions['dns']): DnsResolver {
   if (dns && typeof dns === 'object' && 'mx' in dns && typeof dns.mx === 'function') return dns as DnsResolver
   if (dns && typeof dns === 'object' && 'server' in dns) return createDnsClient(dns as DnsClientOptions)
@@ -125,7 +132,14 @@ function requireTlsOf(option: MxTransportOptions['requireTls']): MxConfig['requi
   return (domain) => table.get(domain)
 }
 
-/** Checks the options and fills in the defaults (see the file header). */
+/**
+ * Checks the options and fills in the defaults (see the file header).
+ *
+ * @example
+ * ```ts
+ * resolveOptions({ dns: '127.0.0.1:53' }).maxAddresses // 5
+ * ```
+ */
 export function resolveOptions(options: MxTransportOptions): MxConfig {
   const port = count(options.port, 25, 'port')
   if (port > 65535) throw new RelayError('ERR_RELAY_INVALID_OPTION', `mxTransport port: ${port}`)

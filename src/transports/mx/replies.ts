@@ -18,7 +18,14 @@
  */
 import { SmtpError } from '../../core/errors.js'
 
-/** The named replies of direct MX delivery; see the file header. */
+/**
+ * The named replies of direct MX delivery; see the file header.
+ *
+ * @example
+ * ```ts
+ * mxReply.nullMx('example.org publishes a null MX').toReply() // '550 5.1.10 Recipient domain does not accept mail'
+ * ```
+ */
 export const mxReply = {
   noSuchDomain: (reason: string) => new SmtpError(550, '5.1.2', 'Recipient domain not found', { reason }),
   nullMx: (reason: string) => new SmtpError(550, '5.1.10', 'Recipient domain does not accept mail', { reason }),

@@ -57,7 +57,15 @@ export const MAX_POLICY_BYTES = 64 * 1024
 export type MtaStsLib = typeof import('mailauth/lib/mta-sts.js')
 let lib: Promise<MtaStsLib> | undefined
 
-/** mailauth's MTA-STS functions (`resolvePolicy`, `parsePolicy`, `validateMx`), loaded on first use. */
+/**
+ * mailauth's MTA-STS functions (`resolvePolicy`, `parsePolicy`, `validateMx`), loaded on first use.
+ *
+ * @example
+ * ```ts
+ * const { parsePolicy } = await loadMtaStsLib()
+ * parsePolicy('version: STSv1\nmode: enforce\nmx: mx.example.org\nmax_age: 86400\n').mode // 'enforce'
+ * ```
+ */
 export function loadMtaStsLib(): Promise<MtaStsLib> {
   lib ??= import('mailauth/lib/mta-sts.js').then((m) => (m as MtaStsLib & { default?: MtaStsLib }).default ?? m)
   return lib

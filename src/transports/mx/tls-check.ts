@@ -29,7 +29,14 @@ export interface TlsState {
   readonly peer?: DetailedPeerCertificate
 }
 
-/** Reads the TLS state of a connected socket (cleartext if it is not a TLS socket). */
+/**
+ * Reads the TLS state of a connected socket (cleartext if it is not a TLS socket).
+ *
+ * @example
+ * ```ts
+ * tlsStateOf(connection._socket) // { secure: true, version: 'TLSv1.3', authorized: false, authorizationError: 'DEPTH_ZERO_SELF_SIGNED_CERT', … }
+ * ```
+ */
 export function tlsStateOf(socket: unknown): TlsState {
   const tls = socket as Partial<TLSSocket> | undefined
   if (!tls || typeof tls.getPeerCertificate !== 'function' || !tls.encrypted) return { secure: false, authorized: false }

@@ -121,7 +121,14 @@ export interface TlsReporter {
   forget(day: string, domain?: string): void
 }
 
-/** The UTC day `YYYY-MM-DD` of a time. */
+/**
+ * The UTC day `YYYY-MM-DD` of a time.
+ *
+ * @example
+ * ```ts
+ * utcDay(Date.parse('2026-12-01T23:59:59Z')) // '2026-12-01'
+ * ```
+ */
 export const utcDay = (ms: number): string => new Date(ms).toISOString().slice(0, 10)
 
 /** A stable key for a policy: the same policy counts in one entry. */
