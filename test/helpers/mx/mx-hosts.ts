@@ -22,6 +22,8 @@ export interface MxHostSpec {
   readonly rcpt?: (to: string) => string | undefined
   /** Advertise REQUIRETLS (after STARTTLS). */
   readonly requireTls?: boolean
+  /** Called when a message's content starts to arrive. */
+  readonly onData?: () => void
 }
 
 export interface ReceivedMessage {
@@ -77,6 +79,7 @@ function server(spec: MxHostSpec, record: MxHostServer): SMTPServer {
       callback(reply ? replyError(reply) : undefined)
     },
     onData(stream, session, callback) {
+      spec.onData?.()
       const chunks: Buffer[] = []
       stream.on('data', (chunk: Buffer) => chunks.push(chunk))
       stream.on('error', () => {})

@@ -5,8 +5,11 @@
  * replies per recipient, the address policy, the split by domain, transaction size, connection
  * reuse and per-host concurrency, and the delivery-attempt events.
  */
+import { PassThrough } from 'node:stream'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { createPipeline } from '../../../src/core/pipeline.js'
 import type { Transport } from '../../../src/core/types.js'
+import { testMessage } from '../../../src/testing/test-message.js'
 import { mxTransport } from '../../../src/transports/mx/index.js'
 import { type DnsFault, startDnsServer, type TestDnsServer } from '../../helpers/dns/server.js'
 import { a, aaaa, mx, nullMx, testZone } from '../../helpers/dns/zones.js'
@@ -19,6 +22,7 @@ describe('mxTransport: the MX walk and the replies', () => {
   let dns: TestDnsServer
   let hosts: MxHosts
   const transports: Transport[] = []
+  let dataStarted: (() => void) | undefined
 
   beforeAll(async () => {
     hosts = await startMxHosts([
@@ -32,6 +36,7 @@ describe('mxTransport: the MX walk and the replies', () => {
       { ip: '127.0.0.6', mail: () => '451 4.3.0 Try again' },
       { ip: '127.0.0.7', mail: () => '550 5.7.1 Sender refused' },
       { ip: '::1' },
+      { ip: '127.0.0.8', onData: () => dataStarted?.() },
     ])
     dns = await startDnsServer([
       testZone('walk.test', [
@@ -68,7 +73,7 @@ describe('mxTransport: the MX walk and the replies', () => {
         a('implicit.walk.test', '127.0.0.2'),
         a('internal.walk.test', '10.1.2.3'),
         aaaa('v6mx.walk.test', '::1'),
-        a('slow.walk.test', '127.0.0.2'),
+        a('slow.walk.test', '127.0.0.8'),
       ]),
     ])
   })
@@ -273,6 +278,22 @@ describe('mxTransport: the MX walk and the replies', () => {
     before = hosts.host('127.0.0.2').connections
     await Promise.all([0, 1, 2].map((i) => send(open, [`p${i}@implicit.walk.test`])))
     expect(hosts.host('127.0.0.2').connections - before).toBe(3)
+  })
+
+  it('stops the transfer without the final dot when the transaction is aborted mid-DATA', async () => {
+    const pipeline = createPipeline({ transport: transport() })
+    const tx = await pipeline.begin((await testMessage()).session, { address: 'app@example.com' })
+    await tx.addRecipient({ address: 'r@slow.walk.test' })
+    const started = new Promise<void>((resolve) => (dataStarted = resolve))
+    const body = new PassThrough()
+    body.on('error', () => {}) // the abort reaches the caller's stream too
+    body.write('Subject: never finished\r\n\r\nfirst line\r\n')
+    const outcome = tx.data({ raw: body })
+    await started
+    tx.abort(new Error('client left'))
+    expect((await outcome).aborted).toBe(true)
+    body.destroy()
+    expect(hosts.host('127.0.0.8').messages).toEqual([])
   })
 
   it('names the recipient domain as the destination, for the queue', () => {
