@@ -156,10 +156,15 @@ export { virusScan } from './stages/virus-scan.js'
 export type { FileEnvelopeRecord, FileTransportOptions } from './transports/file.js'
 export { fileTransport } from './transports/file.js'
 export type {
+  AddressGate,
   DnsAnswer,
+  DnsCacheOptions,
   DnsClient,
   DnsClientOptions,
+  DnsErrorOptions,
   DnsQueryOptions,
+  DnsRecordMap,
+  DnsRecordType,
   DnsResolver,
   ExtraCa,
   MtaStsOptions,
@@ -168,8 +173,10 @@ export type {
   MxTransportOptions,
   ReportedPolicy,
   RequireTlsLevel,
+  ResolverAddress,
   ResolverAddressInput,
   SendTlsReportsOptions,
+  StsFailureType,
   StsLookup,
   StsPolicy,
   TlsaRecord,
@@ -184,7 +191,9 @@ export type {
   TxtRecord,
 } from './transports/mx/index.js'
 export {
+  addressGate,
   createDnsClient,
+  DnsCache,
   DnsError,
   DnsErrorCode,
   MtaStsCache,
