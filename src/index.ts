@@ -157,6 +157,7 @@ export type { FileEnvelopeRecord, FileTransportOptions } from './transports/file
 export { fileTransport } from './transports/file.js'
 export type {
   AddressGate,
+  CachedResult,
   DnsAnswer,
   DnsCacheOptions,
   DnsClient,
