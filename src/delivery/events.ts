@@ -204,17 +204,20 @@ export type TlsPolicyName = 'dane' | 'dane-encrypt' | 'mta-sts' | 'mta-sts-testi
 
 /**
  * One attempt of a transport to hand recipients to one server (an MX host at one address),
- * announced as it ends, before the message's outcome. A message may see several: the next MX
- * after a failure, a second session in cleartext after a failed STARTTLS handshake.
+ * announced as it ends, before the transport returns. A message may see several: the next MX
+ * after a failure, a second session in cleartext after a failed STARTTLS handshake. It is about
+ * the connection (host, address, TLS, policy); what became of each recipient in the end is in
+ * the events about recipients: `delivered` at once, or the queue's `delivered`, `deferred`,
+ * `bounced` (with the same `destination`) when a queue is in front of the transport.
  */
 export interface DeliveryAttemptEvent extends EventBase {
   readonly type: 'delivery-attempt'
   /** The transport that made the attempt, e.g. `mx`. */
   readonly transport: string
-  /** The recipient domain (the destination). */
-  readonly domain: string
+  /** The next hop, as `Transport.destinationOf` names it (for MX delivery: the recipient domain). */
+  readonly destination: string
   /** The recipients this attempt was for. */
-  readonly rcpt: readonly string[]
+  readonly recipients: readonly string[]
   /** Those the server accepted (after the message was sent). */
   readonly accepted: readonly string[]
   /** The server's name: the MX host, or the domain itself for an implicit MX. */
@@ -227,8 +230,11 @@ export interface DeliveryAttemptEvent extends EventBase {
   readonly verified: boolean
   /** The TLS policy that applied to this host. */
   readonly policy: TlsPolicyName
-  /** `delivered`: some recipients accepted; `refused`: a permanent refusal; `deferred`: a temporary one (the next host may be tried). */
-  readonly outcome: 'delivered' | 'refused' | 'deferred'
+  /**
+   * `delivered`: some recipients accepted; `failed`: refused permanently (5xx); `deferred`: a
+   * temporary failure, the next host may be tried. The words of the queue's recipient status.
+   */
+  readonly outcome: 'delivered' | 'failed' | 'deferred'
   /** The server's last reply, or the reply we made of its absence (`451 4.4.1 …`, `451 4.7.5 …`). */
   readonly reply: string
   /** Why, for the log: what failed and where. */
@@ -334,7 +340,7 @@ export function createEventStream(): DeliveryEvents {
  *
  * @example
  * ```ts
- * announce(msg, { type: 'delivery-attempt', transport: 'mx', domain, rcpt, accepted, host, ip, port,
+ * announce(msg, { type: 'delivery-attempt', transport: 'mx', destination: domain, recipients, accepted, host, ip, port,
  *   verified: true, policy: 'dane', outcome: 'delivered', reply: '250 2.0.0 Ok', ms })
  * ```
  */

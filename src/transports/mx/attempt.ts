@@ -50,6 +50,8 @@ export type AttemptResult =
       readonly verified: boolean
       /** A TLS finding reported but not enforced (MTA-STS testing). */
       readonly tlsFailure?: TlsFailure
+      /** The server announced DSN and got the message's DSN parameters: notices are its duty now. */
+      readonly dsn?: boolean
     }
   | {
       readonly kind: 'failed'
@@ -132,6 +134,7 @@ export async function attempt(input: AttemptInput, fresh = false): Promise<Attem
     ...(tls.requireTlsExtension ? { requireTLSExtensionEnabled: true } : {}),
     ...dsnOf(from, input.rcpts[0]!),
   }
+  const dsnParameters = envelope.dsn !== undefined
   const stream = input.content.open()
   let streamError: unknown
   stream.once('error', (err) => (streamError = err))
@@ -196,6 +199,8 @@ export async function attempt(input: AttemptInput, fresh = false): Promise<Attem
     state,
     verified: verdict.verified,
     ...(tlsFailure ? { tlsFailure } : {}),
+    // DSN duty passes on only to a server that announced DSN and got our parameters.
+    ...(dsnParameters && (info as { ehlo?: string[] }).ehlo?.some((line) => /^DSN\b/i.test(line)) ? { dsn: true } : {}),
   }
 }
 

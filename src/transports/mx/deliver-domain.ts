@@ -99,13 +99,15 @@ export async function deliverDomain(ctx: WalkContext, part: DomainPart): Promise
   let sessions = 0
   let reached = 0
   let withoutRequireTls = 0
+  // Every server that accepted recipients took over their notices (DSN), or not all did.
+  let dsn = true
   const finish = (): DeliveryReport => {
     const fallback =
       reached > 0 && withoutRequireTls === reached
         ? mxReply.requireTlsUnsupported(`no MX host of ${domain} supports REQUIRETLS`)
         : (lastError ?? mxReply.unreachable(`no MX host of ${domain} could be tried`))
     for (const rcpt of pending) rejected.push({ rcpt, error: deferredBy.get(addressKey(rcpt.address)) ?? fallback })
-    return { accepted, rejected, response: lastResponse }
+    return { accepted, rejected, response: lastResponse, ...(accepted.length && dsn ? { dsn: true } : {}) }
   }
 
   for (const host of route.hosts) {
@@ -173,7 +175,10 @@ export async function deliverDomain(ctx: WalkContext, part: DomainPart): Promise
       reached++
       accepted.push(...result.accepted)
       rejected.push(...result.rejected)
-      if (result.accepted.length) lastResponse = result.response
+      if (result.accepted.length) {
+        lastResponse = result.response
+        if (!result.dsn) dsn = false
+      }
       for (const { rcpt, error } of result.deferred) deferredBy.set(addressKey(rcpt.address), error)
       pending = result.deferred.map((d) => d.rcpt)
       if (pending.length && !part.content.available()) {
@@ -201,8 +206,8 @@ async function once(ctx: WalkContext, part: DomainPart, host: string, target: Co
   announce(part.msg, {
     type: 'delivery-attempt',
     transport: 'mx',
-    domain: part.domain,
-    rcpt: rcpts.map((r) => r.address),
+    destination: part.domain,
+    recipients: rcpts.map((r) => r.address),
     accepted: sent ? result.accepted.map((r) => r.address) : [],
     host,
     ip: target.ip,
@@ -210,7 +215,7 @@ async function once(ctx: WalkContext, part: DomainPart, host: string, target: Co
     ...(state?.secure && state.version ? { tls: state.version } : {}),
     verified: sent ? result.verified : false,
     policy: tls.name,
-    outcome: sent && result.accepted.length ? 'delivered' : error && !error.temporary ? 'refused' : 'deferred',
+    outcome: sent && result.accepted.length ? 'delivered' : error && !error.temporary ? 'failed' : 'deferred',
     reply: sent && result.accepted.length ? result.response : (error ?? reject.tempFail()).toReply(),
     ...(error?.reason ? { reason: error.reason } : {}),
     ms: Math.round(performance.now() - started),

@@ -8,8 +8,11 @@
  * further transactions.
  *
  * Its report has every recipient either accepted or refused with an `SmtpError` whose code says
- * whether to retry (see replies.ts); a queue in front of it retries the temporary ones.
- * `destinationOf` is the recipient's domain, for the queue's per-destination limits.
+ * whether to retry (see replies.ts): behind `durableQueue()`, a null MX or NXDOMAIN bounces at
+ * the first attempt, a DNS timeout or an MX that does not answer is retried. `destinationOf` is
+ * the recipient's domain, so the queue's per-destination concurrency and its throttle of dead
+ * next hops work per domain. `dsn` is set when every server that took recipients announced DSN
+ * and got the message's DSN parameters (the queue then sends no "relayed" notice).
  *
  * Every attempt is announced on the message's event stream (`delivery-attempt`: host, address,
  * TLS version, policy, reply); with `tlsReports`, every session is counted for TLS-RPT.
@@ -115,5 +118,7 @@ function merge(reports: readonly DeliveryReport[]): DeliveryReport {
     accepted: reports.flatMap((r) => r.accepted),
     rejected: reports.flatMap((r): readonly RejectedRecipient[] => r.rejected),
     response: reports.map((r) => r.response).find(Boolean) ?? '',
+    // Notices pass on only if every server that took recipients took over their DSN.
+    ...(reports.some((r) => r.accepted.length) && reports.every((r) => !r.accepted.length || r.dsn) ? { dsn: true } : {}),
   }
 }

@@ -109,7 +109,7 @@ describe('mxTransport: the MX walk and the replies', () => {
     expect(attempts).toMatchObject([
       {
         transport: 'mx',
-        domain: 'pref.walk.test',
+        destination: 'pref.walk.test',
         host: 'mx1.walk.test',
         ip: '127.0.0.2',
         port: hosts.port,
@@ -118,7 +118,7 @@ describe('mxTransport: the MX walk and the replies', () => {
         verified: false,
       },
     ])
-    expect(attempts[0]!.rcpt).toEqual(['alice@pref.walk.test'])
+    expect(attempts[0]!.recipients).toEqual(['alice@pref.walk.test'])
   })
 
   it('orders MX hosts of equal preference as the random source says', async () => {
@@ -175,7 +175,7 @@ describe('mxTransport: the MX walk and the replies', () => {
     const refused = await send(transport(), ['x@mail5xx.walk.test', 'y@mail5xx.walk.test'])
     expect(refused.outcome.reply).toBe('550 5.7.1 Sender refused')
     expect(refused.refused).toEqual({ 'x@mail5xx.walk.test': '550 5.7.1 Sender refused', 'y@mail5xx.walk.test': '550 5.7.1 Sender refused' })
-    expect(refused.attempts.map((e) => [e.ip, e.outcome])).toEqual([['127.0.0.7', 'refused']])
+    expect(refused.attempts.map((e) => [e.ip, e.outcome])).toEqual([['127.0.0.7', 'failed']])
   })
 
   it('delivers to the domain itself when it has no MX records (implicit MX)', async () => {
