@@ -5,6 +5,8 @@
  * comes up; a DNS timeout is retried; NXDOMAIN and a null MX bounce at the first attempt.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { logEvents } from '../../../src/delivery/log.js'
+import { consoleLogger } from '../../../src/shared/logger.js'
 import { type Sink, startSink } from '../../../src/testing/index.js'
 import { mxTransport } from '../../../src/transports/mx/index.js'
 import { startDnsServer, type TestDnsServer } from '../../helpers/dns/server.js'
@@ -58,6 +60,9 @@ describe('mxTransport behind the durable queue', () => {
 
   it('defers and throttles a domain whose MX is down while other domains are delivered, and delivers it once the MX is up', async () => {
     q = await harness()
+    const lines: Array<Record<string, unknown>> = []
+    const logger = consoleLogger({ level: 'debug', stream: { write: (l: string) => lines.push(JSON.parse(l)) } as unknown as NodeJS.WritableStream })
+    const stopLog = logEvents(q.queue.events, logger)
     const first = await q.send({ to: ['bob@down.test', 'carol@up.test'] })
     await q.queue.runDue()
 
@@ -73,6 +78,22 @@ describe('mxTransport behind the durable queue', () => {
       ['down.test', '127.0.0.2', 'deferred'],
       ['up.test', '127.0.0.1', 'delivered'],
     ])
+    // The log has the connection (host, address, TLS) and the recipient's outcome.
+    const logged = (msg: string) =>
+      lines.filter((l) => l.msg === msg).map(({ level, relay, destination, to, tls, reply }) => ({ level, relay, destination, to, tls, reply }))
+    expect(logged('delivery attempt deferred')).toEqual([
+      {
+        level: 30,
+        relay: `mx.down.test[127.0.0.2]:${q.sink.port}`,
+        destination: 'down.test',
+        to: ['bob@down.test'],
+        tls: 'none',
+        reply: expect.stringMatching(/^451 4\.4\.1 /),
+      },
+    ])
+    expect(logged('delivery attempt delivered')).toMatchObject([{ level: 20, relay: `mx.up.test[127.0.0.1]:${q.sink.port}`, destination: 'up.test' }])
+    expect(logged('deferred')).toMatchObject([{ level: 30, destination: 'down.test', to: 'bob@down.test' }])
+    stopLog()
 
     // down.test is throttled: new mail for it waits without a connection; up.test is not held up.
     const second = await q.send({ to: ['dave@down.test', 'erin@up.test'] })
