@@ -5,9 +5,9 @@
  * recipient (`delivered`, `deferred`, `bounced`, `expired`), per notice and per operator action;
  * one per connection a transport made (`delivery-attempt` of MX delivery: host, address, TLS,
  * policy; at `debug` when it delivered, at `info` when it did not); errors on our side at `error`
- * level. A next hop that does not answer (an `X.4.x` reply: refused,
- * timed out, an untrusted certificate) is also logged at `warn`, once per reason every ten
- * minutes, so a wrong CA is found in minutes.
+ * level. A next hop that does not answer (an `X.4.x` reply: refused, timed out, an untrusted
+ * certificate) is also logged at `warn`, once per reason every ten minutes, so a wrong CA is
+ * found in minutes.
  */
 import type { StageTimings } from '../core/compose.js'
 import type { Logger } from '../shared/logger.js'

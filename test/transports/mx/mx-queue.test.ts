@@ -5,6 +5,7 @@
  * comes up; a DNS timeout is retried; NXDOMAIN and a null MX bounce at the first attempt.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { createPipeline } from '../../../src/core/pipeline.js'
 import { logEvents } from '../../../src/delivery/log.js'
 import { consoleLogger } from '../../../src/shared/logger.js'
 import { type Sink, startSink } from '../../../src/testing/index.js'
@@ -40,18 +41,21 @@ describe('mxTransport behind the durable queue', () => {
     down = undefined
   })
 
-  const harness = async (sink: { dsn?: boolean } = {}) => {
+  const harness = async (sink: { dsn?: boolean } = {}, options: { pipeline?: boolean } = {}) => {
     const h = await startQueue({
       sink,
       // The sink of the harness is up.test's MX (127.0.0.1); every MX is contacted on its port.
-      deliver: (sink) =>
-        mxTransport({
+      deliver: (sink) => {
+        const transport = mxTransport({
           dns: { server: dns.address, timeout: 100, attempts: 1, deadline: 300, cache: false },
           port: sink.port,
           allowNetworks: ['127.0.0.0/8'],
           name: 'relay.test',
           pool: false,
-        }),
+        })
+        // An after-queue pipeline of the application's own, e.g. for DKIM signing after the queue.
+        return options.pipeline ? createPipeline({ transport, name: 'after-queue-own' }) : transport
+      },
       queue: { destinations: { backoff: 10 * MINUTE } },
     })
     opened.push(h)
@@ -180,5 +184,15 @@ describe('mxTransport behind the durable queue', () => {
       expect(notices.map((e) => e.notice)).toEqual(dsn ? [] : ['success'])
       if (!dsn) expect(q.sink.messages.find((m) => m.rcptTo.includes('alice@example.com'))?.raw.toString()).toMatch(/Action: relayed/i)
     }
+  })
+
+  it('passes on the delivery-attempt events of mxTransport inside an after-queue pipeline of the application', async () => {
+    q = await harness({}, { pipeline: true })
+    const id = await q.send({ to: ['kim@up.test'] })
+    await q.queue.runDue()
+    expect(q.of('delivery-attempt')).toMatchObject([
+      { id, destination: 'up.test', recipients: ['kim@up.test'], ip: '127.0.0.1', outcome: 'delivered' },
+    ])
+    expect(q.of('delivered')).toMatchObject([{ id, rcpt: 'kim@up.test', destination: 'up.test' }])
   })
 })
