@@ -61,6 +61,7 @@ export type {
   DelayedEvent,
   DeletedEvent,
   DeliveredEvent,
+  DeliveryAttemptEvent,
   DeliveryEvent,
   DeliveryEvents,
   DeliveryListener,
@@ -77,8 +78,11 @@ export type {
   RecipientRefusedEvent,
   ReleasedEvent,
   SenderRefusedEvent,
+  TlsPolicyName,
+  TransportEvent,
+  TransportEventFields,
 } from './delivery/events.js'
-export { createEventStream } from './delivery/events.js'
+export { announce, createEventStream } from './delivery/events.js'
 export type { DkimAlgorithm, DkimDnsRecord, DkimKey } from './dkim/keys.js'
 export { dkimDnsRecord } from './dkim/keys.js'
 export type { DkimCanonicalization } from './dkim/sign.js'
@@ -156,6 +160,56 @@ export type { VirusScanOptions, VirusScanResult } from './stages/virus-scan.js'
 export { virusScan } from './stages/virus-scan.js'
 export type { FileEnvelopeRecord, FileTransportOptions } from './transports/file.js'
 export { fileTransport } from './transports/file.js'
+export type {
+  AddressGate,
+  CachedResult,
+  DnsAnswer,
+  DnsCacheOptions,
+  DnsClient,
+  DnsClientOptions,
+  DnsErrorOptions,
+  DnsQueryOptions,
+  DnsRecordMap,
+  DnsRecordType,
+  DnsResolver,
+  ExtraCa,
+  MtaStsOptions,
+  MxRecord,
+  MxTransport,
+  MxTransportOptions,
+  ReportedPolicy,
+  RequireTlsLevel,
+  ResolverAddress,
+  ResolverAddressInput,
+  SendTlsReportsOptions,
+  StsFailureType,
+  StsLookup,
+  StsPolicy,
+  TlsaRecord,
+  TlsFailure,
+  TlsReport,
+  TlsReportDelivery,
+  TlsReporter,
+  TlsReporterOptions,
+  TlsReportFile,
+  TlsRptResultType,
+  TlsSessionRecord,
+  TxtRecord,
+} from './transports/mx/index.js'
+export {
+  addressGate,
+  createDnsClient,
+  DnsCache,
+  DnsError,
+  DnsErrorCode,
+  MtaStsCache,
+  mxReply,
+  mxTransport,
+  parseTlsRptRecord,
+  sendTlsReports,
+  tlsReporter,
+  tlsReportFile,
+} from './transports/mx/index.js'
 export type { Route, RouteTransportOptions } from './transports/route.js'
 export { routeTransport } from './transports/route.js'
 export type { SmtpTransportOptions } from './transports/smtp.js'

@@ -9,6 +9,7 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
 import { startBackupMx } from '../examples/backup-mx.js'
+import { startDirectMx } from '../examples/direct-mx.js'
 import { startSmarthost } from '../examples/smarthost.js'
 import { checkOpenRelay, type OpenRelayReport } from '../src/testing/index.js'
 
@@ -46,6 +47,23 @@ describe('the example relays are not open relays', () => {
       expect(mx.upstream!.messages).toHaveLength(1)
     } finally {
       await mx.close()
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('examples/direct-mx.ts refuses every relay test from a client outside its LAN and queues nothing', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'direct-mx-'))
+    // Nothing may be looked up: the DNS server is a port where nobody answers.
+    const s = await startDirectMx({ RELAY_PORT: '0', LAN: '192.168.1.0/24', QUEUE_DIR: dir, DNS_SERVER: '127.0.0.1:9' })
+    try {
+      const report = await checkOpenRelay({ host: s.host, port: s.port, domain: 'office.example', sendData: true })
+      expectClosed(report)
+      expect(report.control.reply).toBe('554 5.7.1 Relay access denied') // an outgoing server has no inbound domain
+      const entries = []
+      for await (const e of s.queue.list()) entries.push(e)
+      expect(entries).toEqual([])
+    } finally {
+      await s.close()
       await rm(dir, { recursive: true, force: true })
     }
   })

@@ -303,6 +303,7 @@ export class MessageImpl implements Message {
       signal: this.signal,
       state: options.state ?? this.state,
     })
+    copy.events = this.events
     copy.#original = this.#original
     copy.#envelope = { mailFrom: options.mailFrom === undefined ? this.#envelope.mailFrom : options.mailFrom, rcptTo: [...rcptTo] }
     copy.#headers = this.headers.clone()

@@ -132,7 +132,8 @@ export interface Authenticator {
 }
 
 /**
- * Per-message state shared by stages, typed by declaration merging:
+ * Per-message state shared by stages, typed by declaration merging (one field is built in,
+ * `requireTls`):
  *
  * ```ts
  * declare module 'relaychain' {
@@ -142,8 +143,15 @@ export interface Authenticator {
  *
  * @category Core
  */
-// biome-ignore lint/suspicious/noEmptyInterface: extended by applications through declaration merging
-export interface MessageState {}
+export interface MessageState {
+  /**
+   * Deliver this message only over TLS with an authenticated server certificate, or not at all
+   * (RFC 8689 REQUIRETLS): set by a stage for messages that must not travel in the clear.
+   * `mxTransport` honours it (and passes REQUIRETLS on; servers must support it); `smtpTransport`
+   * does not look at it: its TLS is what its options say (`requireTls`, `tls`).
+   */
+  requireTls?: boolean
+}
 
 /**
  * A mail transaction before its content arrived: what the MAIL and RCPT hooks are handed.
@@ -251,7 +259,7 @@ export interface Message extends Transaction {
    * A copy of this message for other recipients, to pass to `next(fork)` (one group of a split:
    * S/MIME for some recipients, routes per destination) or to send elsewhere (an archive copy).
    * It has the same id, session and original envelope, the current sender (or `mailFrom`), the
-   * same state object (or `state`), a copy of the header section as it is now, and a body that
+   * same state object (or `state`), the same event stream, a copy of the header section as it is now, and a body that
    * reads what this message's body holds now: spooled once so that both can read it, or, with
    * `takeBody`, taken over (then this message's body must not be read again).
    */

@@ -7,8 +7,14 @@
  * they cannot change it. A listener that throws is reported as an `error` event (and never
  * rethrown); one that returns a promise is not awaited. The queue adds the events of each
  * delivery attempt and operator action (`queued`, `deferred`, `bounced` …).
+ *
+ * The engine announces outcomes; a transport may announce what it did on the way (each delivery
+ * attempt of direct MX delivery) with {@link announce}, which reaches the stream of the message's
+ * transaction: the only thing a transport holds is the message.
  */
 import type { StageTimings } from '../core/compose.js'
+import { MessageImpl } from '../core/message.js'
+import type { Message } from '../core/types.js'
 
 /**
  * Who an event is about, on the SMTP side.
@@ -304,6 +310,59 @@ export interface DsnEvent extends EventBase {
 }
 
 /**
+ * How a delivery attempt treated TLS: `'dane'` (TLSA records, RFC 7672), `'dane-encrypt'` (TLSA
+ * records but none usable: encrypted, not authenticated), `'mta-sts'` (an enforced MTA-STS
+ * policy), `'mta-sts-testing'` (a policy in testing mode: checked and reported, not enforced),
+ * `'require-tls'` (the transport's own `requireTls` for the destination, or REQUIRETLS asked by
+ * the message), `'opportunistic'` (STARTTLS when offered, cleartext otherwise).
+ *
+ * @category Delivery
+ */
+export type TlsPolicyName = 'dane' | 'dane-encrypt' | 'mta-sts' | 'mta-sts-testing' | 'require-tls' | 'opportunistic'
+
+/**
+ * One attempt of a transport to hand recipients to one server (an MX host at one address),
+ * announced as it ends, before the transport returns. A message may see several: the next MX
+ * after a failure, a second session in cleartext after a failed STARTTLS handshake. It is about
+ * the connection (host, address, TLS, policy); what became of each recipient in the end is in
+ * the events about recipients: `delivered` at once, or the queue's `delivered`, `deferred`,
+ * `bounced` (with the same `destination`) when a queue is in front of the transport.
+ *
+ * @category Delivery
+ */
+export interface DeliveryAttemptEvent extends EventBase {
+  readonly type: 'delivery-attempt'
+  /** The transport that made the attempt, e.g. `mx`. */
+  readonly transport: string
+  /** The next hop, as `Transport.destinationOf` names it (for MX delivery: the recipient domain). */
+  readonly destination: string
+  /** The recipients this attempt was for. */
+  readonly recipients: readonly string[]
+  /** Those the server accepted (after the message was sent). */
+  readonly accepted: readonly string[]
+  /** The server's name: the MX host, or the domain itself for an implicit MX. */
+  readonly host: string
+  readonly ip: string
+  readonly port: number
+  /** The negotiated TLS version (`TLSv1.3`); absent for a session in cleartext or one that never got that far. */
+  readonly tls?: string
+  /** True when the server's certificate was authenticated (DANE, or PKIX and the host name). */
+  readonly verified: boolean
+  /** The TLS policy that applied to this host. */
+  readonly policy: TlsPolicyName
+  /**
+   * `delivered`: some recipients accepted; `failed`: refused permanently (5xx); `deferred`: a
+   * temporary failure, the next host may be tried. The words of the queue's recipient status.
+   */
+  readonly outcome: 'delivered' | 'failed' | 'deferred'
+  /** The server's last reply, or the reply we made of its absence (`451 4.4.1 …`, `451 4.7.5 …`). */
+  readonly reply: string
+  /** Why, for the log: what failed and where. */
+  readonly reason?: string
+  /** Milliseconds the attempt took, connection included. */
+  readonly ms: number
+}
+
  * An error on our side (a stage or transport bug, an outage): never a client's misbehaviour.
  *
  * @category Delivery
@@ -349,7 +408,22 @@ export type DeliveryEvent =
   | HeldEvent
   | ReleasedEvent
   | DeletedEvent
+  | DeliveryAttemptEvent
   | ErrorEvent
+
+/**
+ * The events a transport may announce about its message (see {@link announce}).
+ *
+ * @category Delivery
+ */
+export type TransportEvent = DeliveryAttemptEvent
+
+/**
+ * A transport event without the fields {@link announce} fills in.
+ *
+ * @category Delivery
+ */
+export type TransportEventFields = TransportEvent extends infer E ? (E extends TransportEvent ? Omit<E, keyof EventBase> : never) : never
 
 /**
  * A subscriber; see the file header for when it is called.
@@ -409,4 +483,26 @@ export function createEventStream(): DeliveryEvents {
     },
   }
   return stream
+}
+
+/**
+ * Announces a transport's event about `msg` on the stream of the transaction the message belongs
+ * to (forks and nested pipelines included), filling in the time, the transaction id and the
+ * session. A message made outside an engine transaction has no stream: nothing happens. Like
+ * every event, it is not even emitted when nobody listens.
+ *
+ * @example
+ * ```ts
+ * announce(msg, { type: 'delivery-attempt', transport: 'mx', destination: domain, recipients, accepted, host, ip, port,
+ *   verified: true, policy: 'dane', outcome: 'delivered', reply: '250 2.0.0 Ok', ms })
+ * ```
+ */
+export function announce(msg: Message, event: TransportEventFields): void {
+  const events = msg instanceof MessageImpl ? msg.events : undefined
+  if (!events?.active) return
+  const s = msg.session
+  const session: EventSession = s.user
+    ? { id: s.id, client: s.remoteAddress, listener: s.listener, user: s.user }
+    : { id: s.id, client: s.remoteAddress, listener: s.listener }
+  events.emit({ ...event, time: Date.now(), id: msg.id, session })
 }

@@ -3,9 +3,11 @@
  * relayed`, `message queued` or `message refused`) with sender, recipients, size, reply and stage
  * timings; one per refused sender or recipient; one per DSN; one per queue delivery attempt and
  * recipient (`delivered`, `deferred`, `bounced`, `expired`), per notice and per operator action;
- * errors on our side at `error` level. A next hop that does not answer (an `X.4.x` reply: refused,
- * timed out, an untrusted certificate) is also logged at `warn`, once per reason every ten
- * minutes, so a wrong CA is found in minutes.
+ * one per connection a transport made (`delivery-attempt` of MX delivery: host, address, TLS,
+ * policy; at `debug` when it delivered, at `info` when it did not); errors on our side at `error`
+ * level. A next hop that does not answer (an `X.4.x` reply: refused, timed out, an untrusted
+ * certificate) is also logged at `warn`, once per reason every ten minutes, so a wrong CA is
+ * found in minutes.
  */
 import type { StageTimings } from '../core/compose.js'
 import type { Logger } from '../shared/logger.js'
@@ -71,6 +73,21 @@ export function logEvents(events: DeliveryEvents, logger: Logger): () => void {
           { id: event.id, recipients: event.recipients, reason: event.reason },
           `queue entry ${event.type}`,
         )
+      case 'delivery-attempt': {
+        const fields: Record<string, unknown> = {
+          id: event.id,
+          destination: event.destination,
+          to: event.recipients,
+          relay: `${event.host}[${event.ip}]:${event.port}`,
+          tls: event.tls ?? 'none',
+          verified: event.verified,
+          policy: event.policy,
+          reply: event.reply,
+          ms: event.ms,
+        }
+        if (event.reason) fields.reason = event.reason
+        return logger[event.outcome === 'delivered' ? 'debug' : 'info'](fields, `delivery attempt ${event.outcome}`)
+      }
       case 'error':
         // Errors are the relay's to report.
         return

@@ -120,8 +120,9 @@ export function durableQueue(options: DurableQueueOptions): DurableQueue {
   const schedule = retrySchedule(options.retry, options.random)
   const hostname = options.hostname ?? osHostname()
   const chain: Pipeline = isPipeline(options.deliver) ? options.deliver : createPipeline({ transport: options.deliver, name: 'after-queue', events })
-  // A pipeline of the application's own reports its errors on its stream: they are the queue's too.
-  if (chain.events !== events) chain.events.subscribe((e) => e.type === 'error' && events.emit(e))
+  // A pipeline of the application's own reports its errors on its stream, and its transport's
+  // connection attempts (MX delivery): they are the queue's too (its own outcomes it announces itself).
+  if (chain.events !== events) chain.events.subscribe((e) => (e.type === 'error' || e.type === 'delivery-attempt') && events.emit(e))
   const destinations = new Destinations(options.destinations ?? {}, clock, (name) => worker.destinationUp(name))
   const worker = new QueueWorker({
     store,

@@ -40,6 +40,11 @@ export interface SinkOptions {
   data?: (message: SinkMessage) => string | undefined
   /** The loopback port to listen on (a test that brings a next hop back up on its old port). Default: a free one. */
   port?: number
+  /**
+   * The loopback address to listen on: `127.0.0.2`, `127.0.0.3` … stand in for several MX hosts
+   * on one port (only 127.0.0.0/8 and ::1 are taken). Default `127.0.0.1`.
+   */
+  host?: string
   /** Advertise DSN. Default true. */
   dsn?: boolean
   /** Keep each message's bytes in `raw`. Default true; false for very large test messages. */
@@ -81,7 +86,7 @@ function argsOf(address: SMTPServerAddress): Record<string, string | true> {
 }
 
 /**
- * Starts a recording SMTP server on 127.0.0.1 and a free port.
+ * Starts a recording SMTP server on 127.0.0.1 (or another loopback address) and a free port.
  *
  * @example
  * ```ts
@@ -95,6 +100,8 @@ function argsOf(address: SMTPServerAddress): Record<string, string | true> {
  * @category Testing
  */
 export async function startSink(options: SinkOptions = {}): Promise<Sink> {
+  const host = options.host ?? '127.0.0.1'
+  if (!/^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host) && host !== '::1') throw new Error(`startSink host: ${host} is not a loopback address`)
   const messages: SinkMessage[] = []
   const events = new EventEmitter()
   let inData = 0
@@ -148,12 +155,12 @@ export async function startSink(options: SinkOptions = {}): Promise<Sink> {
   const server = new SMTPServer(serverOptions)
   // A sender that resets its connection is what fault tests do to a sink: never a crash.
   server.on('error', () => {})
-  server.listen(options.port ?? 0, '127.0.0.1')
+  server.listen(options.port ?? 0, host)
   await once(server.server, 'listening')
   const { port } = server.server.address() as AddressInfo
 
   return {
-    host: '127.0.0.1',
+    host,
     port,
     messages,
     get inData() {

@@ -222,7 +222,8 @@ export function upstreamError(err: UpstreamError, where: string): SmtpError {
   return new SmtpError(code === 421 ? 451 : code, enhanced, text, { reason: `${where} ${err.command ?? ''}: ${line}`, cause: err })
 }
 
-function dsnOf(from: Address | null, rcpt: Address) {
+/** @internal The DSN options of nodemailer for a sender and a recipient (shared with mxTransport). */
+export function dsnOf(from: Address | null, rcpt: Address) {
   const ret = from?.args?.RET
   const envid = from?.args?.ENVID
   const notify = rcpt.args?.NOTIFY
@@ -236,8 +237,8 @@ function dsnOf(from: Address | null, rcpt: Address) {
   return Object.keys(dsn).length ? { dsn: dsn as { ret?: string; envid?: string; notify?: string[]; orcpt?: string } } : {}
 }
 
-/** Recipients that share NOTIFY and ORCPT can share one upstream transaction. */
-function groupByDsn(rcpts: readonly Address[]): Address[][] {
+/** @internal Recipients that share NOTIFY and ORCPT can share one upstream transaction (shared with mxTransport). */
+export function groupByDsn(rcpts: readonly Address[]): Address[][] {
   const groups = new Map<string, Address[]>()
   for (const rcpt of rcpts) {
     const key = `${String(rcpt.args?.NOTIFY ?? '')}\0${String(rcpt.args?.ORCPT ?? '')}`

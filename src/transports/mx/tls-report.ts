@@ -1,0 +1,224 @@
+/**
+ * TLS-RPT counting and the daily report (RFC 8460 §4): every session direct MX delivery tries is
+ * counted, per recipient domain (the policy domain) and per policy that applied, as a success or a
+ * failure with the RFC's result type; {@link TlsReporter.report} turns one UTC day of it into the
+ * report JSON, and `sendTlsReports()` (tls-report-send.ts) delivers it to the domain's `rua`.
+ *
+ * - Policies: `sts` (an MTA-STS policy: its lines, its `mx` patterns), `tlsa` (DANE: the TLSA
+ *   records, the MX host), `no-policy-found` (neither). The policy domain is the recipient
+ *   domain in every case, so one domain gets one report with all its MX hosts in it.
+ * - A session counts as a success when TLS was negotiated and passed what its policy checks
+ *   (an MTA-STS policy in testing mode included); as a failure otherwise, with details: result
+ *   type, the MX host and its address, our address, the reason. A policy failure without a
+ *   session (an MTA-STS fetch that failed, a TLSA lookup that did not validate) counts too.
+ * - Counts live in memory, by UTC day, until `take()`n (or `forget()`): a restart loses them.
+ *   Days that are more than `keepDays` old (default 3) are dropped.
+ */
+import type { Clock } from '../../shared/clock.js'
+
+/** The result types of RFC 8460 §4.3 (the IANA registry "STARTTLS Validation Result Types"). */
+export type TlsRptResultType =
+  | 'starttls-not-supported'
+  | 'certificate-host-mismatch'
+  | 'certificate-expired'
+  | 'certificate-not-trusted'
+  | 'validation-failure'
+  | 'tlsa-invalid'
+  | 'dnssec-invalid'
+  | 'dane-required'
+  | 'sts-policy-fetch-error'
+  | 'sts-policy-invalid'
+  | 'sts-webpki-invalid'
+
+/** The policy a session was held under, as the report names it. */
+export interface ReportedPolicy {
+  readonly type: 'sts' | 'tlsa' | 'no-policy-found'
+  /** `policy-string`: the MTA-STS policy's lines, or the TLSA records in presentation form. */
+  readonly strings: readonly string[]
+  /** `mx-host`: the MTA-STS `mx` patterns, or the MX host the TLSA records belong to. */
+  readonly mxHost?: readonly string[]
+}
+
+/** What failed, for `failure-details`. */
+export interface TlsFailure {
+  readonly resultType: TlsRptResultType
+  readonly receivingMxHostname?: string
+  readonly receivingIp?: string
+  readonly sendingMtaIp?: string
+  readonly receivingMxHelo?: string
+  /** `failure-reason-code`: free text, e.g. the certificate error. */
+  readonly reasonCode?: string
+}
+
+/** One counted session (or policy failure). */
+export interface TlsSessionRecord {
+  /** The recipient domain (A-label). */
+  readonly domain: string
+  readonly policy: ReportedPolicy
+  /** Absent for a success. */
+  readonly failure?: TlsFailure
+}
+
+/** The report JSON of RFC 8460 §4.4, field names as the RFC spells them. */
+export interface TlsReport {
+  readonly 'organization-name': string
+  readonly 'date-range': { readonly 'start-datetime': string; readonly 'end-datetime': string }
+  readonly 'contact-info': string
+  readonly 'report-id': string
+  readonly policies: ReadonlyArray<{
+    readonly policy: {
+      readonly 'policy-type': ReportedPolicy['type']
+      readonly 'policy-string': readonly string[]
+      readonly 'policy-domain': string
+      readonly 'mx-host'?: readonly string[]
+    }
+    readonly summary: { readonly 'total-successful-session-count': number; readonly 'total-failure-session-count': number }
+    readonly 'failure-details'?: ReadonlyArray<{
+      readonly 'result-type': TlsRptResultType
+      readonly 'sending-mta-ip'?: string
+      readonly 'receiving-mx-hostname'?: string
+      readonly 'receiving-mx-helo'?: string
+      readonly 'receiving-ip'?: string
+      readonly 'failed-session-count': number
+      readonly 'failure-reason-code'?: string
+    }>
+  }>
+}
+
+/** Options of {@link tlsReporter}. */
+export interface TlsReporterOptions {
+  /** `organization-name`: who sends the reports. */
+  organizationName: string
+  /** `contact-info`: an address or URL for questions about them. */
+  contactInfo: string
+  /** The sending host's domain, used in report ids and file names (`submitter`). */
+  submitter: string
+  /** Milliseconds since the epoch; default `Date.now`. */
+  clock?: Clock
+  /** Days kept before they are dropped untaken. Default 3. */
+  keepDays?: number
+}
+
+interface PolicyCounts {
+  readonly policy: ReportedPolicy
+  successes: number
+  failures: number
+  readonly details: Map<string, { failure: TlsFailure; count: number }>
+}
+
+/** Collects TLS-RPT counts; see the file header. */
+export interface TlsReporter {
+  readonly options: Readonly<TlsReporterOptions>
+  /** Counts one session. Called by `mxTransport`. */
+  record(session: TlsSessionRecord): void
+  /** UTC days (`YYYY-MM-DD`) with counts, oldest first. */
+  days(): string[]
+  /** Domains with counts on `day`. */
+  domains(day: string): string[]
+  /** The report for `domain` on `day` (default: yesterday, UTC), or undefined if nothing was counted. */
+  report(domain: string, day?: string): TlsReport | undefined
+  /** Forgets `domain` on `day` (after its report was sent), or the whole day. */
+  forget(day: string, domain?: string): void
+}
+
+/**
+ * The UTC day `YYYY-MM-DD` of a time.
+ *
+ * @example
+ * ```ts
+ * utcDay(Date.parse('2026-12-01T23:59:59Z')) // '2026-12-01'
+ * ```
+ */
+export const utcDay = (ms: number): string => new Date(ms).toISOString().slice(0, 10)
+
+/** A stable key for a policy: the same policy counts in one entry. */
+const policyKey = (p: ReportedPolicy) => JSON.stringify([p.type, p.strings, p.mxHost ?? []])
+const detailKey = (f: TlsFailure) =>
+  JSON.stringify([f.resultType, f.receivingMxHostname, f.receivingIp, f.sendingMtaIp, f.receivingMxHelo, f.reasonCode])
+
+/**
+ * Creates a TLS-RPT collector; pass it to `mxTransport({ tlsReports })` and send its reports
+ * daily with `sendTlsReports()`.
+ *
+ * @example
+ * ```ts
+ * const tlsReports = tlsReporter({ organizationName: 'Example Corp', contactInfo: 'postmaster@example.com', submitter: 'mail.example.com' })
+ * const transport = mxTransport({ dns: '127.0.0.1:53', tlsReports })
+ * // once a day, after midnight UTC:
+ * await sendTlsReports({ reporter: tlsReports, dns, from: 'tlsrpt@example.com', transport: pipeline })
+ * ```
+ */
+export function tlsReporter(options: TlsReporterOptions): TlsReporter {
+  const clock = options.clock ?? Date.now
+  const keepDays = options.keepDays ?? 3
+  const byDay = new Map<string, Map<string, Map<string, PolicyCounts>>>()
+
+  function prune(today: string) {
+    const oldest = utcDay(Date.parse(`${today}T00:00:00Z`) - keepDays * 86_400_000)
+    for (const day of byDay.keys()) if (day < oldest) byDay.delete(day)
+  }
+
+  return {
+    options,
+    record(session) {
+      const day = utcDay(clock())
+      let domains = byDay.get(day)
+      if (!domains) {
+        byDay.set(day, (domains = new Map()))
+        prune(day)
+      }
+      let policies = domains.get(session.domain)
+      if (!policies) domains.set(session.domain, (policies = new Map()))
+      const key = policyKey(session.policy)
+      let counts = policies.get(key)
+      if (!counts) policies.set(key, (counts = { policy: session.policy, successes: 0, failures: 0, details: new Map() }))
+      if (!session.failure) {
+        counts.successes++
+        return
+      }
+      counts.failures++
+      const dk = detailKey(session.failure)
+      const detail = counts.details.get(dk)
+      if (detail) detail.count++
+      else counts.details.set(dk, { failure: session.failure, count: 1 })
+    },
+    days: () => [...byDay.keys()].sort(),
+    domains: (day) => [...(byDay.get(day)?.keys() ?? [])],
+    report(domain, day = utcDay(clock() - 86_400_000)) {
+      const policies = byDay.get(day)?.get(domain)
+      if (!policies) return undefined
+      return {
+        'organization-name': options.organizationName,
+        'date-range': { 'start-datetime': `${day}T00:00:00Z`, 'end-datetime': `${day}T23:59:59Z` },
+        'contact-info': options.contactInfo,
+        'report-id': `${day}_${domain}@${options.submitter}`,
+        policies: [...policies.values()].map((c) => ({
+          policy: {
+            'policy-type': c.policy.type,
+            'policy-string': [...c.policy.strings],
+            'policy-domain': domain,
+            ...(c.policy.mxHost ? { 'mx-host': [...c.policy.mxHost] } : {}),
+          },
+          summary: { 'total-successful-session-count': c.successes, 'total-failure-session-count': c.failures },
+          ...(c.details.size
+            ? {
+                'failure-details': [...c.details.values()].map(({ failure: f, count }) => ({
+                  'result-type': f.resultType,
+                  ...(f.sendingMtaIp ? { 'sending-mta-ip': f.sendingMtaIp } : {}),
+                  ...(f.receivingMxHostname ? { 'receiving-mx-hostname': f.receivingMxHostname } : {}),
+                  ...(f.receivingMxHelo ? { 'receiving-mx-helo': f.receivingMxHelo } : {}),
+                  ...(f.receivingIp ? { 'receiving-ip': f.receivingIp } : {}),
+                  'failed-session-count': count,
+                  ...(f.reasonCode ? { 'failure-reason-code': f.reasonCode } : {}),
+                })),
+              }
+            : {}),
+        })),
+      }
+    },
+    forget(day, domain) {
+      if (domain === undefined) byDay.delete(day)
+      else byDay.get(day)?.delete(domain)
+    },
+  }
+}
