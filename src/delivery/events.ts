@@ -363,6 +363,7 @@ export interface DeliveryAttemptEvent extends EventBase {
   readonly ms: number
 }
 
+/**
  * An error on our side (a stage or transport bug, an outage): never a client's misbehaviour.
  *
  * @category Delivery
