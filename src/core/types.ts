@@ -199,7 +199,11 @@ export interface SpooledBody {
   open(): Readable
 }
 
-/** Options of `MessageBody.spool()`. */
+/**
+ * Options of `MessageBody.spool()`.
+ *
+ * @category Core
+ */
 export interface SpoolReadOptions {
   /**
    * Called with every chunk of the spooled content, in order, before `spool()` resolves: as the

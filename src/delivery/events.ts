@@ -497,6 +497,8 @@ export function createEventStream(): DeliveryEvents {
  * announce(msg, { type: 'delivery-attempt', transport: 'mx', destination: domain, recipients, accepted, host, ip, port,
  *   verified: true, policy: 'dane', outcome: 'delivered', reply: '250 2.0.0 Ok', ms })
  * ```
+ *
+ * @category Delivery
  */
 export function announce(msg: Message, event: TransportEventFields): void {
   const events = msg instanceof MessageImpl ? msg.events : undefined

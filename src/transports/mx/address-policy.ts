@@ -88,7 +88,11 @@ export function isSpecialAddress(address: string): boolean {
   return embedded !== undefined && special.check(embedded, 'ipv4')
 }
 
-/** Decides, per address, whether it may be connected to. */
+/**
+ * Decides, per address, whether it may be connected to.
+ *
+ * @category Transports
+ */
 export type AddressGate = (address: string) => boolean
 
 /**
@@ -102,6 +106,8 @@ export type AddressGate = (address: string) => boolean
  * mayConnect('127.0.0.2') // true
  * mayConnect('10.0.0.5')  // false
  * ```
+ *
+ * @category Transports
  */
 export function addressGate(allowNetworks: readonly string[] = []): AddressGate {
   const allowed = allowNetworks.length ? networkMatcher(allowNetworks, 'mxTransport allowNetworks') : () => false

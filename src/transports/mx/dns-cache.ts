@@ -8,7 +8,11 @@
  */
 import type { DnsAnswer } from './dns-types.js'
 
-/** Options of {@link DnsCache}. */
+/**
+ * Options of {@link DnsCache}.
+ *
+ * @category Transports
+ */
 export interface DnsCacheOptions {
   /** Entries kept at most. Default 1000. */
   maxEntries?: number
@@ -18,7 +22,11 @@ export interface DnsCacheOptions {
   clock?: () => number
 }
 
-/** What the cache holds for one question: an answer, or the fact that the name does not exist. */
+/**
+ * What the cache holds for one question: an answer, or the fact that the name does not exist.
+ *
+ * @category Transports
+ */
 export type CachedResult = { answer: DnsAnswer<unknown> } | { nxdomain: true; authenticated: boolean; ttl: number }
 
 interface Entry {
@@ -35,6 +43,8 @@ interface Entry {
  * cache.set('MX example.com', { answer }, answer.ttl)
  * cache.get('MX example.com') // the answer with the TTL that remains, until it expires
  * ```
+ *
+ * @category Transports
  */
 export class DnsCache {
   readonly #entries = new Map<string, Entry>()

@@ -8,7 +8,11 @@
  * delivery that treated that like "no TLSA records" would hand the message to an attacker.
  */
 
-/** Stable codes of {@link DnsError}, with whether each is temporary. */
+/**
+ * Stable codes of {@link DnsError}, with whether each is temporary.
+ *
+ * @category Transports
+ */
 export const DnsErrorCode = {
   /** No reply within the per-query timeout or the total deadline. Temporary. */
   ERR_DNS_TIMEOUT: 'ERR_DNS_TIMEOUT',
@@ -28,13 +32,21 @@ export const DnsErrorCode = {
   ERR_DNS_INVALID_NAME: 'ERR_DNS_INVALID_NAME',
 } as const
 
-/** One of the {@link DnsErrorCode} values. */
+/**
+ * One of the {@link DnsErrorCode} values.
+ *
+ * @category Transports
+ */
 export type DnsErrorCode = (typeof DnsErrorCode)[keyof typeof DnsErrorCode]
 
 const PERMANENT: ReadonlySet<DnsErrorCode> = new Set(['ERR_DNS_NXDOMAIN', 'ERR_DNS_INVALID_NAME'])
 const DNS_ERROR = Symbol.for('relaychain.DnsError')
 
-/** Options of {@link DnsError}. */
+/**
+ * Options of {@link DnsError}.
+ *
+ * @category Transports
+ */
 export interface DnsErrorOptions {
   /** The response code the resolver gave, if it gave one (`'SERVFAIL'`, `'NXDOMAIN'`, …). */
   rcode?: string
@@ -54,6 +66,8 @@ export interface DnsErrorOptions {
  *   else throw err
  * }
  * ```
+ *
+ * @category Transports
  */
 export class DnsError extends Error {
   readonly code: DnsErrorCode

@@ -11,12 +11,18 @@
  * MTA-STS and TLS-RPT (TXT). How often: once per destination and attempt; implementations cache.
  */
 
-/** The record types a {@link DnsResolver} answers. CNAMEs are followed, never returned. */
+/**
+ * The record types a {@link DnsResolver} answers. CNAMEs are followed, never returned.
+ *
+ * @category Transports
+ */
 export type DnsRecordType = 'MX' | 'A' | 'AAAA' | 'TLSA' | 'TXT'
 
 /**
  * An MX record. `exchange` is lower case without the trailing dot; the root is `'.'`, so a
  * null MX (RFC 7505: the domain accepts no mail) is `{ preference: 0, exchange: '.' }`.
+ *
+ * @category Transports
  */
 export interface MxRecord {
   preference: number
@@ -27,6 +33,8 @@ export interface MxRecord {
  * A TLSA record (RFC 6698): certificate usage (for SMTP only 2, DANE-TA, and 3, DANE-EE,
  * count: RFC 7672 §3.1), selector (0 full certificate, 1 SubjectPublicKeyInfo), matching type
  * (0 exact, 1 SHA-256, 2 SHA-512) and the association data.
+ *
+ * @category Transports
  */
 export interface TlsaRecord {
   usage: number
@@ -38,10 +46,16 @@ export interface TlsaRecord {
 /**
  * One TXT record as its character-strings, in order (as `dns.resolveTxt` gives them). Protocols
  * that read TXT records (MTA-STS, TLS-RPT) join them without a separator.
+ *
+ * @category Transports
  */
 export type TxtRecord = readonly string[]
 
-/** What each record type is answered with; A and AAAA are address strings. */
+/**
+ * What each record type is answered with; A and AAAA are address strings.
+ *
+ * @category Transports
+ */
 export interface DnsRecordMap {
   MX: MxRecord
   A: string
@@ -54,6 +68,8 @@ export interface DnsRecordMap {
  * A successful answer. An empty `answers` is NODATA: the name exists but has no record of the
  * type. A name that does not exist is not an answer but a permanent `DnsError`
  * (`ERR_DNS_NXDOMAIN`); timeouts and SERVFAIL are temporary `DnsError`s.
+ *
+ * @category Transports
  */
 export interface DnsAnswer<T> {
   /** Always `'NOERROR'`: every other response code is thrown as a `DnsError`. */
@@ -71,7 +87,11 @@ export interface DnsAnswer<T> {
   ttl: number
 }
 
-/** Per-query options. */
+/**
+ * Per-query options.
+ *
+ * @category Transports
+ */
 export interface DnsQueryOptions {
   /** Abandons the query; it then rejects with `ERR_DNS_ABORTED`. */
   signal?: AbortSignal
@@ -95,6 +115,8 @@ export interface DnsQueryOptions {
  *   txt: async () => ok([]),
  * }
  * ```
+ *
+ * @category Transports
  */
 export interface DnsResolver {
   mx(name: string, options?: DnsQueryOptions): Promise<DnsAnswer<MxRecord>>

@@ -26,7 +26,11 @@ import type { DnsAnswer, DnsQueryOptions, DnsRecordMap, DnsRecordType, DnsResolv
 import { canonicalName, encodeQuery, matchReply, negativeTtl, type Reply, readReply } from './dns-wire.js'
 import { parseResolverAddress, type ResolverAddress, type ResolverAddressInput, trustsAuthenticatedData } from './resolver-address.js'
 
-/** Options of {@link createDnsClient}. */
+/**
+ * Options of {@link createDnsClient}.
+ *
+ * @category Transports
+ */
 export interface DnsClientOptions {
   /** The resolver: an IP literal with an optional port (`'127.0.0.1:5353'`, `'[::1]:53'`). */
   server: ResolverAddressInput
@@ -40,7 +44,11 @@ export interface DnsClientOptions {
   cache?: DnsCacheOptions | false
 }
 
-/** A {@link DnsResolver} that queries a resolver over the wire. */
+/**
+ * A {@link DnsResolver} that queries a resolver over the wire.
+ *
+ * @category Transports
+ */
 export interface DnsClient extends DnsResolver {
   /** The generic form of the typed methods. */
   query<T extends DnsRecordType>(name: string, type: T, options?: DnsQueryOptions): Promise<DnsAnswer<DnsRecordMap[T]>>
@@ -65,6 +73,8 @@ const positive = (value: number | undefined, fallback: number): number => (value
  *   // DANE applies: TLS is required and the certificate must match (see verifyDane)
  * }
  * ```
+ *
+ * @category Transports
  */
 export function createDnsClient(options: DnsClientOptions): DnsClient {
   const server = parseResolverAddress(options.server)

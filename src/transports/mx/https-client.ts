@@ -17,7 +17,11 @@ import type { AddressGate } from './address-policy.js'
 import type { DnsResolver } from './dns-types.js'
 import { resolveHost } from './mx-walk.js'
 
-/** Trust for HTTPS and SMTP certificates: extra CA certificates (PEM) besides Node's roots. */
+/**
+ * Trust for HTTPS and SMTP certificates: extra CA certificates (PEM) besides Node's roots.
+ *
+ * @category Transports
+ */
 export type ExtraCa = string | Buffer | ReadonlyArray<string | Buffer>
 
 /**

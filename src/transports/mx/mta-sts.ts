@@ -22,7 +22,11 @@ import type { DnsResolver } from './dns-types.js'
 import { type ExtraCa, trustedCas } from './https-client.js'
 import { fetchStsPolicy, loadMtaStsLib, type StsFailureType, StsFetchError, type StsPolicy } from './sts-fetch.js'
 
-/** Options for MTA-STS (`mxTransport({ mtaSts })`). */
+/**
+ * Options for MTA-STS (`mxTransport({ mtaSts })`).
+ *
+ * @category Transports
+ */
 export interface MtaStsOptions {
   /** HTTPS port of policy hosts. Default 443 (tests use a high port). */
   port?: number
@@ -38,7 +42,11 @@ export interface MtaStsOptions {
   clock?: Clock
 }
 
-/** What applies to a domain now. */
+/**
+ * What applies to a domain now.
+ *
+ * @category Transports
+ */
 export interface StsLookup {
   /** The policy in force, if any (mode `none` included). */
   readonly policy?: StsPolicy
@@ -63,6 +71,8 @@ interface Entry {
  * const { policy } = await sts.lookup('example.org')
  * if (policy?.mode === 'enforce' && !sts.allows(policy, 'mx1.example.org')) skipHost()
  * ```
+ *
+ * @category Transports
  */
 export class MtaStsCache {
   readonly #dns: DnsResolver

@@ -19,10 +19,18 @@ import type { MtaStsOptions } from './mta-sts.js'
 import type { ResolverAddressInput } from './resolver-address.js'
 import type { TlsReporter } from './tls-report.js'
 
-/** How a destination's TLS is required: `'encrypt'` (TLS, any certificate) or `'verify'` (TLS, a certificate valid for the MX name). */
+/**
+ * How a destination's TLS is required: `'encrypt'` (TLS, any certificate) or `'verify'` (TLS, a certificate valid for the MX name).
+ *
+ * @category Transports
+ */
 export type RequireTlsLevel = 'encrypt' | 'verify'
 
-/** Options of `mxTransport()`. */
+/**
+ * Options of `mxTransport()`.
+ *
+ * @category Transports
+ */
 export interface MxTransportOptions {
   /**
    * Where DNS questions go: a resolver's address (`'127.0.0.1:53'`; DANE needs a validating one on

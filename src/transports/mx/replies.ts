@@ -25,6 +25,8 @@ import { SmtpError } from '../../core/errors.js'
  * ```ts
  * mxReply.nullMx('example.org publishes a null MX').toReply() // '550 5.1.10 Recipient domain does not accept mail'
  * ```
+ *
+ * @category Transports
  */
 export const mxReply = {
   noSuchDomain: (reason: string) => new SmtpError(550, '5.1.2', 'Recipient domain not found', { reason }),

@@ -10,14 +10,22 @@
 import { isIP } from 'node:net'
 import { RelayError } from '../../core/errors.js'
 
-/** A resolver's address: an IP literal (never a name: resolving it would need DNS) and a port. */
+/**
+ * A resolver's address: an IP literal (never a name: resolving it would need DNS) and a port.
+ *
+ * @category Transports
+ */
 export interface ResolverAddress {
   host: string
   port: number
   family: 4 | 6
 }
 
-/** `'127.0.0.1'`, `'127.0.0.1:5353'`, `'::1'`, `'[::1]:5353'`, or `{ host, port }`; port 53 if none. */
+/**
+ * `'127.0.0.1'`, `'127.0.0.1:5353'`, `'::1'`, `'[::1]:5353'`, or `{ host, port }`; port 53 if none.
+ *
+ * @category Transports
+ */
 export type ResolverAddressInput = string | { host: string; port?: number }
 
 /**

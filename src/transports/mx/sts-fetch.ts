@@ -13,7 +13,11 @@ import type { AddressGate } from './address-policy.js'
 import type { DnsResolver } from './dns-types.js'
 import { HttpsRequestError, httpsRequest } from './https-client.js'
 
-/** An MTA-STS policy as fetched. */
+/**
+ * An MTA-STS policy as fetched.
+ *
+ * @category Transports
+ */
 export interface StsPolicy {
   /** The `id` of the `_mta-sts` TXT record it was fetched for. */
   readonly id: string
@@ -26,7 +30,11 @@ export interface StsPolicy {
   readonly lines: readonly string[]
 }
 
-/** The TLS-RPT result types of policy failures (RFC 8460 §4.3.2.2). */
+/**
+ * The TLS-RPT result types of policy failures (RFC 8460 §4.3.2.2).
+ *
+ * @category Transports
+ */
 export type StsFailureType = 'sts-policy-fetch-error' | 'sts-policy-invalid' | 'sts-webpki-invalid'
 
 /** Why a policy could not be had. */

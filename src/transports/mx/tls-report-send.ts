@@ -29,7 +29,11 @@ import { type ExtraCa, httpsRequest, trustedCas } from './https-client.js'
 import { type MxTransportOptions, resolverOf } from './options.js'
 import { type TlsReport, type TlsReporter, utcDay } from './tls-report.js'
 
-/** Options of {@link sendTlsReports}. */
+/**
+ * Options of {@link sendTlsReports}.
+ *
+ * @category Transports
+ */
 export interface SendTlsReportsOptions {
   readonly reporter: TlsReporter
   /** DNS for `_smtp._tls` records and HTTPS hosts (as `mxTransport`'s `dns`). */
@@ -48,7 +52,11 @@ export interface SendTlsReportsOptions {
   readonly keep?: boolean
 }
 
-/** What became of one report at one `rua`. */
+/**
+ * What became of one report at one `rua`.
+ *
+ * @category Transports
+ */
 export interface TlsReportDelivery {
   readonly domain: string
   /** The `rua` URI, or `''` when the domain publishes none. */
@@ -57,7 +65,11 @@ export interface TlsReportDelivery {
   readonly reason?: string
 }
 
-/** A report as a file: RFC 8460 §5.3's name and the gzipped JSON. */
+/**
+ * A report as a file: RFC 8460 §5.3's name and the gzipped JSON.
+ *
+ * @category Transports
+ */
 export interface TlsReportFile {
   readonly filename: string
   readonly json: string
@@ -72,6 +84,8 @@ export interface TlsReportFile {
  * const file = tlsReportFile(reporter.report('example.org', '2026-12-01')!, 'mail.example.com')
  * await writeFile(join(dir, file.filename), file.gzip)
  * ```
+ *
+ * @category Transports
  */
 export function tlsReportFile(report: TlsReport, submitter: string): TlsReportFile {
   const begin = Date.parse(report['date-range']['start-datetime']) / 1000
@@ -88,6 +102,8 @@ export function tlsReportFile(report: TlsReport, submitter: string): TlsReportFi
  * ```ts
  * parseTlsRptRecord('v=TLSRPTv1; rua=mailto:tls@example.org,https://r.example.org/v1') // ['mailto:tls@example.org', 'https://r.example.org/v1']
  * ```
+ *
+ * @category Transports
  */
 export function parseTlsRptRecord(text: string): string[] | undefined {
   const fields = text.split(';').map((f) => f.trim())
@@ -158,6 +174,8 @@ function reportMessage(report: TlsReport, file: TlsReportFile, submitter: string
  * const outcomes = await sendTlsReports({ reporter: tlsReports, dns: '127.0.0.1:53', from: 'tlsrpt@example.com', transport: relay.pipeline })
  * for (const o of outcomes) if (o.outcome === 'failed') log.warn(o, 'TLS report not delivered')
  * ```
+ *
+ * @category Transports
  */
 export async function sendTlsReports(options: SendTlsReportsOptions): Promise<TlsReportDelivery[]> {
   const { reporter } = options

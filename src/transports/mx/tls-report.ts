@@ -16,7 +16,11 @@
  */
 import type { Clock } from '../../shared/clock.js'
 
-/** The result types of RFC 8460 §4.3 (the IANA registry "STARTTLS Validation Result Types"). */
+/**
+ * The result types of RFC 8460 §4.3 (the IANA registry "STARTTLS Validation Result Types").
+ *
+ * @category Transports
+ */
 export type TlsRptResultType =
   | 'starttls-not-supported'
   | 'certificate-host-mismatch'
@@ -30,7 +34,11 @@ export type TlsRptResultType =
   | 'sts-policy-invalid'
   | 'sts-webpki-invalid'
 
-/** The policy a session was held under, as the report names it. */
+/**
+ * The policy a session was held under, as the report names it.
+ *
+ * @category Transports
+ */
 export interface ReportedPolicy {
   readonly type: 'sts' | 'tlsa' | 'no-policy-found'
   /** `policy-string`: the MTA-STS policy's lines, or the TLSA records in presentation form. */
@@ -39,7 +47,11 @@ export interface ReportedPolicy {
   readonly mxHost?: readonly string[]
 }
 
-/** What failed, for `failure-details`. */
+/**
+ * What failed, for `failure-details`.
+ *
+ * @category Transports
+ */
 export interface TlsFailure {
   readonly resultType: TlsRptResultType
   readonly receivingMxHostname?: string
@@ -50,7 +62,11 @@ export interface TlsFailure {
   readonly reasonCode?: string
 }
 
-/** One counted session (or policy failure). */
+/**
+ * One counted session (or policy failure).
+ *
+ * @category Transports
+ */
 export interface TlsSessionRecord {
   /** The recipient domain (A-label). */
   readonly domain: string
@@ -59,7 +75,11 @@ export interface TlsSessionRecord {
   readonly failure?: TlsFailure
 }
 
-/** The report JSON of RFC 8460 §4.4, field names as the RFC spells them. */
+/**
+ * The report JSON of RFC 8460 §4.4, field names as the RFC spells them.
+ *
+ * @category Transports
+ */
 export interface TlsReport {
   readonly 'organization-name': string
   readonly 'date-range': { readonly 'start-datetime': string; readonly 'end-datetime': string }
@@ -85,7 +105,11 @@ export interface TlsReport {
   }>
 }
 
-/** Options of {@link tlsReporter}. */
+/**
+ * Options of {@link tlsReporter}.
+ *
+ * @category Transports
+ */
 export interface TlsReporterOptions {
   /** `organization-name`: who sends the reports. */
   organizationName: string
@@ -106,7 +130,11 @@ interface PolicyCounts {
   readonly details: Map<string, { failure: TlsFailure; count: number }>
 }
 
-/** Collects TLS-RPT counts; see the file header. */
+/**
+ * Collects TLS-RPT counts; see the file header.
+ *
+ * @category Transports
+ */
 export interface TlsReporter {
   readonly options: Readonly<TlsReporterOptions>
   /** Counts one session. Called by `mxTransport`. */
@@ -147,6 +175,8 @@ const detailKey = (f: TlsFailure) =>
  * // once a day, after midnight UTC:
  * await sendTlsReports({ reporter: tlsReports, dns, from: 'tlsrpt@example.com', transport: pipeline })
  * ```
+ *
+ * @category Transports
  */
 export function tlsReporter(options: TlsReporterOptions): TlsReporter {
   const clock = options.clock ?? Date.now

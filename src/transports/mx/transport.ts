@@ -27,7 +27,11 @@ import { KeyedLimiter } from './limits.js'
 import { MtaStsCache } from './mta-sts.js'
 import { type MxTransportOptions, resolveOptions } from './options.js'
 
-/** The MX transport: a `Transport` with the caches it keeps. */
+/**
+ * The MX transport: a `Transport` with the caches it keeps.
+ *
+ * @category Transports
+ */
 export interface MxTransport extends Transport {
   /** The MTA-STS policies it keeps (undefined with `mtaSts: false`). */
   readonly mtaSts: MtaStsCache | undefined
@@ -51,6 +55,8 @@ function isTlsReport(msg: Message): boolean {
  *   transport: mxTransport({ dns: '127.0.0.1:53', name: 'mail.example.com', tlsReports }),
  * })
  * ```
+ *
+ * @category Transports
  */
 export function mxTransport(options: MxTransportOptions = {}): MxTransport {
   const config = resolveOptions(options)
