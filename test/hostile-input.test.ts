@@ -33,7 +33,8 @@ beforeEach(async () => {
     stages: [allowAll, spoolAll],
     transport: smtpTransport({ host: sink.host, port: sink.port }),
     spool: { dir: spoolDir, memoryLimit: 64 * 1024 },
-    limits: { idleTimeout: 1000 },
+    // Short for the stalled-client test; long enough that a loaded machine streaming 30 MB never looks stalled.
+    limits: { idleTimeout: 3000 },
   })
 })
 
