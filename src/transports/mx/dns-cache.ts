@@ -27,7 +27,19 @@ export interface DnsCacheOptions {
  *
  * @category Transports
  */
-export type CachedResult = { answer: DnsAnswer<unknown> } | { nxdomain: true; authenticated: boolean; ttl: number }
+export type CachedResult =
+  | {
+      /** The answer as the resolver gave it (NODATA: no `answers`); on a hit its `ttl` is what remains. */
+      answer: DnsAnswer<unknown>
+    }
+  | {
+      /** The name does not exist (NXDOMAIN). */
+      nxdomain: true
+      /** Whether the denial of existence was DNSSEC-validated by a trusted resolver. */
+      authenticated: boolean
+      /** Seconds the denial may be kept (the SOA's negative TTL); on a hit, what remains. */
+      ttl: number
+    }
 
 interface Entry {
   result: CachedResult

@@ -52,6 +52,7 @@ export interface DnsErrorOptions {
   rcode?: string
   /** For NXDOMAIN: whether the denial was DNSSEC-validated (see {@link DnsError.authenticated}). */
   authenticated?: boolean
+  /** The underlying error (a socket error, the abort reason), kept as the `Error` cause. */
   cause?: unknown
 }
 
@@ -70,11 +71,13 @@ export interface DnsErrorOptions {
  * @category Transports
  */
 export class DnsError extends Error {
+  /** Why there was no answer; decides {@link DnsError.temporary}. */
   readonly code: DnsErrorCode
   /** The name that was asked for. */
   readonly hostname: string
   /** The record type that was asked for. */
   readonly type: string
+  /** The response code the resolver gave (`'SERVFAIL'`, `'NXDOMAIN'`, …); undefined when it gave none (e.g. a timeout, a socket error). */
   readonly rcode: string | undefined
   /**
    * True when a trusted validating resolver proved the answer (AD bit from loopback): for
@@ -98,6 +101,7 @@ export class DnsError extends Error {
     return !PERMANENT.has(this.code)
   }
 
+  /** Recognises a `DnsError` by a registered symbol, so errors from another copy of the library match too. */
   static override [Symbol.hasInstance](value: unknown): boolean {
     return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[DNS_ERROR] === true
   }

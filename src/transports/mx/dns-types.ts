@@ -25,7 +25,9 @@ export type DnsRecordType = 'MX' | 'A' | 'AAAA' | 'TLSA' | 'TXT'
  * @category Transports
  */
 export interface MxRecord {
+  /** Lower is tried first; hosts of equal preference are tried in random order. */
   preference: number
+  /** The host name of the mail exchanger (lower case, no trailing dot; `'.'` for a null MX). */
   exchange: string
 }
 
@@ -37,9 +39,13 @@ export interface MxRecord {
  * @category Transports
  */
 export interface TlsaRecord {
+  /** Certificate usage: 2 (DANE-TA, a trust anchor) or 3 (DANE-EE, the server's own certificate) count for SMTP. */
   usage: number
+  /** What is matched: 0 the full certificate, 1 its SubjectPublicKeyInfo. */
   selector: number
+  /** How it is matched: 0 exact bytes, 1 SHA-256, 2 SHA-512. */
   matchingType: number
+  /** The certificate association data: the selected bytes or their digest. */
   data: Uint8Array
 }
 
@@ -57,10 +63,15 @@ export type TxtRecord = readonly string[]
  * @category Transports
  */
 export interface DnsRecordMap {
+  /** Mail exchangers of a domain. */
   MX: MxRecord
+  /** An IPv4 address, dotted decimal. */
   A: string
+  /** An IPv6 address in text form. */
   AAAA: string
+  /** A DANE record of a `_port._tcp.host` name. */
   TLSA: TlsaRecord
+  /** One TXT record's character-strings. */
   TXT: TxtRecord
 }
 
@@ -76,6 +87,7 @@ export interface DnsAnswer<T> {
   rcode: 'NOERROR'
   /** The name the records belong to after following CNAMEs (lower case, no trailing dot). */
   canonicalName: string
+  /** The records of the asked type, empty for NODATA. */
   answers: T[]
   /**
    * True only when a DNSSEC-validating resolver vouched for the whole answer (the AD bit) and that
@@ -119,8 +131,11 @@ export interface DnsQueryOptions {
  * @category Transports
  */
 export interface DnsResolver {
+  /** The MX records of a domain; a domain without any is NODATA (empty `answers`), not an error. */
   mx(name: string, options?: DnsQueryOptions): Promise<DnsAnswer<MxRecord>>
+  /** The IPv4 addresses of a host. */
   a(name: string, options?: DnsQueryOptions): Promise<DnsAnswer<string>>
+  /** The IPv6 addresses of a host. */
   aaaa(name: string, options?: DnsQueryOptions): Promise<DnsAnswer<string>>
   /**
    * `name` is the TLSA owner, e.g. `_25._tcp.mx.example.com` (RFC 7672 §2.2). A TLSA name that
@@ -128,5 +143,6 @@ export interface DnsResolver {
    * records", while a temporary error (SERVFAIL: DNSSEC-bogus) means "defer".
    */
   tlsa(name: string, options?: DnsQueryOptions): Promise<DnsAnswer<TlsaRecord>>
+  /** The TXT records of a name, e.g. `_mta-sts.example.com` (MTA-STS) or `_smtp._tls.example.com` (TLS-RPT). */
   txt(name: string, options?: DnsQueryOptions): Promise<DnsAnswer<TxtRecord>>
 }

@@ -51,7 +51,12 @@ export interface StsLookup {
   /** The policy in force, if any (mode `none` included). */
   readonly policy?: StsPolicy
   /** A fetch that failed this time or recently, for TLS-RPT; delivery goes on regardless. */
-  readonly failure?: { readonly type: StsFailureType; readonly reason: string }
+  readonly failure?: {
+    /** The TLS-RPT result type of the failure. */
+    readonly type: StsFailureType
+    /** What went wrong, for the log and the report. */
+    readonly reason: string
+  }
 }
 
 interface Entry {

@@ -55,13 +55,35 @@ export interface MxTransportOptions {
   /** Recipients per SMTP transaction, at most; more are sent in further transactions. Default 50. */
   maxRecipients?: number
   /** Deliveries at once per recipient domain (default 20) and connections in use per MX address (default 5). */
-  concurrency?: { perDomain?: number; perHost?: number }
+  concurrency?: {
+    /** Deliveries at once to one recipient domain. Default 20. */
+    perDomain?: number
+    /** Connections in use at once to one MX address. Default 5. */
+    perHost?: number
+  }
   /** Connection reuse: messages per connection (default 100), milliseconds an idle connection is kept (default 30 000); `false` for none. */
-  pool?: { maxMessages?: number; idleTimeout?: number } | false
+  pool?:
+    | {
+        /** Messages sent over one connection before it is closed. Default 100. */
+        maxMessages?: number
+        /** Milliseconds an idle connection is kept open for the next message. Default 30 000. */
+        idleTimeout?: number
+      }
+    | false
   /** Milliseconds. Defaults: connect 30 000, greeting 60 000, idle socket 300 000. */
-  timeouts?: { connection?: number; greeting?: number; socket?: number }
+  timeouts?: {
+    /** Milliseconds to establish the TCP connection. Default 30 000. */
+    connection?: number
+    /** Milliseconds to wait for the server's 220 greeting after connecting. Default 60 000. */
+    greeting?: number
+    /** Milliseconds of socket inactivity before the session is abandoned. Default 300 000. */
+    socket?: number
+  }
   /** Extra CA certificates trusted for MX hosts and MTA-STS policy hosts, besides Node's roots. */
-  tls?: { ca?: ExtraCa }
+  tls?: {
+    /** PEM CA certificates trusted in addition to Node's root store. */
+    ca?: ExtraCa
+  }
   /**
    * Destinations that must get TLS: a list of domains (`'.example.org'` for subdomains) that need
    * `'encrypt'`, a table of domains to levels, or a function. Default none.

@@ -29,13 +29,21 @@ import { SmtpError } from '../../core/errors.js'
  * @category Transports
  */
 export const mxReply = {
+  /** `550 5.1.2`: the recipient domain does not exist (NXDOMAIN). */
   noSuchDomain: (reason: string) => new SmtpError(550, '5.1.2', 'Recipient domain not found', { reason }),
+  /** `550 5.1.10`: the domain publishes a null MX (RFC 7505) and accepts no mail. */
   nullMx: (reason: string) => new SmtpError(550, '5.1.10', 'Recipient domain does not accept mail', { reason }),
+  /** `550 5.4.4`: no MX host has an address (the hosts do not exist). */
   noHost: (reason: string) => new SmtpError(550, '5.4.4', 'Unable to route to the recipient domain', { reason }),
+  /** `451 4.4.3`: a DNS timeout or SERVFAIL (DNSSEC-bogus included); retried later. */
   dnsFailure: (reason: string, cause?: unknown) => new SmtpError(451, '4.4.3', 'Temporary DNS failure, try again later', { reason, cause }),
+  /** `451 4.4.4`: every address found is loopback, private or reserved and not in `allowNetworks`. */
   forbiddenAddress: (reason: string) => new SmtpError(451, '4.4.4', 'Unable to route to the recipient domain, try again later', { reason }),
+  /** `451 4.4.1`: no MX host answered (refused, timed out, closed the connection). */
   unreachable: (reason: string, cause?: unknown) => new SmtpError(451, '4.4.1', 'Recipient server unavailable, try again later', { reason, cause }),
+  /** `451 4.7.5`: required TLS failed or a certificate did not verify (DANE, MTA-STS, `requireTls`). */
   tlsFailure: (reason: string, cause?: unknown) =>
     new SmtpError(451, '4.7.5', 'Secure connection to the recipient server failed, try again later', { reason, cause }),
+  /** `550 5.7.30`: the message asked for REQUIRETLS and no MX host supports it. */
   requireTlsUnsupported: (reason: string) => new SmtpError(550, '5.7.30', 'REQUIRETLS support required', { reason }),
 } as const

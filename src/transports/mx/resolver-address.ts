@@ -16,8 +16,11 @@ import { RelayError } from '../../core/errors.js'
  * @category Transports
  */
 export interface ResolverAddress {
+  /** The IP address, without brackets. */
   host: string
+  /** The UDP/TCP port, 1–65535. */
   port: number
+  /** The IP version of `host`. */
   family: 4 | 6
 }
 
@@ -26,7 +29,14 @@ export interface ResolverAddress {
  *
  * @category Transports
  */
-export type ResolverAddressInput = string | { host: string; port?: number }
+export type ResolverAddressInput =
+  | string
+  | {
+      /** An IPv4 or IPv6 literal. */
+      host: string
+      /** Default 53. */
+      port?: number
+    }
 
 /**
  * Parses a resolver address. Throws `RelayError` `ERR_RELAY_INVALID_OPTION` for anything but an

@@ -21,6 +21,7 @@ import { HttpsRequestError, httpsRequest } from './https-client.js'
 export interface StsPolicy {
   /** The `id` of the `_mta-sts` TXT record it was fetched for. */
   readonly id: string
+  /** `enforce`: deliver only to matching MX hosts with valid certificates; `testing`: report failures but deliver; `none`: no policy. */
   readonly mode: 'enforce' | 'testing' | 'none'
   /** MX host patterns, lower case (`mx1.example.org`, `*.example.org`). */
   readonly mx: readonly string[]

@@ -35,6 +35,7 @@ import { type TlsReport, type TlsReporter, utcDay } from './tls-report.js'
  * @category Transports
  */
 export interface SendTlsReportsOptions {
+  /** The collector whose counts are reported and, once sent, forgotten. */
   readonly reporter: TlsReporter
   /** DNS for `_smtp._tls` records and HTTPS hosts (as `mxTransport`'s `dns`). */
   readonly dns?: MxTransportOptions['dns']
@@ -45,7 +46,14 @@ export interface SendTlsReportsOptions {
   /** Where mailed reports go; without it, `mailto:` addresses are skipped. */
   readonly transport?: Transport
   /** HTTPS reporting: extra CA certificates, milliseconds per POST (default 30 000), a port for every URL (tests). */
-  readonly https?: { readonly ca?: ExtraCa; readonly timeout?: number; readonly port?: number }
+  readonly https?: {
+    /** PEM CA certificates trusted for report endpoints besides Node's roots. */
+    readonly ca?: ExtraCa
+    /** Milliseconds per POST. Default 30 000. */
+    readonly timeout?: number
+    /** Port used for every `https:` URL instead of its own (for tests). */
+    readonly port?: number
+  }
   /** Networks HTTPS endpoints may be on although private (as `mxTransport`'s). */
   readonly allowNetworks?: readonly string[]
   /** Keep the counts after sending. Default false. */
@@ -58,10 +66,13 @@ export interface SendTlsReportsOptions {
  * @category Transports
  */
 export interface TlsReportDelivery {
+  /** The policy domain the report is about. */
   readonly domain: string
   /** The `rua` URI, or `''` when the domain publishes none. */
   readonly rua: string
+  /** `sent`: a 2xx or accepted by the transport; `failed`: an error; `skipped`: no valid record, or no transport and sender for `mailto:`. */
   readonly outcome: 'sent' | 'failed' | 'skipped'
+  /** Why it failed or was skipped: the DNS error, the HTTP status, the rejection reply. */
   readonly reason?: string
 }
 
@@ -71,8 +82,11 @@ export interface TlsReportDelivery {
  * @category Transports
  */
 export interface TlsReportFile {
+  /** `submitter!policy-domain!begin!end.json.gz`, times in seconds since the epoch (RFC 8460 §5.3). */
   readonly filename: string
+  /** The report JSON, uncompressed. */
   readonly json: string
+  /** `json` gzipped: the `application/tlsrpt+gzip` body. */
   readonly gzip: Buffer
 }
 

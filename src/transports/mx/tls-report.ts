@@ -40,6 +40,7 @@ export type TlsRptResultType =
  * @category Transports
  */
 export interface ReportedPolicy {
+  /** `policy-type`: an MTA-STS policy, DANE TLSA records, or neither. */
   readonly type: 'sts' | 'tlsa' | 'no-policy-found'
   /** `policy-string`: the MTA-STS policy's lines, or the TLSA records in presentation form. */
   readonly strings: readonly string[]
@@ -53,10 +54,15 @@ export interface ReportedPolicy {
  * @category Transports
  */
 export interface TlsFailure {
+  /** `result-type`: the RFC 8460 category of the failure. */
   readonly resultType: TlsRptResultType
+  /** `receiving-mx-hostname`: the MX host connected to. */
   readonly receivingMxHostname?: string
+  /** `receiving-ip`: the MX host's address that was connected to. */
   readonly receivingIp?: string
+  /** `sending-mta-ip`: our local address of the connection. */
   readonly sendingMtaIp?: string
+  /** `receiving-mx-helo`: the name the MX host announced in its greeting or EHLO reply. */
   readonly receivingMxHelo?: string
   /** `failure-reason-code`: free text, e.g. the certificate error. */
   readonly reasonCode?: string
@@ -70,6 +76,7 @@ export interface TlsFailure {
 export interface TlsSessionRecord {
   /** The recipient domain (A-label). */
   readonly domain: string
+  /** The policy the session was held under. */
   readonly policy: ReportedPolicy
   /** Absent for a success. */
   readonly failure?: TlsFailure
@@ -81,25 +88,54 @@ export interface TlsSessionRecord {
  * @category Transports
  */
 export interface TlsReport {
+  /** Who sends the report ({@link TlsReporterOptions.organizationName}). */
   readonly 'organization-name': string
-  readonly 'date-range': { readonly 'start-datetime': string; readonly 'end-datetime': string }
+  /** The UTC day the report covers. */
+  readonly 'date-range': {
+    /** Its first instant, ISO 8601 (`2026-12-01T00:00:00Z`). */
+    readonly 'start-datetime': string
+    /** Its last instant, ISO 8601 (`2026-12-01T23:59:59Z`). */
+    readonly 'end-datetime': string
+  }
+  /** Where to ask about the report ({@link TlsReporterOptions.contactInfo}). */
   readonly 'contact-info': string
+  /** A unique id: `day_domain@submitter`. */
   readonly 'report-id': string
+  /** One entry per policy that applied to the domain's sessions that day. */
   readonly policies: ReadonlyArray<{
+    /** The policy as {@link ReportedPolicy} describes it, with the policy domain. */
     readonly policy: {
+      /** `sts`, `tlsa` or `no-policy-found`. */
       readonly 'policy-type': ReportedPolicy['type']
+      /** The MTA-STS policy's lines, or the TLSA records in presentation form. */
       readonly 'policy-string': readonly string[]
+      /** The recipient domain the policy belongs to. */
       readonly 'policy-domain': string
+      /** The MTA-STS `mx` patterns, or the MX host of the TLSA records. */
       readonly 'mx-host'?: readonly string[]
     }
-    readonly summary: { readonly 'total-successful-session-count': number; readonly 'total-failure-session-count': number }
+    /** Session counts under this policy. */
+    readonly summary: {
+      /** Sessions that negotiated TLS and passed the policy. */
+      readonly 'total-successful-session-count': number
+      /** Sessions (and sessionless policy failures) that failed. */
+      readonly 'total-failure-session-count': number
+    }
+    /** The failures, grouped by identical details; absent when there were none. */
     readonly 'failure-details'?: ReadonlyArray<{
+      /** The RFC 8460 category of the failure. */
       readonly 'result-type': TlsRptResultType
+      /** Our local address of the connection. */
       readonly 'sending-mta-ip'?: string
+      /** The MX host connected to. */
       readonly 'receiving-mx-hostname'?: string
+      /** The name the MX host announced in its greeting or EHLO reply. */
       readonly 'receiving-mx-helo'?: string
+      /** The MX host's address that was connected to. */
       readonly 'receiving-ip'?: string
+      /** How many times these exact details were counted. */
       readonly 'failed-session-count': number
+      /** Free text, e.g. the certificate error. */
       readonly 'failure-reason-code'?: string
     }>
   }>
@@ -136,6 +172,7 @@ interface PolicyCounts {
  * @category Transports
  */
 export interface TlsReporter {
+  /** The options it was created with; `sendTlsReports` reads `submitter` and `clock` from them. */
   readonly options: Readonly<TlsReporterOptions>
   /** Counts one session. Called by `mxTransport`. */
   record(session: TlsSessionRecord): void
