@@ -331,6 +331,7 @@ export type TlsPolicyName = 'dane' | 'dane-encrypt' | 'mta-sts' | 'mta-sts-testi
  * @category Delivery
  */
 export interface DeliveryAttemptEvent extends EventBase {
+  /** The event's kind. */
   readonly type: 'delivery-attempt'
   /** The transport that made the attempt, e.g. `mx`. */
   readonly transport: string
@@ -342,7 +343,9 @@ export interface DeliveryAttemptEvent extends EventBase {
   readonly accepted: readonly string[]
   /** The server's name: the MX host, or the domain itself for an implicit MX. */
   readonly host: string
+  /** The address connected to. */
   readonly ip: string
+  /** The port connected to (25 unless configured). */
   readonly port: number
   /** The negotiated TLS version (`TLSv1.3`); absent for a session in cleartext or one that never got that far. */
   readonly tls?: string
