@@ -160,6 +160,8 @@ export function durableQueue(options: DurableQueueOptions): DurableQueue {
     return true
   }
 
+  /** Entries made per transaction (forks share its envelope object), to give each fork an id of its own. */
+  const sent = new WeakMap<object, number>()
   const queue: DurableQueue = {
     name: 'queue',
     store,
@@ -180,8 +182,13 @@ export function durableQueue(options: DurableQueueOptions): DurableQueue {
     async send(msg: Message): Promise<DeliveryReport> {
       await queue.open()
       const { session } = msg
+      // Forks of one message (a stage's next(fork) per recipient group) share its id: each gets an
+      // entry of its own, or the second would be renamed over the first.
+      const forks = sent.get(msg.original) ?? 0
+      sent.set(msg.original, forks + 1)
+      const id = forks ? `${msg.id}-${forks + 1}` : msg.id
       const header: EntryHeader = {
-        id: msg.id,
+        id,
         created: clock(),
         from: msg.envelope.mailFrom,
         recipients: msg.envelope.rcptTo.map((rcpt) => ({ rcpt })),
@@ -195,7 +202,7 @@ export function durableQueue(options: DurableQueueOptions): DurableQueue {
         events.emit({
           type: 'queued',
           time: clock(),
-          id: msg.id,
+          id,
           session: eventSessionOf(header),
           from: header.from?.address ?? '<>',
           to: header.recipients.map((r) => r.rcpt.address),
@@ -203,7 +210,7 @@ export function durableQueue(options: DurableQueueOptions): DurableQueue {
         })
       }
       worker.kick()
-      return { accepted: msg.envelope.rcptTo, rejected: [], response: `250 2.0.0 Ok: queued as ${msg.id}`, queued: true }
+      return { accepted: msg.envelope.rcptTo, rejected: [], response: `250 2.0.0 Ok: queued as ${id}`, queued: true }
     },
 
     list: () => store.list(),

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createTransport } from 'nodemailer'
 import { describe, expect, it } from 'vitest'
-import { consoleLogger, createRelay, durableQueue, RelayError, smtpTransport } from '../../src/index.js'
+import { consoleLogger, createRelay, durableQueue, type Message, type Next, RelayError, type Stage, smtpTransport } from '../../src/index.js'
 import { afterTest } from '../helpers/after-test.js'
 import { havePeer } from '../helpers/peers.js'
 import { startQueue } from '../helpers/queue.js'
@@ -54,6 +54,31 @@ describe('a relay with a durable queue', () => {
     expect(delivered!.raw.toString()).toMatch(/^Received: from /)
     expect(delivered!.raw.subarray(delivered!.raw.length - raw.length).toString()).toBe(raw)
     expect(delivered!.size).toBe(entry!.header.size)
+  })
+
+  it('stores each fork a stage passes on as an entry of its own, and delivers every one', async () => {
+    const q = await startQueue()
+    // One fork per recipient, as tracking or S/MIME encryption do: the forks share the message's id.
+    const perRecipient = {
+      name: 'per-recipient',
+      async data(msg: Message, next: Next) {
+        const reports = []
+        for (const rcpt of msg.envelope.rcptTo) reports.push(await next(await msg.fork([rcpt])))
+        return { accepted: reports.flatMap((r) => r.accepted), rejected: reports.flatMap((r) => r.rejected), response: reports[0]!.response }
+      },
+    } satisfies Stage
+    const t = await startRelay({ stages: [allowAll, perRecipient], transport: q.queue })
+    afterTest(
+      () => q.close(),
+      () => t.close(),
+    )
+    const to = ['one@example.org', 'two@example.org', 'three@example.org']
+    const raw = 'From: a@example.com\r\nSubject: forks\r\n\r\nbody\r\n'
+    expect(String((await t.client().sendMail({ envelope: { from: 'a@example.com', to }, raw })).response)).toMatch(/^250 2\.0\.0 /)
+    const ids = q.of('queued').map((e) => e.id)
+    expect(new Set(ids).size).toBe(3)
+    await q.queue.runDue()
+    expect(q.sink.messages.map((m) => m.rcptTo).sort()).toEqual(to.map((r) => [r]).sort())
   })
 
   it('logs the message as queued, then one line per attempt: deferred with the next time, delivered with the attempt', async () => {
