@@ -10,6 +10,7 @@ import type { DeliveryEvent } from '../../src/index.js'
 import { afterTest } from '../helpers/after-test.js'
 import { parseDsn } from '../helpers/mime.js'
 import { startQueue } from '../helpers/queue.js'
+import { describeStores } from '../helpers/queue-stores.js'
 import { allowAll, startRelay } from '../helpers/relay.js'
 
 const CLI = fileURLToPath(new URL('../../src/cli/relaychain.ts', import.meta.url))
@@ -145,7 +146,7 @@ describe('relaychain queue, against a running relay', () => {
   })
 })
 
-describe('queue operations through the API', () => {
+describeStores('queue operations through the API', (startQueue) => {
   it('requeues a held notice nobody could take: it is tried again with a fresh start', async () => {
     let refuseAlice = true
     const q = await startQueue({
