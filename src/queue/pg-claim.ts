@@ -93,11 +93,17 @@ export class PgClaim implements ClaimedEntry {
   }
 
   async move(place: EntryPlace): Promise<boolean> {
-    const { rowCount } = await (await this.#store.pool()).query(
-      `UPDATE ${this.#store.s}.entries SET place = $3, due_at = $4, destination = $5, lease_token = NULL, lease_owner = NULL, lease_until = NULL
+    const { rowCount } = await (await this.#store.pool())
+      .query(
+        `UPDATE ${this.#store.s}.entries SET place = $3, due_at = $4, destination = $5, lease_token = NULL, lease_owner = NULL, lease_until = NULL
        WHERE id = $1 AND lease_token = $2`,
-      [this.header.id, this.token, ...placeColumns(place)],
-    )
+        [this.header.id, this.token, ...placeColumns(place)],
+      )
+      .catch((err: unknown) => {
+        this.#close()
+        this.#store.orphans.add(this.token)
+        throw err
+      })
     this.#close()
     if (rowCount !== 1) return false
     this.place = place
@@ -143,10 +149,15 @@ export class PgClaim implements ClaimedEntry {
   async release(): Promise<void> {
     if (this.#closed) return
     this.#close()
-    await (await this.#store.pool()).query(
-      `UPDATE ${this.#store.s}.entries SET lease_token = NULL, lease_owner = NULL, lease_until = NULL WHERE id = $1 AND lease_token = $2`,
-      [this.header.id, this.token],
-    )
+    try {
+      await (await this.#store.pool()).query(
+        `UPDATE ${this.#store.s}.entries SET lease_token = NULL, lease_owner = NULL, lease_until = NULL WHERE id = $1 AND lease_token = $2`,
+        [this.header.id, this.token],
+      )
+    } catch (err) {
+      this.#store.orphans.add(this.token) // given back by the next heartbeat that gets through, else by the lease
+      throw err
+    }
   }
 
   #close(): void {

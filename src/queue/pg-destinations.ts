@@ -53,6 +53,8 @@ export class SharedDestinations implements DestinationGate {
   readonly #waiting = new Map<string, Waiting>()
   readonly #probes = new Set<string>()
   readonly #writes = new Set<Promise<unknown>>()
+  /** Tokens of slots whose release did not reach the database. */
+  readonly #orphans = new Set<string>()
   #closed = false
 
   constructor(store: PgQueueStore, limits: DestinationLimits, clock: Clock, onUp: (name: string) => void) {
@@ -145,7 +147,11 @@ export class SharedDestinations implements DestinationGate {
         slot.destination,
         slot.slot,
         slot.token,
-      ]).then(() => this.#waiting.get(slot.destination)?.wake?.())
+      ]).then((ok) => {
+        // PostgreSQL unreachable: freed by the next renewal that gets through (else by its lease).
+        if (!ok) this.#orphans.add(slot.token)
+        this.#waiting.get(slot.destination)?.wake?.()
+      })
     }
   }
 
@@ -284,9 +290,16 @@ export class SharedDestinations implements DestinationGate {
 
   /** Renews the leases of the slots this node holds. */
   async renew(): Promise<void> {
+    const pool = await this.#store.pool()
+    if (this.#orphans.size) {
+      const orphans = [...this.#orphans]
+      await pool.query(`DELETE FROM ${this.#store.s}.destination_slots WHERE token = ANY($1::text[])`, [orphans])
+      for (const t of orphans) this.#orphans.delete(t)
+      for (const w of this.#waiting.values()) w.wake?.()
+    }
     const tokens = [...this.#held].map((s) => s.token)
     if (!tokens.length) return
-    await (await this.#store.pool()).query(
+    await pool.query(
       `UPDATE ${this.#store.s}.destination_slots SET lease_until = now() + $2 * interval '1 millisecond' WHERE token = ANY($1::text[])`,
       [tokens, this.#store.lease],
     )
@@ -303,13 +316,13 @@ export class SharedDestinations implements DestinationGate {
   }
 
   /** A write whose result nobody waits for (the release functions are synchronous); failures are left to the leases. */
-  #write(sql: string, values: unknown[]): Promise<void> {
+  #write(sql: string, values: unknown[]): Promise<boolean> {
     const p = this.#store
       .pool()
       .then((pool) => pool.query(sql, values))
       .then(
-        () => {},
-        () => {},
+        () => true,
+        () => false,
       )
     this.#writes.add(p)
     void p.finally(() => this.#writes.delete(p))

@@ -99,6 +99,8 @@ export class PgQueueStore implements QueueStore {
   #heartbeat: NodeJS.Timeout | undefined
   /** Claims of this store under way: their leases are renewed together. */
   readonly claims = new Set<PgClaim>()
+  /** Tokens of claims whose release failed (PostgreSQL unreachable): released by the next heartbeat. */
+  readonly orphans = new Set<string>()
   readonly #destinations = new Set<SharedDestinations>()
   /** What the migrations did on open. */
   migration: MigrationResult | undefined
@@ -148,12 +150,20 @@ export class PgQueueStore implements QueueStore {
     const pool = await this.pool()
     this.#generation = await this.#flushGeneration(pool)
     clearInterval(this.#heartbeat)
-    this.#heartbeat = setInterval(() => void this.#renew().catch(() => {}), Math.max(50, Math.floor(this.lease / 3))).unref()
+    this.#heartbeat = setInterval(() => void this.#renew().catch(() => {}), Math.max(50, Math.min(5000, Math.floor(this.lease / 3)))).unref()
   }
 
   /** Renews the leases of this store's claims and destination slots (one statement each). */
   async #renew(): Promise<void> {
     const pool = await this.pool()
+    if (this.orphans.size) {
+      const orphans = [...this.orphans]
+      await pool.query(
+        `UPDATE ${this.s}.entries SET lease_token = NULL, lease_owner = NULL, lease_until = NULL WHERE lease_token = ANY($1::text[])`,
+        [orphans],
+      )
+      for (const t of orphans) this.orphans.delete(t)
+    }
     const tokens = [...this.claims].map((c) => c.token)
     if (tokens.length)
       await pool.query(`UPDATE ${this.s}.entries SET lease_until = now() + $2 * interval '1 millisecond' WHERE lease_token = ANY($1::text[])`, [

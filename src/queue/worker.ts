@@ -214,7 +214,10 @@ export class QueueWorker {
       .catch(async (error: unknown) => {
         this.#ctx.events.emit({ type: 'error', time: this.#ctx.clock(), message: 'queue entry could not be processed', error, id })
         // Not at once again (the fault may persist), but soon.
-        await entry.move({ kind: 'due', at: this.#ctx.clock() + this.#ctx.schedule.minimum }).catch(() => entry.release())
+        await entry
+          .move({ kind: 'due', at: this.#ctx.clock() + this.#ctx.schedule.minimum })
+          .catch(() => entry.release())
+          .catch(() => {}) // the store is unreachable: a shared store's lease gives the entry back later
       })
       .finally(() => {
         this.#active.delete(id)
