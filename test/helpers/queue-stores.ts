@@ -18,9 +18,12 @@ export function schemaOf(dir: string): string {
   return `q_${createHash('sha256').update(dir).digest('hex').slice(0, 16)}`
 }
 
-/** `describe(title)` once per store; `body` gets the harness of that store. */
-export function describeStores(title: string, body: (start: StartQueue, kind: 'dir' | 'pg') => void): void {
-  describe(`${title} (directory store)`, () => body(startQueue, 'dir'))
+/** The `relaychain queue` arguments that name the store of a harness directory. */
+export type StoreArgs = (dir: string) => string[]
+
+/** `describe(title)` once per store; `body` gets the harness of that store and its command-line arguments. */
+export function describeStores(title: string, body: (start: StartQueue, kind: 'dir' | 'pg', args: StoreArgs) => void): void {
+  describe(`${title} (directory store)`, () => body(startQueue, 'dir', (dir) => ['--dir', dir]))
   const pgThere = havePostgres()
   describe.skipIf(!pgThere)(`${title} (PostgreSQL store)`, () => {
     let pg: TestPostgres | undefined
@@ -31,6 +34,7 @@ export function describeStores(title: string, body: (start: StartQueue, kind: 'd
     body(
       (options = {}) => startQueue({ store: (dir) => pgStore({ connectionString: pg!.url, schema: schemaOf(dir), maxConnections: 4 }), ...options }),
       'pg',
+      (dir) => ['--pg', pg!.url, '--schema', schemaOf(dir)],
     )
   })
 }

@@ -194,6 +194,16 @@ describe.skipIf(!there)('PostgreSQL queue store', () => {
     expect(err).toBeInstanceOf(RelayError)
     expect((err as RelayError).code).toBe('ERR_RELAY_SCHEMA_VERSION')
   })
+  it('creates the schema with `relaychain db migrate --pg URL`, then finds it up to date', () => {
+    const cli = new URL('../../src/cli/relaychain.ts', import.meta.url).pathname
+    const run = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', cli, ...args], { encoding: 'utf8' })
+    const schema = `t_${process.pid}_${++n}`
+    const first = run('db', 'migrate', '--pg', server.url, '--schema', schema)
+    expect([first.status, first.stdout]).toEqual([0, `schema ${schema}: applied queue migration 1; now at version 1\n`])
+    const again = run('db', 'migrate', '--pg', server.url, '--schema', schema, '--json')
+    expect(JSON.parse(again.stdout)).toEqual({ schema, applied: [], version: 1 })
+    expect(run('db', 'migrate').status).toBe(2)
+  })
 })
 
 describe('PostgreSQL store without the pg package', () => {
