@@ -23,7 +23,7 @@ export interface DestinationLimits {
 }
 
 /**
- * What the worker asks of per-destination limits: the in-process {@link Destinations}, or the
+ * What the worker asks of per-destination limits: the in-process ones (`Destinations`), or the
  * ones a shared store keeps for every node (`PgQueueStore.destinations`).
  */
 export interface DestinationGate {

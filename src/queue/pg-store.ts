@@ -25,7 +25,7 @@ import type { Clock } from '../shared/clock.js'
 import { type Duration, toMs } from '../shared/duration.js'
 import { createPool, ident, inTransaction, type PgClient, type PgConnectOptions, type PgPool } from '../shared/pg/driver.js'
 import { type MigrationResult, migrate } from '../shared/pg/migrate.js'
-import type { DestinationLimits } from './destinations.js'
+import type { DestinationGate, DestinationLimits } from './destinations.js'
 import { entryState } from './entry-file.js'
 import { PgClaim, placeColumns } from './pg-claim.js'
 import { SharedDestinations } from './pg-destinations.js'
@@ -97,9 +97,9 @@ export class PgQueueStore implements QueueStore {
   #ready: Promise<PgPool> | undefined
   #generation = -1
   #heartbeat: NodeJS.Timeout | undefined
-  /** Claims of this store under way: their leases are renewed together. */
+  /** @internal Claims of this store under way: their leases are renewed together. */
   readonly claims = new Set<PgClaim>()
-  /** Tokens of claims whose release failed (PostgreSQL unreachable): released by the next heartbeat. */
+  /** @internal Tokens of claims whose release failed (PostgreSQL unreachable): released by the next heartbeat. */
   readonly orphans = new Set<string>()
   readonly #destinations = new Set<SharedDestinations>()
   /** What the migrations did on open. */
@@ -177,7 +177,7 @@ export class PgQueueStore implements QueueStore {
    * Per-destination limits shared by every node on this database (the queue uses them instead of
    * its in-process ones).
    */
-  destinations(limits: DestinationLimits, clock: Clock, onUp: (name: string) => void): SharedDestinations {
+  destinations(limits: DestinationLimits, clock: Clock, onUp: (name: string) => void): DestinationGate {
     const shared = new SharedDestinations(this, limits, clock, onUp)
     this.#destinations.add(shared)
     return shared

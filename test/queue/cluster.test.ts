@@ -131,7 +131,9 @@ describe.skipIf(!there)('three relay nodes on one PostgreSQL', () => {
         nodemailer.createTransport({ host: '127.0.0.1', port: n.port, secure: false, ignoreTLS: true, pool: true, maxConnections: 2 }),
       ]),
     )
-    afterTest(() => [...clients.values()].forEach((c) => c.close()))
+    afterTest(() => {
+      for (const c of clients.values()) c.close()
+    })
 
     const messages = Math.ceil(RECIPIENTS / PER_MESSAGE)
     const accepted = new Map<string, string[]>()
