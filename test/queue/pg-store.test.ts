@@ -219,6 +219,8 @@ describe('PostgreSQL store without the pg package', () => {
       catch (e) { console.log(e.code + ' ' + e.message + ' ' + typeof q.send) }
     })`
     const r = spawnSync(process.execPath, ['--import', register, '--import', 'tsx', '-e', script], { encoding: 'utf8' })
-    expect(r.stdout.trim()).toBe('ERR_RELAY_MISSING_DEPENDENCY pgStore needs the PostgreSQL driver: npm install pg function')
+    expect(r.stdout.trim()).toMatch(
+      /^ERR_RELAY_MISSING_DEPENDENCY the PostgreSQL queue store \(pgStore\) needs the optional packages? pg, .*: npm install pg@\^8\.11\.0 function$/,
+    )
   })
 })

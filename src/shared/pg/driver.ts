@@ -7,6 +7,7 @@
  * `@types/pg`: a `pg.Pool` of the application's own fits {@link PgPool}.
  */
 import { RelayError } from '../../core/errors.js'
+import { missingDependency } from '../optional.js'
 
 /** A query's result, as `pg` returns it. */
 export interface PgResult<R = Record<string, unknown>> {
@@ -44,15 +45,14 @@ interface PgModule {
 
 let loaded: Promise<PgModule> | undefined
 
-/** Imports `pg`, or throws `ERR_RELAY_MISSING_DEPENDENCY`. */
-export function loadPg(feature: string): Promise<PgModule> {
+/** Imports `pg`, or throws `ERR_RELAY_MISSING_DEPENDENCY` (see `shared/optional.ts`). */
+export function loadPg(_feature: string): Promise<PgModule> {
   loaded ??= (import('pg' as string) as Promise<{ default?: PgModule } & PgModule>).then(
     (mod) => mod.default ?? mod,
     (err: unknown) => {
       loaded = undefined
       const code = (err as NodeJS.ErrnoException)?.code
-      if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND')
-        throw new RelayError('ERR_RELAY_MISSING_DEPENDENCY', `${feature} needs the PostgreSQL driver: npm install pg`, { cause: err })
+      if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') throw missingDependency('pg', err)
       throw err
     },
   )
