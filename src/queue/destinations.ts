@@ -25,6 +25,8 @@ export interface DestinationLimits {
 /**
  * What the worker asks of per-destination limits: the in-process ones (`Destinations`), or the
  * ones a shared store keeps for every node (`PgQueueStore.destinations`).
+ *
+ * @category Queue
  */
 export interface DestinationGate {
   /** True if `name` is throttled now and its probe is not due (its mail should wait). */

@@ -32,7 +32,11 @@ import { SharedDestinations } from './pg-destinations.js'
 import { QUEUE_FEATURE, QUEUE_MIGRATIONS } from './pg-schema.js'
 import type { ClaimedEntry, EntryHeader, EntryPlace, EntrySummary, JournalRecord, QueueEntry, QueueStore } from './types.js'
 
-/** Options of {@link pgStore}: a `connectionString` (the store makes its pool) or a `pool` of yours. */
+/**
+ * Options of {@link pgStore}: a `connectionString` (the store makes its pool) or a `pool` of yours.
+ *
+ * @category Queue
+ */
 export interface PgStoreOptions {
   /** `postgres://user:password@host:port/database` */
   connectionString?: string
@@ -78,19 +82,28 @@ const SUMMARY_PAGE = 200
  *   destinations: { concurrency: 10 }, // across all nodes on this database
  * })
  * ```
+ *
+ * @category Queue
  */
 export function pgStore(options: PgStoreOptions): PgQueueStore {
   return new PgQueueStore(options)
 }
 
-/** The PostgreSQL store. */
+/**
+ * The PostgreSQL store.
+ *
+ * @category Queue
+ */
 export class PgQueueStore implements QueueStore {
   /** The quoted schema, for SQL. */
   readonly s: string
+  /** The PostgreSQL schema of the tables. */
   readonly schema: string
+  /** This node's name in leases. */
   readonly node: string
   /** The lease, in ms. */
   readonly lease: number
+  /** Bytes per content chunk. */
   readonly chunkSize: number
   readonly #options: PgStoreOptions
   #pool: PgPool | undefined

@@ -9,27 +9,51 @@
 import { RelayError } from '../../core/errors.js'
 import { missingDependency } from '../optional.js'
 
-/** A query's result, as `pg` returns it. */
+/**
+ * A query's result, as `pg` returns it.
+ *
+ * @category Queue
+ */
 export interface PgResult<R = Record<string, unknown>> {
+  /** The rows. */
   readonly rows: R[]
+  /** Rows inserted, updated or deleted. */
   readonly rowCount: number | null
 }
 
-/** One connection of a pool (`pg.PoolClient`). */
+/**
+ * One connection of a pool (`pg.PoolClient`).
+ *
+ * @category Queue
+ */
 export interface PgClient {
+  /** Runs a statement with `$1…` parameters. */
   query<R = Record<string, unknown>>(text: string, values?: unknown[]): Promise<PgResult<R>>
+  /** Gives the connection back (an error destroys it). */
   release(err?: Error | boolean): void
 }
 
-/** A connection pool (`pg.Pool`). */
+/**
+ * A connection pool (`pg.Pool`).
+ *
+ * @category Queue
+ */
 export interface PgPool {
+  /** Runs a statement on any connection. */
   query<R = Record<string, unknown>>(text: string, values?: unknown[]): Promise<PgResult<R>>
+  /** Takes a connection (for a transaction). */
   connect(): Promise<PgClient>
+  /** Closes every connection. */
   end(): Promise<void>
+  /** Errors of idle connections. */
   on(event: 'error', listener: (err: Error) => void): unknown
 }
 
-/** Options of a pool relaychain creates itself. */
+/**
+ * Options of a pool relaychain creates itself.
+ *
+ * @category Queue
+ */
 export interface PgConnectOptions {
   /** `postgres://user:password@host:port/database` */
   readonly connectionString: string

@@ -7,15 +7,27 @@
 import { RelayError } from '../../core/errors.js'
 import { ident, inTransaction, type PgPool } from './driver.js'
 
-/** One step: its version (1, 2, …, per feature), a name, and the SQL (`{schema}` is replaced by the quoted schema). */
+/**
+ * One step: its version (1, 2, …, per feature), a name, and the SQL (`{schema}` is replaced by the quoted schema).
+ *
+ * @category Queue
+ */
 export interface Migration {
+  /** 1, 2, … in order. */
   readonly version: number
+  /** What it does. */
   readonly name: string
+  /** The statements. */
   readonly sql: string
 }
 
-/** What `migrate()` did. */
+/**
+ * What `migrate()` did.
+ *
+ * @category Queue
+ */
 export interface MigrationResult {
+  /** The schema migrated. */
   readonly schema: string
   /** The versions applied now (empty: it was up to date). */
   readonly applied: readonly number[]
