@@ -1,12 +1,14 @@
 /**
- * `relaychain queue …`: the operator's view of a queue directory, like Postfix's `postqueue` and
- * `postsuper`. It works on the directory itself, so it is safe to run while the relay runs: moves
- * are renames the relay's worker notices, and nothing here takes the relay's lock.
+ * `relaychain queue …`: the operator's view of a queue, like Postfix's `postqueue` and
+ * `postsuper`: a queue directory (`--dir`), or the PostgreSQL store every node of a cluster
+ * shares (`--pg URL`). It works on the store itself, so it is safe to run while the relays run:
+ * moves are renames (or row updates) the workers notice, and nothing here takes a relay's lock.
  */
 import { stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import type { Transport } from '../core/types.js'
+import { pgStore } from '../queue/pg-store.js'
 import { durableQueue } from '../queue/queue.js'
 import type { EntryPlace, EntrySummary, QueueEntry } from '../queue/types.js'
 
@@ -16,7 +18,7 @@ export interface CommandIo {
   err(line: string): void
 }
 
-export const QUEUE_USAGE = `usage: relaychain queue <command> --dir DIR [--json]
+export const QUEUE_USAGE = `usage: relaychain queue <command> (--dir DIR | --pg URL [--schema NAME]) [--json]
 
   list                 every entry: id, size, arrival, where it is, sender, recipients and last reply
   show ID              one entry with each recipient's state and attempts
@@ -45,20 +47,44 @@ export async function queueCommand(argv: readonly string[], io: CommandIo): Prom
   const [command, id, ...extra] = positionals
   if (values.help) return (io.out(QUEUE_USAGE), 0)
   const needsId = ['show', 'hold', 'release', 'delete', 'requeue']
-  if (!command || !values.dir || (needsId.includes(command) ? !id || extra.length : id) || !['list', 'flush', ...needsId].includes(command)) {
+  if (
+    !command ||
+    !values.dir === !values.pg ||
+    (needsId.includes(command) ? !id || extra.length : id) ||
+    !['list', 'flush', ...needsId].includes(command)
+  ) {
     io.err(QUEUE_USAGE)
     return 2
   }
-  if (!(await isQueueDir(values.dir))) {
+  if (values.dir && !(await isQueueDir(values.dir))) {
     io.err(`${values.dir} is not a queue directory (no due/ in it): give the directory the relay's durableQueue uses`)
     return 1
   }
-  const queue = durableQueue({ dir: values.dir, deliver: NO_DELIVERY })
-  const json = values.json === true
+  const store = values.pg
+    ? pgStore({ connectionString: values.pg, maxConnections: 2, ...(values.schema ? { schema: values.schema } : {}) })
+    : undefined
+  const queue = durableQueue({ ...(store ? { store } : { dir: values.dir! }), deliver: NO_DELIVERY })
+  const where = store ? store.describe() : values.dir
+  try {
+    return await run(queue, command, id, values.json === true, values.notify === true, where!, io)
+  } finally {
+    await store?.close()
+  }
+}
+
+async function run(
+  queue: ReturnType<typeof durableQueue>,
+  command: string,
+  id: string | undefined,
+  json: boolean,
+  notify: boolean,
+  where: string,
+  io: CommandIo,
+): Promise<number> {
   const done = (ok: boolean, what: string) => {
     if (json) io.out(JSON.stringify({ id, ok }))
     else if (ok) io.out(`${id}: ${what}`)
-    else io.err(`${id}: no such entry in ${values.dir}`)
+    else io.err(`${id}: no such entry in ${where}`)
     return ok ? 0 : 1
   }
   switch (command) {
@@ -75,7 +101,7 @@ export async function queueCommand(argv: readonly string[], io: CommandIo): Prom
     case 'release':
       return done(await queue.release(id!), 'released, due now')
     case 'delete':
-      return done(await queue.delete(id!, { notify: values.notify === true }), values.notify ? 'deleted, sender notified' : 'deleted')
+      return done(await queue.delete(id!, { notify }), notify ? 'deleted, sender notified' : 'deleted')
     case 'requeue':
       return done(await queue.requeue(id!), 'requeued, due now')
     default: {
@@ -94,7 +120,14 @@ function parseQueueArgs(argv: readonly string[]) {
   return parseArgs({
     args: [...argv],
     allowPositionals: true,
-    options: { dir: { type: 'string' }, json: { type: 'boolean' }, notify: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    options: {
+      dir: { type: 'string' },
+      pg: { type: 'string' },
+      schema: { type: 'string' },
+      json: { type: 'boolean' },
+      notify: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
   })
 }
 

@@ -1,23 +1,29 @@
 #!/usr/bin/env node
 /**
- * The `relaychain` command (the package's `bin`). One command so far: `relaychain queue …`, the
- * operator's tool for a durable queue's directory; see `queue-command.ts`.
+ * The `relaychain` command (the package's `bin`): `relaychain queue …`, the operator's tool for
+ * a durable queue (a directory or the shared PostgreSQL store; see `queue-command.ts`), and
+ * `relaychain db migrate`, the PostgreSQL schema (see `db-command.ts`).
  */
+import { DB_USAGE, dbCommand } from './db-command.js'
 import { QUEUE_USAGE, queueCommand } from './queue-command.js'
 
 const USAGE = `usage: relaychain <command> …
 
-  queue    list, show, hold, release, flush, delete or requeue entries of a queue directory
+  queue    list, show, hold, release, flush, delete or requeue entries of a queue
+  db       create or upgrade the PostgreSQL schema of a shared queue
 
-${QUEUE_USAGE}`
+${QUEUE_USAGE}
+
+${DB_USAGE}`
 
 const [command, ...rest] = process.argv.slice(2)
 const io = { out: (line: string) => console.log(line), err: (line: string) => console.error(line) }
-if (command === 'queue') {
-  queueCommand(rest, io).then(
+const commands = { queue: queueCommand, db: dbCommand }
+if (command === 'queue' || command === 'db') {
+  commands[command](rest, io).then(
     (code) => (process.exitCode = code),
     (err: unknown) => {
-      console.error(`relaychain queue: ${(err as Error).message}`)
+      console.error(`relaychain ${command}: ${(err as Error).message}`)
       process.exitCode = 1
     },
   )

@@ -193,6 +193,8 @@ export const RelayErrorCode = {
   ERR_RELAY_INCOMPATIBLE_SERVER: 'ERR_RELAY_INCOMPATIBLE_SERVER',
   /** A feature was used without its optional peer dependency installed; the message names the `npm install` command. */
   ERR_RELAY_MISSING_DEPENDENCY: 'ERR_RELAY_MISSING_DEPENDENCY',
+  /** The database schema is newer than this version of relaychain knows. */
+  ERR_RELAY_SCHEMA_VERSION: 'ERR_RELAY_SCHEMA_VERSION',
 } as const
 
 /**

@@ -22,6 +22,29 @@ export interface DestinationLimits {
   maxBackoff?: number
 }
 
+/**
+ * What the worker asks of per-destination limits: the in-process ones (`Destinations`), or the
+ * ones a shared store keeps for every node (`PgQueueStore.destinations`).
+ *
+ * @category Queue
+ */
+export interface DestinationGate {
+  /** True if `name` is throttled now and its probe is not due (its mail should wait). */
+  blocked(name: string): boolean
+  /** Marks a destination found waiting at start: probe it. */
+  assumeDown(name: string): void
+  /** Waits for a delivery slot; undefined if the destination is (or became) throttled. */
+  acquire(name: string): Promise<((answered: boolean) => void) | undefined>
+  /** Destinations throttled now whose probe is due. */
+  probesDue(): string[]
+  /** Forgets every throttle (an operator's flush). */
+  reset(): void
+  /** Refreshes what other nodes changed (the worker's poll). */
+  sync?(): Promise<void>
+  /** Lets deliveries waiting for a slot go (the queue closes). */
+  close?(): Promise<void>
+}
+
 interface Destination {
   readonly name: string
   active: number
@@ -34,7 +57,7 @@ interface Destination {
 }
 
 /** The state of every destination the worker has seen. */
-export class Destinations {
+export class Destinations implements DestinationGate {
   readonly #limits: Required<DestinationLimits>
   readonly #clock: Clock
   readonly #all = new Map<string, Destination>()

@@ -13,7 +13,7 @@ import type { DeliveryReport, Message, Transport } from '../core/types.js'
 import { createEventStream, type DeliveryEvents } from '../delivery/events.js'
 import type { Clock } from '../shared/clock.js'
 import { type Duration, toMs } from '../shared/duration.js'
-import { type DestinationLimits, Destinations } from './destinations.js'
+import { type DestinationGate, type DestinationLimits, Destinations } from './destinations.js'
 import { dirStore } from './dir-store.js'
 import { queueNotice } from './notices.js'
 import { type RetryOptions, retrySchedule } from './schedule.js'
@@ -115,7 +115,7 @@ export function durableQueue(options: DurableQueueOptions): DurableQueue {
   if (!options.deliver || typeof options.deliver.send !== 'function')
     throw new RelayError('ERR_RELAY_INVALID_OPTION', 'durableQueue needs a deliver transport')
   const events = createEventStream()
-  const store = options.store ?? dirStore(options.dir!, { onCorrupt: (id, reason) => corrupt(id, reason) })
+  const store: QueueStore = options.store ?? dirStore(options.dir!, { onCorrupt: (id, reason) => corrupt(id, reason) })
   const clock = options.clock ?? Date.now
   const schedule = retrySchedule(options.retry, options.random)
   const hostname = options.hostname ?? osHostname()
@@ -123,7 +123,10 @@ export function durableQueue(options: DurableQueueOptions): DurableQueue {
   // A pipeline of the application's own reports its errors on its stream, and its transport's
   // connection attempts (MX delivery): they are the queue's too (its own outcomes it announces itself).
   if (chain.events !== events) chain.events.subscribe((e) => (e.type === 'error' || e.type === 'delivery-attempt') && events.emit(e))
-  const destinations = new Destinations(options.destinations ?? {}, clock, (name) => worker.destinationUp(name))
+  const onUp = (name: string) => worker.destinationUp(name)
+  // A shared store keeps the limits for every node; the directory store leaves them to this process.
+  const destinations: DestinationGate =
+    store.destinations?.(options.destinations ?? {}, clock, onUp) ?? new Destinations(options.destinations ?? {}, clock, onUp)
   const worker = new QueueWorker({
     store,
     chain,
@@ -138,6 +141,7 @@ export function durableQueue(options: DurableQueueOptions): DurableQueue {
     pollInterval: toMs(options.pollInterval ?? '1s', 'pollInterval'),
     onPoll: async () => {
       if (await store.flushRequested()) destinations.reset()
+      await destinations.sync?.()
     },
   })
   let opened: Promise<void> | undefined
@@ -173,6 +177,7 @@ export function durableQueue(options: DurableQueueOptions): DurableQueue {
     open() {
       opened ??= (async () => {
         await store.open()
+        await destinations.sync?.()
         await options.deliver.open?.()
         await worker.start()
       })()

@@ -14,6 +14,8 @@
  */
 import type { Readable } from 'node:stream'
 import type { Address, Envelope } from '../core/types.js'
+import type { Clock } from '../shared/clock.js'
+import type { DestinationGate, DestinationLimits } from './destinations.js'
 
 /**
  * Where a recipient stands. `pending` until an attempt decides; the others are final but `deferred`.
@@ -238,4 +240,9 @@ export interface QueueStore {
   remove(id: string): Promise<boolean>
   /** Gives the store up (the directory store removes its lock). */
   close(): Promise<void>
+  /**
+   * Per-destination limits kept by the store for every process that uses it (a shared store);
+   * without it the queue keeps them in process.
+   */
+  destinations?(limits: DestinationLimits, clock: Clock, onUp: (name: string) => void): DestinationGate
 }

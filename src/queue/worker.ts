@@ -20,7 +20,7 @@ import type { Session, Transaction } from '../core/types.js'
 import { wants } from '../delivery/dsn.js'
 import type { DeliveryEvents, EventSession } from '../delivery/events.js'
 import type { Clock } from '../shared/clock.js'
-import type { Destinations } from './destinations.js'
+import type { DestinationGate } from './destinations.js'
 import { addMessage, contentOf, queueNotice } from './notices.js'
 import type { RetrySchedule } from './schedule.js'
 import type { ClaimedEntry, EntryHeader, EntryPlace, JournalRecord, QueueStore, RecipientStatus } from './types.js'
@@ -31,7 +31,7 @@ export interface WorkerContext {
   /** The after-queue chain. */
   readonly chain: Pipeline
   readonly schedule: RetrySchedule
-  readonly destinations: Destinations
+  readonly destinations: DestinationGate
   readonly clock: Clock
   readonly events: DeliveryEvents
   /** The reporting MTA of notices. */
@@ -180,6 +180,7 @@ export class QueueWorker {
     await Promise.race([Promise.allSettled([this.#ticking, ...this.#active.values()]), deadline])
     clearTimeout(timer)
     this.#stop.abort(new Error('the queue is closing'))
+    await this.#ctx.destinations.close?.() // deliveries still waiting for a slot give up
     await Promise.allSettled([...this.#active.values()])
   }
 
@@ -213,7 +214,10 @@ export class QueueWorker {
       .catch(async (error: unknown) => {
         this.#ctx.events.emit({ type: 'error', time: this.#ctx.clock(), message: 'queue entry could not be processed', error, id })
         // Not at once again (the fault may persist), but soon.
-        await entry.move({ kind: 'due', at: this.#ctx.clock() + this.#ctx.schedule.minimum }).catch(() => entry.release())
+        await entry
+          .move({ kind: 'due', at: this.#ctx.clock() + this.#ctx.schedule.minimum })
+          .catch(() => entry.release())
+          .catch(() => {}) // the store is unreachable: a shared store's lease gives the entry back later
       })
       .finally(() => {
         this.#active.delete(id)

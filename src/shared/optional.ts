@@ -22,6 +22,7 @@ export const OPTIONAL_FEATURES = {
   smime: { what: 'S/MIME (smimeSign, smimeEncrypt)', packages: { pkijs: '^4.0.0', asn1js: '^4.0.0' } },
   argon2: { what: 'Argon2 password hashes (passwordFile, hashPassword)', packages: { '@node-rs/argon2': '^2.0.2' } },
   bcrypt: { what: 'bcrypt password hashes (passwordFile, hashPassword)', packages: { bcryptjs: '^3.0.3' } },
+  pg: { what: 'the PostgreSQL queue store (pgStore)', packages: { pg: '^8.11.0' } },
 } as const
 
 /** A feature whose packages are optional. */

@@ -9,6 +9,7 @@ import {
   type DurableQueueOptions,
   durableQueue,
   type EntrySummary,
+  type QueueStore,
   smtpTransport,
   type Transport,
 } from '../../src/index.js'
@@ -52,6 +53,8 @@ export interface QueueHarnessOptions {
   /** The transport after the queue. Default: SMTP to the sink. */
   deliver?: (sink: Sink) => Transport
   dir?: string
+  /** The store for `dir` (default: the directory store in it); the same `dir` gives the same store's data again. */
+  store?: (dir: string) => QueueStore
 }
 
 export async function startQueue(options: QueueHarnessOptions = {}): Promise<QueueHarness> {
@@ -60,7 +63,7 @@ export async function startQueue(options: QueueHarnessOptions = {}): Promise<Que
   const clock = manualClock()
   const events: DeliveryEvent[] = []
   const queue = durableQueue({
-    dir,
+    ...(options.store ? { store: options.store(dir) } : { dir }),
     deliver: options.deliver?.(sink) ?? smtpTransport({ host: sink.host, port: sink.port, name: 'relay.test', pool: false }),
     clock,
     random: () => 0.5,

@@ -5,11 +5,12 @@
  */
 import { once } from 'node:events'
 import { type AddressInfo, createServer, type Server } from 'node:net'
-import { describe, expect, it } from 'vitest'
+import { expect, it } from 'vitest'
 import { routeTransport, smtpTransport } from '../../src/index.js'
 import { type Sink, startSink } from '../../src/testing/index.js'
 import { afterTest } from '../helpers/after-test.js'
-import { MINUTE, startQueue } from '../helpers/queue.js'
+import { MINUTE } from '../helpers/queue.js'
+import { describeStores } from '../helpers/queue-stores.js'
 
 /** A next hop that is down: it accepts each connection and closes it at once, and counts them. */
 async function deadHop(port = 0): Promise<{ port: number; connections: () => number; close: () => Promise<void> }> {
@@ -52,7 +53,7 @@ function gate(count: number, pass = 0) {
   }
 }
 
-describe('queue destinations', () => {
+describeStores('queue destinations', (startQueue) => {
   it('delivers to one next hop at most 5 at a time while another next hop is not held up', async () => {
     const slow = gate(5)
     const a = await startSink({ gate: slow.wait })

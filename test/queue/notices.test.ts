@@ -2,15 +2,16 @@
  * The notices the queue sends (RFC 3464 DSNs through the same queue, null sender), read by an
  * independent parser: Python's email package.
  */
-import { describe, expect, it } from 'vitest'
+import { expect, it } from 'vitest'
 import { afterTest } from '../helpers/after-test.js'
 import { parseDsn } from '../helpers/mime.js'
-import { HOUR, startQueue } from '../helpers/queue.js'
+import { HOUR } from '../helpers/queue.js'
+import { describeStores } from '../helpers/queue-stores.js'
 
 const ALICE = { address: 'alice@example.com', args: { ENVID: 'env-1', RET: 'HDRS' } }
 const fromSender = (m: { mailFrom: string }) => m.mailFrom !== ''
 
-describe('queue notices', () => {
+describeStores('queue notices', (startQueue) => {
   it('sends one failure DSN for a recipient refused with 5xx, field by field, and delivers the other', async () => {
     const q = await startQueue({ sink: { rcpt: (a) => (a === 'carol@example.org' ? '550 5.1.1 No such user' : undefined) } })
     afterTest(() => q.close())

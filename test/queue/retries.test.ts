@@ -3,11 +3,12 @@
  * how the delay grows, when a delay notice goes out, when a message expires, and what each
  * attempt announces.
  */
-import { describe, expect, it } from 'vitest'
+import { expect, it } from 'vitest'
 import { afterTest } from '../helpers/after-test.js'
-import { HOUR, MINUTE, START, startQueue } from '../helpers/queue.js'
+import { HOUR, MINUTE, START } from '../helpers/queue.js'
+import { describeStores } from '../helpers/queue-stores.js'
 
-describe('queue retries', () => {
+describeStores('queue retries', (startQueue) => {
   it('defers on a 4xx, does not try again before the minimum backoff, and delivers on the next attempt', async () => {
     let refuse = true
     const q = await startQueue({ sink: { data: () => (refuse ? '451 4.3.0 Try again later' : undefined) } })
