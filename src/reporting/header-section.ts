@@ -1,0 +1,48 @@
+/**
+ * Header sections found inside reports: the field groups of a message/delivery-status or
+ * message/feedback-report part, and the header of a returned original message. They are parsed
+ * with the relay's own HeaderBlock, so folding, field-name case and malformed lines are treated
+ * exactly as at ingress; values come back unfolded and trimmed.
+ */
+import { HeaderBlock } from '../body/header-block.js'
+import { HeaderScanner } from '../body/split-header.js'
+
+/** The header section at the start of `raw` (a message, or the body of a headers-only part). */
+export function headerSection(raw: Buffer): HeaderBlock {
+  const scanner = new HeaderScanner()
+  const end = scanner.scan(raw) ?? scanner.end(raw)
+  return HeaderBlock.parse(raw.subarray(0, end.headEnd), raw.subarray(end.headEnd, end.sepEnd))
+}
+
+/**
+ * The blank-line separated field groups of a report body (RFC 3464 §2.1: one per-message group,
+ * then one group per recipient). A line of only spaces counts as blank: some MTAs write them.
+ */
+export function fieldGroups(body: Buffer): HeaderBlock[] {
+  return body
+    .toString('latin1')
+    .split(/\r?\n(?:[ \t]*\r?\n)+/)
+    .map((group) => group.replace(/^(?:[ \t]*\r?\n)+/, ''))
+    .filter((group) => group.length > 0)
+    .map((group) => headerSection(Buffer.from(`${group}\n`, 'latin1')))
+    .filter((section) => !section.empty)
+}
+
+/**
+ * The address in a report field or header value: drops an RFC 3464 address type
+ * (`rfc822;`), a display name and angle brackets. `undefined` if nothing address-like is left.
+ */
+export function addressIn(value: string | undefined): string | undefined {
+  if (!value) return undefined
+  const untyped = value.replace(/^\s*(?:rfc822|utf-8|x-[\w-]+)\s*;\s*/i, '').trim()
+  const angled = /<([^<>\s]*@[^<>\s]*)>/.exec(untyped)
+  const address = (angled?.[1] ?? untyped.replace(/^<|>$/g, '')).trim()
+  return address.length > 0 ? address : undefined
+}
+
+/** Every address (`local@domain`) in a header value such as To or Original-Rcpt-To, in order, without duplicates. */
+export function addressesIn(value: string | undefined): string[] {
+  if (!value) return []
+  const found = value.match(/[^\s<>(),;:"[\]]+@[^\s<>(),;:"[\]]+\.[^\s<>(),;:"[\]]+/g) ?? []
+  return [...new Set(found.map((a) => a.replace(/\.$/, '')))]
+}
