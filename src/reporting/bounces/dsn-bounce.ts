@@ -1,0 +1,50 @@
+/**
+ * Bounces with RFC 3464 fields: per recipient, the Action says whether it failed, the
+ * Diagnostic-Code quotes the remote server and the Status gives the code. What the fields leave
+ * out (many MTAs write no Diagnostic-Code; Postfix says "in reply to RCPT TO command" only in its
+ * notice) is read from the notice part about that recipient.
+ */
+import type { DsnFields, DsnRecipientFields } from './delivery-status.js'
+import { toRecipient } from './recipient-evidence.js'
+import { phaseIn, quotedReply } from './smtp-transcript.js'
+import { recipientBlocks } from './text-recipients.js'
+import type { BounceRecipient } from './types.js'
+
+/** Actions that report a delivery, not a failure (RFC 3464 §2.3.3; `deliverable` is seen in the wild). */
+const DELIVERED = new Set(['delivered', 'relayed', 'expanded', 'deliverable'])
+const DELAYED = new Set(['delayed', 'delay', 'deferred', 'transient'])
+
+/** The failed and delayed recipients of the DSN; empty when every recipient was delivered. */
+export function dsnRecipients(dsn: DsnFields, notice: string): BounceRecipient[] {
+  const addresses = dsn.recipients.flatMap((r) => (r.finalRecipient ? [r.finalRecipient] : []))
+  const blocks = recipientBlocks(notice, addresses)
+  return dsn.recipients.flatMap((r) => {
+    const action = actionOf(r)
+    if (!action) return []
+    const about = (r.finalRecipient && blocks.get(r.finalRecipient)) || notice
+    const quoted = r.diagnostic ? undefined : quotedReply(about)
+    return [
+      toRecipient({
+        finalRecipient: r.finalRecipient,
+        originalRecipient: r.originalRecipient,
+        action,
+        dsnStatus: r.status,
+        remoteMta: r.remoteMta,
+        diagnostic: r.diagnostic ?? quoted?.text,
+        // Without a Diagnostic-Code the notice is the only account of the failure.
+        reasonText: r.diagnostic ? undefined : about,
+        context: r.diagnostic ? about : undefined,
+        phase: phaseIn(about) ?? phaseIn(r.diagnostic ?? ''),
+        localDelivery: r.diagnosticType === 'x-unix' || r.finalRecipient?.startsWith('|'),
+      }),
+    ]
+  })
+}
+
+/** failed or delayed; `undefined` for a delivery. An unknown or missing Action goes by the Status class. */
+function actionOf(r: DsnRecipientFields): 'failed' | 'delayed' | undefined {
+  if (r.action && DELIVERED.has(r.action)) return undefined
+  if (r.action && DELAYED.has(r.action)) return 'delayed'
+  if (!r.action && r.status?.startsWith('2')) return undefined
+  return 'failed'
+}

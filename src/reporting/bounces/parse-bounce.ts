@@ -1,0 +1,114 @@
+/**
+ * parseBounce: reads a message that arrived at a bounce address and says which recipients of
+ * which original message failed, and why. It knows RFC 3464 delivery status notifications
+ * (also nested in a forwarded message, or pasted into a text part), Amazon SES notifications,
+ * and the plain-text notices of MTAs and providers that write no DSN. Anything else at a
+ * bounce address (auto-replies, success notices, complaints, people) is `null`.
+ *
+ * The message is read with mailsplit, at most MAX_REPORT_BYTES (2 MiB) of it: a report's own
+ * parts come first, and only the returned original's tail is ever left unread.
+ */
+import { sesNotification, type SesNotification } from '../amazon-ses.js'
+import { headerSection } from '../header-section.js'
+import { readReport, type Report } from '../message-parts.js'
+import { ORIGINAL_TYPES, originalMessageId } from '../original-message.js'
+import { reportText } from '../report-text.js'
+import { bounceSignals, isTextBounce } from './bounce-signals.js'
+import { DSN_TYPES, dsnFields, dsnFieldsInText, type DsnFields } from './delivery-status.js'
+import { dsnRecipients } from './dsn-bounce.js'
+import { toRecipient } from './recipient-evidence.js'
+import { textBounceRecipients } from './text-bounce.js'
+import type { BounceRecipient, BounceReport } from './types.js'
+
+/**
+ * Parses a bounce. Resolves to `null` when the message is not a bounce: an auto-reply or
+ * vacation notice, a DSN that reports only deliveries (Action delivered, relayed, expanded), a
+ * complaint (see `parseComplaint`), or a message that cannot be read as MIME at all.
+ *
+ * @param raw The whole message, as received (CRLF or LF line endings).
+ *
+ * @example
+ * ```ts
+ * const report = await parseBounce(await readFile('bounce.eml'))
+ * for (const r of report?.recipients ?? []) {
+ *   if (r.classification.class === 'hard') await suppress(r.finalRecipient)
+ * }
+ * ```
+ */
+export async function parseBounce(raw: Buffer | string): Promise<BounceReport | null> {
+  return parseReport(raw, 1)
+}
+
+async function parseReport(raw: Buffer | string, nesting: number): Promise<BounceReport | null> {
+  let report: Report
+  try {
+    report = await readReport(raw)
+  } catch {
+    return null
+  }
+  if (report.reportType === 'feedback-report') return null
+  const ses = sesNotification(report)
+  if (ses) return ses.type === 'Bounce' ? sesBounce(ses) : null
+
+  const text = reportText(report)
+  const dsn = dsnOf(report, text.notice)
+  if (dsn) {
+    const recipients = dsnRecipients(dsn, text.notice)
+    return build(report, 'rfc3464', recipients, text.returned, dsn)
+  }
+  const signals = bounceSignals(report.headers, text.notice)
+  if (!isTextBounce(signals)) return null
+  if (nesting > 0) {
+    // A notice whose DSN is inside the message it returns (some gateways wrap the real bounce).
+    const nested = report.parts.find((p) => ORIGINAL_TYPES.has(p.type) && /delivery-status/i.test(headerSection(p.body).get('content-type') ?? ''))
+    if (nested) {
+      const inner = await parseReport(nested.body, nesting - 1)
+      if (inner) return inner
+    }
+  }
+  return build(report, 'text', textBounceRecipients(report.headers, text.notice, signals), text.returned)
+}
+
+/** The DSN fields of a delivery-status part, else ones pasted into the notice. */
+function dsnOf(report: Report, notice: string): DsnFields | undefined {
+  const parts = report.parts.filter((p) => DSN_TYPES.has(p.type)).map((p) => dsnFields(p.body))
+  const withRecipients = parts.filter((d) => d.recipients.length > 0)
+  if (withRecipients.length) {
+    return { message: withRecipients[0]!.message, recipients: withRecipients.flatMap((d) => d.recipients) }
+  }
+  return dsnFieldsInText(notice)
+}
+
+function build(report: Report, format: BounceReport['format'], recipients: BounceRecipient[], returned: string, dsn?: DsnFields): BounceReport | null {
+  if (!recipients.length) return null
+  const messageId = originalMessageId(report, returned)
+  return {
+    format,
+    ...(dsn?.message.reportingMta ? { reportingMta: dsn.message.reportingMta } : {}),
+    ...(dsn?.message.arrivalDate ? { arrivalDate: dsn.message.arrivalDate } : {}),
+    ...(dsn?.message.originalEnvelopeId ? { originalEnvelopeId: dsn.message.originalEnvelopeId } : {}),
+    ...(messageId ? { originalMessageId: messageId } : {}),
+    recipients,
+  }
+}
+
+/** An SES bounce notification. SES's bounce type stands in for a missing status. */
+function sesBounce(ses: SesNotification): BounceReport | null {
+  const fallback = ses.bounceType === 'Transient' ? '4.0.0' : ses.bounceType === 'Permanent' ? '5.0.0' : undefined
+  const recipients = ses.recipients.map((r) =>
+    toRecipient({
+      finalRecipient: r.emailAddress,
+      action: r.action === 'delayed' ? 'delayed' : 'failed',
+      dsnStatus: r.status ?? fallback,
+      diagnostic: r.diagnosticCode?.replace(/^\s*smtp\s*;\s*/i, ''),
+      context: ses.bounceSubType,
+    }),
+  )
+  if (!recipients.length) return null
+  return {
+    format: 'amazon-ses',
+    ...(ses.reportingMta ? { reportingMta: ses.reportingMta } : {}),
+    ...(ses.messageId ? { originalMessageId: ses.messageId } : {}),
+    recipients,
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * Finding the failed recipients in a plain-text bounce and the part of the notice about each.
+ * The best evidence is an X-Failed-Recipients field, then a quoted `RCPT TO:<address>`, then
+ * addresses at the start of a line (how sendmail, qmail, Exim and Postfix list them), then any
+ * address in the notice. The bounce's own sender and recipient (the original sender) and
+ * MAILER-DAEMON are never taken for failed recipients.
+ */
+import type { HeaderBlock } from '../../body/header-block.js'
+import { addressesIn } from '../header-section.js'
+
+const ADDRESS = String.raw`[^\s<>()\[\],;:"'*]+@[\w-]+(?:\.[\w-]+)+`
+const MAILER_DAEMON = /^mailer-daemon@/i
+
+/** Addresses that name the bounce's own parties, never a failed recipient. */
+function ownParties(headers: HeaderBlock): Set<string> {
+  // Not X-Original-To: DragonFly puts the failed recipient there.
+  const fields = ['from', 'to', 'cc', 'reply-to', 'sender', 'return-path', 'delivered-to']
+  return new Set(fields.flatMap((f) => headers.getAll(f).flatMap(addressesIn)).map((a) => a.toLowerCase()))
+}
+
+/** The failed recipients of a plain-text bounce, best evidence first; may be empty. */
+export function textRecipients(headers: HeaderBlock, notice: string, failedRecipients: readonly string[]): string[] {
+  if (failedRecipients.length) return [...new Set(failedRecipients)]
+  const own = ownParties(headers)
+  const usable = (a: string) => !own.has(a.toLowerCase()) && !MAILER_DAEMON.test(a)
+  const tiers = [
+    matches(notice, new RegExp(String.raw`RCPT TO:\s*<?(${ADDRESS})`, 'gi')),
+    matches(notice, new RegExp(String.raw`^[ \t>*"]*(?:Recipient:\s*|Could not be delivered to:\s*|undeliverable to\s+|Unable to deliver message to:?\s*)?<?(${ADDRESS})`, 'gim')),
+    matches(notice, new RegExp(`(${ADDRESS})`, 'g')),
+  ]
+  for (const tier of tiers) {
+    const found = [...new Set(tier.filter(usable))]
+    if (found.length) return found
+  }
+  return []
+}
+
+function matches(text: string, pattern: RegExp): string[] {
+  return [...text.matchAll(pattern)].map((m) => m[1]!.replace(/\.$/, ''))
+}
+
+/**
+ * The part of the notice about each recipient: from the line that starts with it to the line
+ * that starts with the next. Only when every recipient starts a line of its own; otherwise (one
+ * recipient, or a notice that lists addresses apart from the reasons) each gets the whole notice.
+ */
+export function recipientBlocks(notice: string, recipients: readonly string[]): Map<string, string> {
+  const lines = notice.split('\n')
+  const starts = recipients.map((r) => lines.findIndex((l) => l.replace(/^[ \t>*"<]+/, '').toLowerCase().startsWith(r.toLowerCase())))
+  const blocks = new Map<string, string>()
+  if (recipients.length < 2 || starts.some((s) => s < 0)) {
+    for (const r of recipients) blocks.set(r, notice)
+    return blocks
+  }
+  const sorted = [...starts].sort((a, b) => a - b)
+  recipients.forEach((r, i) => {
+    const start = starts[i]!
+    const next = sorted.find((s) => s > start) ?? lines.length
+    blocks.set(r, lines.slice(start, next).join('\n'))
+  })
+  return blocks
+}
