@@ -40,14 +40,10 @@ const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : [])
 export function sesNotification(report: Report): SesNotification | undefined {
   const [part, ...others] = report.parts
   if (!part || others.length || !part.type.startsWith('text/')) return undefined
+  // SNS writes the JSON on one line, followed by its unsubscribe footer; others send only JSON.
   const line = part.text.split('\n').find((l) => l.trimStart().startsWith('{'))
-  let json: Json | undefined
-  try {
-    json = object(JSON.parse(line ?? ''))
-  } catch {
-    return undefined
-  }
-  const inner = json && string(json.Type) === 'Notification' ? parseInner(json.Message) : json
+  const json = line === undefined ? undefined : (parseJson(line) ?? parseJson(part.text.slice(part.text.indexOf('{'), part.text.lastIndexOf('}') + 1)))
+  const inner = json && string(json.Type) === 'Notification' ? parseJson(string(json.Message) ?? '') : json
   const type = inner && (string(inner.notificationType) ?? string(inner.eventType))
   if (!inner || !type) return undefined
   const mail = object(inner.mail) ?? {}
@@ -72,9 +68,9 @@ export function sesNotification(report: Report): SesNotification | undefined {
   }
 }
 
-function parseInner(message: unknown): Json | undefined {
+function parseJson(text: string): Json | undefined {
   try {
-    return object(JSON.parse(string(message) ?? ''))
+    return object(JSON.parse(text))
   } catch {
     return undefined
   }

@@ -29,7 +29,7 @@ export interface ReportPart {
   readonly headers: HeaderBlock
   /** The body with its transfer encoding (base64, quoted-printable) undone. */
   readonly body: Buffer
-  /** The body as text in its declared charset (UTF-8 when none is declared). */
+  /** The body as text in its declared charset (UTF-8 when none); `''` for parts that are not text/* or message/*. */
   readonly text: string
 }
 
@@ -96,12 +96,13 @@ async function toPart(leaf: Leaf): Promise<ReportPart> {
   const { node } = leaf
   const body = await decodeTransfer(node, Buffer.concat(leaf.chunks, leaf.size))
   const charset = node.charset || undefined
+  const type = node.multipart || !node.contentType ? 'text/plain' : node.contentType.toLowerCase()
   return {
-    type: node.multipart || !node.contentType ? 'text/plain' : node.contentType.toLowerCase(),
+    type,
     charset,
     headers: headerOf(node),
     body,
-    text: charsets.decode(body, charset ?? 'utf-8'),
+    text: /^(?:text|message)\//.test(type) ? charsets.decode(body, charset ?? 'utf-8') : '',
   }
 }
 

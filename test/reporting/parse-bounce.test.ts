@@ -135,11 +135,12 @@ describe('parseBounce', () => {
     expect(report!.recipients[1]!.phase).toBe('data')
   })
 
-  it('returns null for auto-replies, letters from people, complaints and bytes that are not mail', async () => {
+  it('returns null for auto-replies, letters from people, complaints, success notices and bytes that are not mail', async () => {
     const vacation = 'From: bob@example.org\nTo: alice@example.com\nSubject: Out of office\nAuto-Submitted: auto-replied\n\nI am away until Monday.\n'
     const letter = 'From: bob@example.org\nTo: alice@example.com\nSubject: your mail\n\nYour message could not be delivered to my heart.\n'
     const arf = 'From: fbl@isp.example\nContent-Type: multipart/report; report-type=feedback-report; boundary=x\n\n--x\nContent-Type: message/feedback-report\n\nFeedback-Type: abuse\n\n--x--\n'
-    for (const raw of [vacation, letter, arf, '', '\u0000\u0001binary']) expect(await parseBounce(raw)).toBeNull()
+    const success = 'From: Mail Delivery Subsystem <mailer-daemon@mx.example.net>\nSubject: Delivery Status Notification (Success)\n\nYour message was delivered to bob@example.org.\n'
+    for (const raw of [vacation, letter, arf, success, '', '\u0000\u0001binary']) expect(await parseBounce(raw)).toBeNull()
   })
 
   it('reads an Amazon SES bounce notification, bare or in its SNS envelope, and ignores its delivery notifications', async () => {

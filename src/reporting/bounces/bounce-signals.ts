@@ -27,6 +27,8 @@ export interface BounceSignals {
   readonly daemonSender: boolean
   readonly bounceSubject: boolean
   readonly autoReplySubject: boolean
+  /** The subject announces a successful delivery ("(Success)", "Delivered"). */
+  readonly successSubject: boolean
   /** Sent with the null reverse-path, as RFC 5321 wants every bounce (auto-replies too). */
   readonly nullSender: boolean
   /** Addresses listed in X-Failed-Recipients (Exim, Gmail). */
@@ -46,6 +48,7 @@ export function bounceSignals(headers: HeaderBlock, notice: string): BounceSigna
     daemonSender: DAEMON.test(local) || (name.length > 0 && DAEMON.test(name)),
     bounceSubject: BOUNCE_SUBJECT.test(subject),
     autoReplySubject: AUTO_REPLY_SUBJECT.test(subject),
+    successSubject: /\(success\)|\bsuccess(?:ful(?:ly)?)?\b|\bdelivered\b|\brelayed\b/i.test(subject),
     nullSender: headers.getAll('return-path').some((v) => /^<\s*>$/.test(v)),
     failedRecipients: headers.getAll('x-failed-recipients').flatMap((v) => v.split(',').map((a) => a.trim()).filter((a) => a.includes('@'))),
     failureWords: FAILURE_WORDS.test(notice),
@@ -58,6 +61,7 @@ export function isTextBounce(s: BounceSignals): boolean {
   const system = s.daemonSender || s.failedRecipients.length > 0
   if (s.autoReplySubject && !system) return false
   const failure = s.failureWords || s.quotesReply
+  if (s.successSubject && !failure) return false
   if (system) return s.bounceSubject || failure || s.failedRecipients.length > 0
   return failure && (s.bounceSubject || s.nullSender)
 }

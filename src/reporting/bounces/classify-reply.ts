@@ -72,8 +72,7 @@ export function classifyReply(
   if (category === 'user-unknown' && context.phase === 'data' && fromStatus !== 'user-unknown') category = 'filtered'
   if (ABOUT_THE_RECIPIENT.has(category) && ABOUT_THE_SENDER.has(context.phase)) category = 'policy'
 
-  const cls = classOf(category, status?.startsWith('4') ?? false)
-  return status === undefined ? { class: cls, category } : { class: cls, category, status }
+  return { class: classOf(category, status?.startsWith('4') ?? false), category, status }
 }
 
 /** X.7.x (security or policy) and X.1.7/X.1.8 (the sender's address): the server refused us, not the recipient. */

@@ -81,13 +81,12 @@ function dsnOf(report: Report, notice: string): DsnFields | undefined {
 
 function build(report: Report, format: BounceReport['format'], recipients: BounceRecipient[], returned: string, dsn?: DsnFields): BounceReport | null {
   if (!recipients.length) return null
-  const messageId = originalMessageId(report, returned)
   return {
     format,
-    ...(dsn?.message.reportingMta ? { reportingMta: dsn.message.reportingMta } : {}),
-    ...(dsn?.message.arrivalDate ? { arrivalDate: dsn.message.arrivalDate } : {}),
-    ...(dsn?.message.originalEnvelopeId ? { originalEnvelopeId: dsn.message.originalEnvelopeId } : {}),
-    ...(messageId ? { originalMessageId: messageId } : {}),
+    reportingMta: dsn?.message.reportingMta,
+    arrivalDate: dsn?.message.arrivalDate,
+    originalEnvelopeId: dsn?.message.originalEnvelopeId,
+    originalMessageId: originalMessageId(report, returned),
     recipients,
   }
 }
@@ -105,10 +104,5 @@ function sesBounce(ses: SesNotification): BounceReport | null {
     }),
   )
   if (!recipients.length) return null
-  return {
-    format: 'amazon-ses',
-    ...(ses.reportingMta ? { reportingMta: ses.reportingMta } : {}),
-    ...(ses.messageId ? { originalMessageId: ses.messageId } : {}),
-    recipients,
-  }
+  return { format: 'amazon-ses', reportingMta: ses.reportingMta, originalMessageId: ses.messageId, recipients }
 }

@@ -34,7 +34,7 @@ export function toRecipient(e: RecipientEvidence): BounceRecipient {
   // The remote's own code, unless it is a bare X.0.0 beside a more specific Status field.
   const own = reply.enhanced && !(GENERIC.test(reply.enhanced) && e.dsnStatus && !GENERIC.test(e.dsnStatus)) ? reply.enhanced : undefined
   const reportedStatus = e.dsnStatus ?? (reply.code === undefined ? (e.action === 'delayed' ? '4.0.0' : '5.0.0') : undefined)
-  const context = { reportedStatus, ...(e.phase ? { phase: e.phase } : {}) }
+  const context = { reportedStatus, phase: e.phase }
   // A wrapper's words in front of the remote reply (SES: "5.1.0 - Unknown address error 550-...") are not the reason.
   const reason = e.reasonText ?? e.diagnostic?.slice(reply.at) ?? ''
   let classified = classifyReply(reply.code, own, reason, context)
@@ -42,14 +42,14 @@ export function toRecipient(e: RecipientEvidence): BounceRecipient {
   const category = e.localDelivery && classified.class !== 'block' ? 'system' : classified.category
   const cls = category === classified.category ? classified.class : 'soft'
   return {
-    ...(e.finalRecipient ? { finalRecipient: e.finalRecipient } : {}),
-    ...(e.originalRecipient ? { originalRecipient: e.originalRecipient } : {}),
+    finalRecipient: e.finalRecipient,
+    originalRecipient: e.originalRecipient,
     action: e.action,
-    ...(e.dsnStatus ? { dsnStatus: e.dsnStatus } : {}),
-    ...(reply.code === undefined ? {} : { replyCode: reply.code }),
-    ...(e.remoteMta ? { remoteMta: e.remoteMta } : {}),
-    ...(e.diagnostic ? { diagnostic: e.diagnostic } : {}),
-    ...(e.phase ? { phase: e.phase } : {}),
+    dsnStatus: e.dsnStatus,
+    replyCode: reply.code,
+    remoteMta: e.remoteMta,
+    diagnostic: e.diagnostic,
+    phase: e.phase,
     classification: { class: cls, category, status: classified.status ?? reportedStatus ?? '5.0.0' },
   }
 }
