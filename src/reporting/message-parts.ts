@@ -76,14 +76,13 @@ export async function readReport(raw: Buffer | string): Promise<Report> {
     }
   }
   if (!root) throw new Error('no MIME structure')
-  const top = root
-  const parts = await Promise.all(leaves.map(toPart))
-  const contentType = libmime.parseHeaderValue(headerOf(top).get('content-type') ?? 'text/plain')
+  const headers = headerOf(root)
+  const contentType = libmime.parseHeaderValue(headers.get('content-type') ?? 'text/plain')
   return {
-    headers: headerOf(top),
-    type: (top.contentType || 'text/plain').toLowerCase(),
+    headers,
+    type: (root.contentType || 'text/plain').toLowerCase(),
     reportType: contentType.params['report-type']?.toLowerCase(),
-    parts,
+    parts: await Promise.all(leaves.map(toPart)),
   }
 }
 

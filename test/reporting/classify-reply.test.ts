@@ -55,6 +55,11 @@ describe('classifyReply', () => {
     expect(classifyReply(undefined, undefined, 'Unable to contact LDAP server. (#4.4.3)')).toEqual({ class: 'soft', category: 'system', status: '4.4.3' })
   })
 
+  it('reads no words in addresses: spam@ and virus@ mailboxes can be unknown users', () => {
+    expect(classifyReply(550, '5.1.1', '<spam@example.org>: Recipient address rejected: User unknown').category).toBe('user-unknown')
+    expect(classifyReply(550, undefined, 'virus-reports@example.org... No such user').category).toBe('user-unknown')
+  })
+
   it('does not take an IP address or a dotted version for a status code', () => {
     expect(classifyReply(550, undefined, 'host 10.2.4.5 said: mailbox unavailable').status).toBe('5.0.0')
     expect(classifyReply(550, undefined, 'see 4.16.55.1 for details').status).toBe('5.0.0')

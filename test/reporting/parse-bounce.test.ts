@@ -174,6 +174,12 @@ describe('parseBounce', () => {
     expect(await parseBounce(mail(JSON.stringify({ notificationType: 'Delivery', mail: {} })))).toBeNull()
   })
 
+  it("falls back on SES's bounce type and subtype when a recipient has no status or diagnostic", async () => {
+    const transient = { notificationType: 'Bounce', bounce: { bounceType: 'Transient', bounceSubType: 'MailboxFull', bouncedRecipients: [{ emailAddress: 'bob@example.org' }] }, mail: {} }
+    const report = await parseBounce(`From: no-reply@sns.amazonaws.com\n\n${JSON.stringify(transient)}\n`)
+    expect(report?.recipients[0]).toMatchObject({ finalRecipient: 'bob@example.org', dsnStatus: '4.0.0', classification: { class: 'soft', category: 'mailbox-full', status: '4.0.0' } })
+  })
+
   it(`reads a bounce whose returned original is far over ${MAX_REPORT_BYTES / 1024 / 1024} MiB, looking only at its head`, async () => {
     const small = dsn(failedGroup('bob@example.org', '5.1.1', '550 5.1.1 User unknown'), 'Message-ID: <big@example.com>\n')
     const attachment = `${'A'.repeat(76)}\n`.repeat(100_000)

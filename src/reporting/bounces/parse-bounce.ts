@@ -91,7 +91,16 @@ function build(report: Report, format: BounceReport['format'], recipients: Bounc
   }
 }
 
-/** An SES bounce notification. SES's bounce type stands in for a missing status. */
+/** What SES's bounce subtypes say, in the words the classifier knows. */
+const SES_SUBTYPE_WORDS: Readonly<Record<string, string>> = {
+  NoEmail: 'no such user',
+  MailboxFull: 'mailbox full',
+  MessageTooLarge: 'message too large',
+  ContentRejected: 'content rejected',
+  AttachmentRejected: 'content rejected',
+}
+
+/** An SES bounce notification. SES's bounce type and subtype stand in for a missing status and diagnostic. */
 function sesBounce(ses: SesNotification): BounceReport | null {
   const fallback = ses.bounceType === 'Transient' ? '4.0.0' : ses.bounceType === 'Permanent' ? '5.0.0' : undefined
   const recipients = ses.recipients.map((r) =>
@@ -100,7 +109,7 @@ function sesBounce(ses: SesNotification): BounceReport | null {
       action: r.action === 'delayed' ? 'delayed' : 'failed',
       dsnStatus: r.status ?? fallback,
       diagnostic: r.diagnosticCode?.replace(/^\s*smtp\s*;\s*/i, ''),
-      context: ses.bounceSubType,
+      context: ses.bounceSubType && SES_SUBTYPE_WORDS[ses.bounceSubType],
     }),
   )
   if (!recipients.length) return null

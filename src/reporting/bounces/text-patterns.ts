@@ -31,7 +31,7 @@ const STRONG: readonly Pattern[] = [
     category: 'blocked',
     test: /reputation|user complaints|blocked using|\b(?:dns)?[br]bl\b|spamhaus|spamcop|abuseat|sorbs\.|barracudacentral|(?:black|block|deny)[ -]?list(?:ed)?|(?<!not )listed (?:at|in|on|by)\b|\bptr\b|reverse (?:dns|lookup|resolution)|\brdns\b|mismatches client ip|may not be mail exchanger|weren't sent|not permitted to send/i,
   },
-  { category: 'spam', test: /(?<![\w-])spam(?!haus|cop)|spamsignature|\bUBE\b|unsolicited|bulk (?:e-?)?mail|junk mail|content (?:was )?(?:rejected|filtered)|message content rejected/i },
+  { category: 'spam', test: /(?<![\w.-])spam(?!haus|cop)|spamsignature|\bUBE\b|unsolicited|bulk (?:e-?)?mail|junk mail|content (?:was )?(?:rejected|filtered)|message content rejected/i },
   {
     category: 'rate-limited',
     test: /too many (?:connections|recipients|messages|concurrent|sessions|hops? (?!count))|rate limit|frequency limit|throttl|receiving mail (?:at|too) (?:a )?(?:rate|fast)|sent to too many|connection rate|exceeded .{0,30}\b(?:per (?:hour|day|minute)|sending limit)|try again later.{0,20}too many/i,
@@ -98,8 +98,14 @@ const WEAK: readonly Pattern[] = [
   { category: 'policy', test: /\b(?:rejected|refused|denied|not allowed|not accepted|blocked)\b/i },
 ]
 
+/** Addresses are not words: a recipient called spam@ or virus@ must not make a reply about spam. */
+function words(text: string): string {
+  return text.replace(/\S+@\S+/g, ' ')
+}
+
 function first(patterns: readonly Pattern[], text: string): BounceCategory | undefined {
-  return patterns.find((p) => p.test.test(text))?.category
+  const plain = words(text)
+  return patterns.find((p) => p.test.test(plain))?.category
 }
 
 /** The category a reply's words name unambiguously, if any. */
@@ -111,5 +117,5 @@ export function strongCategoryOfText(text: string): BounceCategory | undefined {
 export function weakCategoryOfText(text: string): BounceCategory | undefined {
   // Postfix wraps every RCPT and MAIL restriction in "Recipient/Sender address rejected:": the
   // cause, if any, follows the colon.
-  return first(WEAK, text.replace(/\b(?:recipient|sender) address rejected\b/gi, ''))
+  return first(WEAK, text.replace(/\b(?:recipient|sender) address rejected\b/gi, ' '))
 }
