@@ -40,9 +40,14 @@ export function addressIn(value: string | undefined): string | undefined {
   return address.length > 0 ? address : undefined
 }
 
+/**
+ * An address with a dotted domain, in text. The quantifiers are bounded (RFC 5321 limits: 64
+ * for the local part, 63 per label) so that a long run of bytes without an `@` costs linear time.
+ */
+export const ADDRESS = String.raw`[^\s<>()[\],;:"'*@]{1,64}@[^\s<>()[\],;:"'*@.]{1,63}(?:\.[^\s<>()[\],;:"'*@.]{1,63})+`
+
 /** Every address (`local@domain`) in a header value such as To or Original-Rcpt-To, in order, without duplicates. */
 export function addressesIn(value: string | undefined): string[] {
   if (!value) return []
-  const found = value.match(/[^\s<>(),;:"[\]]+@[^\s<>(),;:"[\]]+\.[^\s<>(),;:"[\]]+/g) ?? []
-  return [...new Set(found.map((a) => a.replace(/\.$/, '')))]
+  return [...new Set(value.match(new RegExp(ADDRESS, 'g')) ?? [])]
 }

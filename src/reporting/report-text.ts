@@ -50,16 +50,38 @@ export function reportText(report: Report): ReportText {
   return { notice: text.slice(0, cut), returned: text.slice(cut) }
 }
 
+/** `html` without the named elements and their content; an element left open runs to the end. */
+function withoutElements(html: string, names: readonly string[]): string {
+  const lower = html.toLowerCase()
+  // The next opening tag of each name, looked up again only once passed: linear overall.
+  const next = new Map(names.map((n) => [n, lower.indexOf(`<${n}`)]))
+  let out = ''
+  let at = 0
+  for (;;) {
+    for (const [n, i] of next) if (i >= 0 && i < at) next.set(n, lower.indexOf(`<${n}`, at))
+    const open = [...next].filter(([, i]) => i >= 0).sort((a, b) => a[1] - b[1])[0]
+    if (!open) return out + html.slice(at)
+    const [name, start] = open
+    const close = lower.indexOf(`</${name}`, start)
+    out += html.slice(at, start)
+    if (close < 0) return out
+    const end = lower.indexOf('>', close)
+    at = end < 0 ? html.length : end + 1
+  }
+}
+
 function lineStart(text: string, index: number): number {
   return text.lastIndexOf('\n', index) + 1
 }
 
-/** Enough of HTML to text for a bounce notice: tags out, line breaks kept, common entities decoded. */
+/**
+ * Enough of HTML to text for a bounce notice: style, script and head dropped, tags out, line
+ * breaks kept, common entities decoded. Linear in the input, however broken the markup.
+ */
 export function htmlToText(html: string): string {
-  return html
-    .replace(/<(style|script|head)\b[\s\S]*?<\/\1\s*>/gi, '')
+  return withoutElements(html, ['style', 'script', 'head'])
     .replace(/<br\s*\/?>|<\/(?:p|div|tr|li|h\d|table)\s*>/gi, '\n')
-    .replace(/<[^>]*>/g, '')
+    .replace(/<[^<>]*>/g, '')
     .replace(/&nbsp;/gi, ' ')
     .replace(/&lt;/gi, '<')
     .replace(/&gt;/gi, '>')

@@ -42,7 +42,7 @@ export interface BounceSignals {
 export function bounceSignals(headers: HeaderBlock, notice: string): BounceSignals {
   const from = headers.get('from') ?? ''
   const subject = libmime.decodeWords(headers.get('subject') ?? '')
-  const name = from.replace(/<[^>]*>/, '').replace(/"/g, '').trim()
+  const name = from.replace(/<[^<>]*>/, '').replace(/"/g, '').trim()
   const local = /<?([^<>@\s"]+)@/.exec(from)?.[1] ?? from.replace(/[<>"]/g, '').trim()
   return {
     daemonSender: DAEMON.test(local) || (name.length > 0 && DAEMON.test(name)),

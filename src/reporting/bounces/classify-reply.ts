@@ -31,6 +31,12 @@ export interface ReplyContext {
   readonly reportedStatus?: string
 }
 
+/**
+ * How much text is read. An SMTP reply line is at most 512 bytes (RFC 5321 §4.5.3.1.5) and a
+ * notice gives its reason first; the limit keeps hostile input from costing time.
+ */
+export const MAX_REASON_TEXT = 16 * 1024
+
 const ABOUT_THE_RECIPIENT = new Set<BounceCategory>(['user-unknown', 'has-moved', 'host-unknown', 'mailbox-full', 'mailbox-disabled'])
 const ABOUT_THE_SENDER = new Set<SmtpPhase | undefined>(['connect', 'helo', 'mail'])
 
@@ -61,13 +67,14 @@ export function classifyReply(
   text: string,
   context: ReplyContext = {},
 ): BounceClassification {
-  const quoted = code === undefined || enhanced === undefined ? replyIn(text) : undefined
+  const words = text.slice(0, MAX_REASON_TEXT)
+  const quoted = code === undefined || enhanced === undefined ? replyIn(words) : undefined
   const replyCode = code ?? quoted?.code
   const own = statusOf(enhanced) ?? quoted?.enhanced
   const status = own ?? statusOf(context.reportedStatus) ?? (replyCode === undefined ? undefined : `${String(replyCode)[0]}.0.0`)
   const fromStatus = categoryOfStatus(status)
 
-  let category = strongCategoryOfText(text) ?? fromStatus ?? weakCategoryOfText(text) ?? categoryOfReplyCode(replyCode) ?? 'other'
+  let category = strongCategoryOfText(words) ?? fromStatus ?? weakCategoryOfText(words) ?? categoryOfReplyCode(replyCode) ?? 'other'
   if (own && namesSenderOrPolicy(own) && isHard(category) && !isHard(fromStatus)) category = 'policy'
   if (category === 'user-unknown' && context.phase === 'data' && fromStatus !== 'user-unknown') category = 'filtered'
   if (ABOUT_THE_RECIPIENT.has(category) && ABOUT_THE_SENDER.has(context.phase)) category = 'policy'

@@ -5,10 +5,10 @@
  * notice) is read from the notice part about that recipient.
  */
 import type { DsnFields, DsnRecipientFields } from './delivery-status.js'
-import { toRecipient } from './recipient-evidence.js'
-import { phaseIn, quotedReply } from './smtp-transcript.js'
+import { toRecipients } from './recipient-evidence.js'
+import { phaseIn, quotedReply, type QuotedReply } from './smtp-transcript.js'
 import { recipientBlocks } from './text-recipients.js'
-import type { BounceRecipient } from './types.js'
+import type { BounceRecipient, SmtpPhase } from './types.js'
 
 /** Actions that report a delivery, not a failure (RFC 3464 §2.3.3; `deliverable` is seen in the wild). */
 const DELIVERED = new Set(['delivered', 'relayed', 'expanded', 'deliverable'])
@@ -18,27 +18,32 @@ const DELAYED = new Set(['delayed', 'delay', 'deferred', 'transient'])
 export function dsnRecipients(dsn: DsnFields, notice: string): BounceRecipient[] {
   const addresses = dsn.recipients.flatMap((r) => (r.finalRecipient ? [r.finalRecipient] : []))
   const blocks = recipientBlocks(notice, addresses)
-  return dsn.recipients.flatMap((r) => {
-    const action = actionOf(r)
-    if (!action) return []
-    const about = (r.finalRecipient && blocks.get(r.finalRecipient)) || notice
-    const quoted = r.diagnostic ? undefined : quotedReply(about)
-    return [
-      toRecipient({
-        finalRecipient: r.finalRecipient,
-        originalRecipient: r.originalRecipient,
-        action,
-        dsnStatus: r.status,
-        remoteMta: r.remoteMta,
-        diagnostic: r.diagnostic ?? quoted?.text,
-        // Without a Diagnostic-Code the notice is the only account of the failure.
-        reasonText: r.diagnostic ? undefined : about,
-        context: r.diagnostic ? about : undefined,
-        phase: phaseIn(about) ?? phaseIn(r.diagnostic ?? ''),
-        localDelivery: r.diagnosticType === 'x-unix' || r.finalRecipient?.startsWith('|'),
-      }),
-    ]
-  })
+  // Most recipients share the whole notice: read each distinct text once.
+  const read = new Map<string, { reply: QuotedReply | undefined; phase: SmtpPhase | undefined }>()
+  const readText = (text: string) => read.get(text) ?? read.set(text, { reply: quotedReply(text), phase: phaseIn(text) }).get(text)!
+  return toRecipients(
+    dsn.recipients.flatMap((r) => {
+      const action = actionOf(r)
+      if (!action) return []
+      const about = (r.finalRecipient && blocks.get(r.finalRecipient)) || notice
+      const { reply, phase } = readText(about)
+      return [
+        {
+          finalRecipient: r.finalRecipient,
+          originalRecipient: r.originalRecipient,
+          action,
+          dsnStatus: r.status,
+          remoteMta: r.remoteMta,
+          diagnostic: r.diagnostic ?? reply?.text,
+          // Without a Diagnostic-Code the notice is the only account of the failure.
+          reasonText: r.diagnostic ? undefined : about,
+          context: r.diagnostic ? about : undefined,
+          phase: phase ?? phaseIn(r.diagnostic ?? ''),
+          localDelivery: r.diagnosticType === 'x-unix' || r.finalRecipient?.startsWith('|'),
+        },
+      ]
+    }),
+  )
 }
 
 /** failed or delayed; `undefined` for a delivery. An unknown or missing Action goes by the Status class. */

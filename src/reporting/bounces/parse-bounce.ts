@@ -16,7 +16,7 @@ import { reportText } from '../report-text.js'
 import { bounceSignals, isTextBounce } from './bounce-signals.js'
 import { DSN_TYPES, dsnFields, dsnFieldsInText, type DsnFields } from './delivery-status.js'
 import { dsnRecipients } from './dsn-bounce.js'
-import { toRecipient } from './recipient-evidence.js'
+import { toRecipients } from './recipient-evidence.js'
 import { textBounceRecipients } from './text-bounce.js'
 import type { BounceRecipient, BounceReport } from './types.js'
 
@@ -103,14 +103,14 @@ const SES_SUBTYPE_WORDS: Readonly<Record<string, string>> = {
 /** An SES bounce notification. SES's bounce type and subtype stand in for a missing status and diagnostic. */
 function sesBounce(ses: SesNotification): BounceReport | null {
   const fallback = ses.bounceType === 'Transient' ? '4.0.0' : ses.bounceType === 'Permanent' ? '5.0.0' : undefined
-  const recipients = ses.recipients.map((r) =>
-    toRecipient({
+  const recipients = toRecipients(
+    ses.recipients.map((r) => ({
       finalRecipient: r.emailAddress,
       action: r.action === 'delayed' ? 'delayed' : 'failed',
       dsnStatus: r.status ?? fallback,
       diagnostic: r.diagnosticCode?.replace(/^\s*smtp\s*;\s*/i, ''),
       context: ses.bounceSubType && SES_SUBTYPE_WORDS[ses.bounceSubType],
-    }),
+    })),
   )
   if (!recipients.length) return null
   return { format: 'amazon-ses', reportingMta: ses.reportingMta, originalMessageId: ses.messageId, recipients }

@@ -28,8 +28,39 @@ export interface RecipientEvidence {
 
 const GENERIC = /^[245]\.0\.0$/
 
-/** The classified recipient. */
-export function toRecipient(e: RecipientEvidence): BounceRecipient {
+/**
+ * Classifies the recipients of one report. Recipients that share their evidence (a DSN listing
+ * thousands of addresses beside one notice) are classified once: the cost follows the distinct
+ * evidence, not the size of the list.
+ */
+export function toRecipients(evidence: readonly RecipientEvidence[]): BounceRecipient[] {
+  const texts = new Map<string, number>()
+  const id = (text: string | undefined) => (text === undefined ? -1 : (texts.get(text) ?? texts.set(text, texts.size).get(text)!))
+  const done = new Map<string, Assessment>()
+  return evidence.map((e) => {
+    const key = JSON.stringify([e.action, e.dsnStatus, e.diagnostic, id(e.reasonText), id(e.context), e.phase, e.localDelivery])
+    let assessment = done.get(key)
+    if (!assessment) done.set(key, (assessment = assess(e)))
+    return {
+      finalRecipient: e.finalRecipient,
+      originalRecipient: e.originalRecipient,
+      action: e.action,
+      dsnStatus: e.dsnStatus,
+      replyCode: assessment.replyCode,
+      remoteMta: e.remoteMta,
+      diagnostic: e.diagnostic,
+      phase: e.phase,
+      classification: assessment.classification,
+    }
+  })
+}
+
+interface Assessment {
+  readonly replyCode: number | undefined
+  readonly classification: BounceRecipient['classification']
+}
+
+function assess(e: RecipientEvidence): Assessment {
   const reply = replyIn(e.diagnostic ?? '')
   // The remote's own code, unless it is a bare X.0.0 beside a more specific Status field.
   const own = reply.enhanced && !(GENERIC.test(reply.enhanced) && e.dsnStatus && !GENERIC.test(e.dsnStatus)) ? reply.enhanced : undefined
@@ -38,18 +69,8 @@ export function toRecipient(e: RecipientEvidence): BounceRecipient {
   // A wrapper's words in front of the remote reply (SES: "5.1.0 - Unknown address error 550-...") are not the reason.
   const reason = e.reasonText ?? e.diagnostic?.slice(reply.at) ?? ''
   let classified = classifyReply(reply.code, own, reason, context)
-  if (classified.category === 'other' && e.context) classified = classifyReply(reply.code, own, `${reason}\n${e.context}`, context)
+  if (classified.category === 'other' && e.context) classified = classifyReply(reply.code, own, e.context, context)
   const category = e.localDelivery && classified.class !== 'block' ? 'system' : classified.category
   const cls = category === classified.category ? classified.class : 'soft'
-  return {
-    finalRecipient: e.finalRecipient,
-    originalRecipient: e.originalRecipient,
-    action: e.action,
-    dsnStatus: e.dsnStatus,
-    replyCode: reply.code,
-    remoteMta: e.remoteMta,
-    diagnostic: e.diagnostic,
-    phase: e.phase,
-    classification: { class: cls, category, status: classified.status ?? reportedStatus ?? '5.0.0' },
-  }
+  return { replyCode: reply.code, classification: { class: cls, category, status: classified.status ?? reportedStatus ?? '5.0.0' } }
 }

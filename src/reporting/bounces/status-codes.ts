@@ -12,7 +12,7 @@ const ENHANCED = /(?<![\w.])([245])\.(\d{1,3})\.(\d{1,3})(?![\w-]|\.\d)/
 /** A basic reply code where a reply starts: not part of a number, an address, a time or a path. */
 const REPLY = /(?<![\w.:/@#=%&+-])([245][0-5]\d)(?=[ \-,\]:;)]|$)/m
 /** A reply code directly followed by its enhanced code: the remote server's own words. */
-const REPLY_WITH_ENHANCED = /(?<![\w.:/@#=%&+-])([245][0-5]\d)[ -]+['"]?#?([245]\.\d{1,3}\.\d{1,3})(?![\w-]|\.\d)/
+const REPLY_WITH_ENHANCED = /(?<![\w.:/@#=%&+-])([245][0-5]\d)[ -]{1,3}['"]?#?([245]\.\d{1,3}\.\d{1,3})(?![\w-]|\.\d)/
 
 /** `5.1.1`-style code in a value such as `5.1.1 (bad destination mailbox)`, normalised; `undefined` if none. */
 export function statusOf(value: string | undefined): string | undefined {

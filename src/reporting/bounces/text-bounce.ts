@@ -7,7 +7,7 @@
 import type { HeaderBlock } from '../../body/header-block.js'
 import type { BounceSignals } from './bounce-signals.js'
 import { isDelayNotice } from './bounce-signals.js'
-import { toRecipient } from './recipient-evidence.js'
+import { toRecipients } from './recipient-evidence.js'
 import { phaseIn, quotedReply } from './smtp-transcript.js'
 import { recipientBlocks, textRecipients } from './text-recipients.js'
 import type { BounceRecipient } from './types.js'
@@ -18,17 +18,16 @@ export function textBounceRecipients(headers: HeaderBlock, notice: string, signa
   const addresses = textRecipients(headers, notice, signals.failedRecipients)
   const blocks = recipientBlocks(notice, addresses)
   const about = addresses.length ? addresses.map((a) => [a, blocks.get(a) ?? notice] as const) : [[undefined, notice] as const]
-  return about.map(([address, text]) => {
-    const reply = quotedReply(text)
-    return toRecipient({
+  return toRecipients(
+    about.map(([address, text]) => ({
       finalRecipient: address,
       action,
-      diagnostic: reply?.text ?? summary(text, address),
+      diagnostic: quotedReply(text)?.text ?? summary(text, address),
       reasonText: text,
       phase: phaseIn(text),
       localDelivery: /pipe to \|/i.test(text),
-    })
-  })
+    })),
+  )
 }
 
 /**

@@ -6,9 +6,10 @@
  * MAILER-DAEMON are never taken for failed recipients.
  */
 import type { HeaderBlock } from '../../body/header-block.js'
-import { addressesIn } from '../header-section.js'
+import { ADDRESS, addressesIn } from '../header-section.js'
 
-const ADDRESS = String.raw`[^\s<>()\[\],;:"'*]+@[\w-]+(?:\.[\w-]+)+`
+/** More failed recipients than any MTA lists in one notice; beyond it the rest are dropped. */
+export const MAX_TEXT_RECIPIENTS = 100
 const MAILER_DAEMON = /^mailer-daemon@/i
 
 /** Addresses that name the bounce's own parties, never a failed recipient. */
@@ -20,7 +21,7 @@ function ownParties(headers: HeaderBlock): Set<string> {
 
 /** The failed recipients of a plain-text bounce, best evidence first; may be empty. */
 export function textRecipients(headers: HeaderBlock, notice: string, failedRecipients: readonly string[]): string[] {
-  if (failedRecipients.length) return [...new Set(failedRecipients)]
+  if (failedRecipients.length) return [...new Set(failedRecipients)].slice(0, MAX_TEXT_RECIPIENTS)
   const own = ownParties(headers)
   const usable = (a: string) => !own.has(a.toLowerCase()) && !MAILER_DAEMON.test(a)
   const tiers = [
@@ -30,13 +31,13 @@ export function textRecipients(headers: HeaderBlock, notice: string, failedRecip
   ]
   for (const tier of tiers) {
     const found = [...new Set(tier.filter(usable))]
-    if (found.length) return found
+    if (found.length) return found.slice(0, MAX_TEXT_RECIPIENTS)
   }
   return []
 }
 
 function matches(text: string, pattern: RegExp): string[] {
-  return [...text.matchAll(pattern)].map((m) => m[1]!.replace(/\.$/, ''))
+  return [...text.matchAll(pattern)].map((m) => m[1]!)
 }
 
 /**
@@ -46,7 +47,14 @@ function matches(text: string, pattern: RegExp): string[] {
  */
 export function recipientBlocks(notice: string, recipients: readonly string[]): Map<string, string> {
   const lines = notice.split('\n')
-  const starts = recipients.map((r) => lines.findIndex((l) => l.replace(/^[ \t>*"<]+/, '').toLowerCase().startsWith(r.toLowerCase())))
+  // Where each line-leading address first starts a line: one pass, whatever the number of recipients.
+  const firstLine = new Map<string, number>()
+  const leading = new RegExp(`^[ \\t>*"<]*(${ADDRESS})`)
+  lines.forEach((line, i) => {
+    const lead = leading.exec(line)?.[1]?.toLowerCase()
+    if (lead && !firstLine.has(lead)) firstLine.set(lead, i)
+  })
+  const starts = recipients.map((r) => firstLine.get(r.toLowerCase()) ?? -1)
   const blocks = new Map<string, string>()
   if (recipients.length < 2 || starts.some((s) => s < 0)) {
     for (const r of recipients) blocks.set(r, notice)
