@@ -11,6 +11,8 @@ const replies: readonly Row[] = [
   [553, '5.1.2', 'Domain of recipient does not exist', 'hard', 'host-unknown', '5.1.2'],
   [556, '5.1.10', 'Recipient address has null MX', 'hard', 'host-unknown', '5.1.10'],
   [550, '5.4.4', 'Unable to route', 'hard', 'host-unknown', '5.4.4'],
+  // Exchange Online puts null MX's 5.1.10 on unknown recipients: the words say which.
+  [550, '5.1.10', 'RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup', 'hard', 'user-unknown', '5.1.10'],
   [550, '5.1.6', 'recipient no longer on server', 'hard', 'has-moved', '5.1.6'],
   [552, '5.2.2', 'Mailbox full', 'soft', 'mailbox-full', '5.2.2'],
   // Servers put 5.1.1 on a full mailbox: the words win.
@@ -31,12 +33,17 @@ const replies: readonly Row[] = [
   [421, '4.7.0', 'Too many connections from your IP, rate limit exceeded', 'soft', 'rate-limited', '4.7.0'],
   [421, '4.7.0', '[TSS04] Messages from 192.0.2.1 temporarily deferred due to user complaints', 'block', 'blocked', '4.7.0'],
   [451, '4.4.1', 'No answer from host', 'soft', 'network', '4.4.1'],
+  // Greylisting defers on purpose, whatever code it picks (4.2.0 and 4.7.1 are common).
+  [450, '4.2.0', '<bob@example.org>: Recipient address rejected: Greylisted, see https://postgrey.example/', 'soft', 'greylisted', '4.2.0'],
+  [451, '4.7.1', 'Please try again later (greylisting)', 'soft', 'greylisted', '4.7.1'],
   [451, '4.3.0', 'Temporary local problem, please try again', 'soft', 'system', '4.3.0'],
   [450, '4.2.2', 'Mailbox full, try again later', 'soft', 'mailbox-full', '4.2.2'],
   // Transient failures are never hard: a 4xx "user unknown" may be a directory outage.
   [450, '4.1.1', 'User unknown in local recipient table (temporary)', 'soft', 'user-unknown', '4.1.1'],
   [554, '4.4.7', 'Message expired: unable to deliver in 840 minutes', 'soft', 'expired', '4.4.7'],
   [503, '5.5.1', 'Bad sequence of commands', 'soft', 'protocol', '5.5.1'],
+  // X.5.0 goes on anything: it names no cause.
+  [550, '5.5.0', 'Requested action not taken: mailbox unavailable', 'undetermined', 'other', '5.5.0'],
   [550, '5.6.0', 'Headers too large', 'block', 'content', '5.6.0'],
   [550, undefined, 'Requested action not taken: mailbox unavailable', 'undetermined', 'other', '5.0.0'],
   [undefined, undefined, '', 'undetermined', 'other', undefined],

@@ -78,17 +78,21 @@ const DETAIL: Readonly<Record<string, BounceCategory>> = {
   '7.29': 'auth-failure',
 }
 
-/** Subjects whose every unlisted detail still says something. */
+/**
+ * Subjects whose every unlisted detail still says something. Not X.5.0: servers put it on
+ * anything (Outlook.com's "550 5.5.0 ... mailbox unavailable" is about the mailbox).
+ */
 const SUBJECT: Readonly<Record<string, BounceCategory>> = {
   '5': 'protocol',
   '6': 'content',
   '7': 'policy',
 }
 
-/** The category an enhanced status code names, or `undefined` for X.0.0, X.1.0 and the like. */
+/** The category an enhanced status code names, or `undefined` for X.0.0, X.1.0, X.5.0 and the like. */
 export function categoryOfStatus(status: string | undefined): BounceCategory | undefined {
   if (!status) return undefined
   const [, subject = '', detail = ''] = status.split('.')
+  if (subject === '5' && detail === '0') return undefined
   return DETAIL[`${subject}.${detail}`] ?? SUBJECT[subject]
 }
 

@@ -32,6 +32,7 @@ const STRONG: readonly Pattern[] = [
     test: /reputation|user complaints|blocked using|\b(?:dns)?[br]bl\b|spamhaus|spamcop|abuseat|sorbs\.|barracudacentral|(?:black|block|deny)[ -]?list(?:ed)?|(?<!not )listed (?:at|in|on|by)\b|\bptr\b|reverse (?:dns|lookup|resolution)|\brdns\b|mismatches client ip|may not be mail exchanger|weren't sent|not permitted to send/i,
   },
   { category: 'spam', test: /(?<![\w.-])spam(?!haus|cop)|spamsignature|\bUBE\b|unsolicited|bulk (?:e-?)?mail|junk mail|content (?:was )?(?:rejected|filtered)|message content rejected/i },
+  { category: 'greylisted', test: /gr[ae]y-?list/i },
   {
     category: 'rate-limited',
     test: /too many (?:connections|recipients|messages|concurrent|sessions|hops? (?!count))|rate limit|frequency limit|throttl|receiving mail (?:at|too) (?:a )?(?:rate|fast)|sent to too many|connection rate|exceeded .{0,30}\b(?:per (?:hour|day|minute)|sending limit)|try again later.{0,20}too many/i,

@@ -38,6 +38,8 @@ export type BounceCategory =
   | 'message-too-big'
   /** Too many connections, recipients or messages for the receiver's limits. */
   | 'rate-limited'
+  /** Greylisting: the receiver defers a first attempt on purpose and takes a retry. */
+  | 'greylisted'
   /** The sending queue gave up after retrying (X.4.7). */
   | 'expired'
   /** Connections failed or timed out, or the message looped (X.4.x). */
@@ -77,6 +79,7 @@ export const BOUNCE_CATEGORY_CLASS: Readonly<Record<BounceCategory, BounceClass>
   'mailbox-disabled': 'soft',
   'message-too-big': 'soft',
   'rate-limited': 'soft',
+  greylisted: 'soft',
   expired: 'soft',
   network: 'soft',
   system: 'soft',
