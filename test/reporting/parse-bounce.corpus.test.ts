@@ -64,6 +64,8 @@ describe('parseBounce on the corpus', () => {
       ].join('\n'),
     )
     expect(matched / rows.length).toBeGreaterThanOrEqual(0.95)
+    // The strict figure falls short, mostly by Sisimai's "filtered" rule (see the list above): guard it too.
+    expect(strict / rows.length).toBeGreaterThanOrEqual(0.93)
   })
 
   it('gets the RFC 3463 class digit of every bounce right (a delay notice without codes is 4, not a pseudo-code 5)', () => {
@@ -81,6 +83,7 @@ describe('parseBounce on the corpus', () => {
     const right = bounceRows.length - wrong.length - delayed.length
     console.log(`class digit: ${right}/${bounceRows.length} as expected; delay notices given 4 over a pseudo-code 5: ${delayed.join(', ') || 'none'}`)
     expect(wrong).toEqual([])
+    // The corpus has one such notice, OpenSMTPD's "only a temporary failure report".
     expect(delayed.length).toBeLessThanOrEqual(1)
   })
 
