@@ -4,6 +4,7 @@
  * with the relay's own HeaderBlock, so folding, field-name case and malformed lines are treated
  * exactly as at ingress; values come back unfolded and trimmed.
  */
+import addressparser from 'nodemailer/lib/addressparser'
 import { HeaderBlock } from '../body/header-block.js'
 import { HeaderScanner } from '../body/split-header.js'
 
@@ -46,8 +47,15 @@ export function addressIn(value: string | undefined): string | undefined {
  */
 export const ADDRESS = String.raw`[^\s<>()[\],;:"'*@]{1,64}@[^\s<>()[\],;:"'*@.]{1,63}(?:\.[^\s<>()[\],;:"'*@.]{1,63})+`
 
-/** Every address (`local@domain`) in a header value such as To or Original-Rcpt-To, in order, without duplicates. */
+const WHOLE_ADDRESS = new RegExp(`^${ADDRESS}$`)
+
+/**
+ * Every address in an address list such as To or Original-Rcpt-To, in order, without
+ * duplicates, read with nodemailer's addressparser (as the relay's address rewriting does), so
+ * that an address-like display name is not taken for one. Names without a dotted domain
+ * (`<Undisclosed Recipients>`, `redacted@`) are left out.
+ */
 export function addressesIn(value: string | undefined): string[] {
   if (!value) return []
-  return [...new Set(value.match(new RegExp(ADDRESS, 'g')) ?? [])]
+  return [...new Set(addressparser(value, { flatten: true }).map((a) => a.address).filter((a) => WHOLE_ADDRESS.test(a)))]
 }

@@ -78,6 +78,26 @@ describe('parseComplaint', () => {
     })
   })
 
+  it("takes the embedded original's To when the report names no recipient, ignoring address-like display names", async () => {
+    const arf = [
+      'Content-Type: multipart/report; report-type=feedback-report; boundary="r"',
+      '',
+      '--r',
+      'Content-Type: message/feedback-report',
+      '',
+      'Feedback-Type: abuse',
+      '',
+      '--r',
+      'Content-Type: text/rfc822-headers',
+      '',
+      'To: "ann@isp.example" <real@isp.example>, Undisclosed recipients:;',
+      'Message-ID: m-11@relay.example',
+      '--r--',
+      '',
+    ].join('\n')
+    expect(await parseComplaint(arf)).toMatchObject({ feedbackType: 'abuse', recipients: ['real@isp.example'], originalMessageId: 'm-11@relay.example' })
+  })
+
   it('reads an Amazon SES complaint notification', async () => {
     const notification = {
       notificationType: 'Complaint',
