@@ -36,7 +36,15 @@ const object = (v: unknown): Json | undefined => (typeof v === 'object' && v !==
 const string = (v: unknown): string | undefined => (typeof v === 'string' && v.length > 0 ? v : undefined)
 const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : [])
 
-/** The SES notification in a single-part report, or `undefined` if it is not one. */
+/**
+ * The SES notification in a single-part report, or `undefined` if it is not one.
+ *
+ * @example
+ * ```ts
+ * const ses = sesNotification(await readReport(snsMail))
+ * if (ses?.type === 'Bounce') console.log(ses.bounceType, ses.recipients.map((r) => r.emailAddress))
+ * ```
+ */
 export function sesNotification(report: Report): SesNotification | undefined {
   const [part, ...others] = report.parts
   if (!part || others.length || !part.type.startsWith('text/')) return undefined

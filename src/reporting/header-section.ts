@@ -8,7 +8,14 @@ import addressparser from 'nodemailer/lib/addressparser'
 import { HeaderBlock } from '../body/header-block.js'
 import { HeaderScanner } from '../body/split-header.js'
 
-/** The header section at the start of `raw` (a message, or the body of a headers-only part). */
+/**
+ * The header section at the start of `raw` (a message, or the body of a headers-only part).
+ *
+ * @example
+ * ```ts
+ * headerSection(Buffer.from('Message-ID:\n <a@b>\nTo: x@y\n\nbody')).get('message-id') // '<a@b>'
+ * ```
+ */
 export function headerSection(raw: Buffer): HeaderBlock {
   const scanner = new HeaderScanner()
   const end = scanner.scan(raw) ?? scanner.end(raw)
@@ -18,6 +25,12 @@ export function headerSection(raw: Buffer): HeaderBlock {
 /**
  * The blank-line separated field groups of a report body (RFC 3464 §2.1: one per-message group,
  * then one group per recipient). A line of only spaces counts as blank: some MTAs write them.
+ *
+ * @example
+ * ```ts
+ * fieldGroups(Buffer.from('Reporting-MTA: dns; mx\n\nFinal-Recipient: rfc822; a@b\nAction: failed\n'))
+ *   .map((g) => g.get('action'))           // [undefined, 'failed']
+ * ```
  */
 export function fieldGroups(body: Buffer): HeaderBlock[] {
   return body
@@ -32,6 +45,11 @@ export function fieldGroups(body: Buffer): HeaderBlock[] {
 /**
  * The address in a report field or header value: drops an RFC 3464 address type
  * (`rfc822;`), a display name and angle brackets. `undefined` if nothing address-like is left.
+ *
+ * @example
+ * ```ts
+ * addressIn('rfc822; <bob@example.org>')   // 'bob@example.org'
+ * ```
  */
 export function addressIn(value: string | undefined): string | undefined {
   if (!value) return undefined
@@ -54,6 +72,11 @@ const WHOLE_ADDRESS = new RegExp(`^${ADDRESS}$`)
  * duplicates, read with nodemailer's addressparser (as the relay's address rewriting does), so
  * that an address-like display name is not taken for one. Names without a dotted domain
  * (`<Undisclosed Recipients>`, `redacted@`) are left out.
+ *
+ * @example
+ * ```ts
+ * addressesIn('"ann@isp.example" <ann@mail.example>, <Undisclosed Recipients>') // ['ann@mail.example']
+ * ```
  */
 export function addressesIn(value: string | undefined): string[] {
   if (!value) return []

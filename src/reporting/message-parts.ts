@@ -55,6 +55,13 @@ interface Leaf {
  * Reads `raw` into its parts. LF-only files are fine (mailsplit splits on LF); a leading mbox
  * `From ` line is skipped. Rejects only if the splitter gives up (too many parts, a header
  * section over 256 KiB).
+ *
+ * @example
+ * ```ts
+ * const report = await readReport(raw)
+ * report.reportType                       // 'delivery-status'
+ * report.parts.map((p) => p.type)         // ['text/plain', 'message/delivery-status', 'message/rfc822']
+ * ```
  */
 export async function readReport(raw: Buffer | string): Promise<Report> {
   const input = withoutMboxLine(typeof raw === 'string' ? Buffer.from(raw, 'utf8') : raw).subarray(0, MAX_REPORT_BYTES)

@@ -18,11 +18,19 @@ export const ORIGINAL_TYPES: ReadonlySet<string> = new Set([
 ])
 
 /** The part holding the original, if any (the first non-empty one). */
-export function originalPart(report: Report): ReportPart | undefined {
+function originalPart(report: Report): ReportPart | undefined {
   return report.parts.find((p) => ORIGINAL_TYPES.has(p.type) && p.body.some((b) => b !== 0x0a && b !== 0x0d && b !== 0x20))
 }
 
-/** The original's header section: from its part, else from the text that follows a bounce's notice. */
+/**
+ * The original's header section: from its part, else from the text that follows a bounce's notice.
+ *
+ * @example
+ * ```ts
+ * const report = await readReport(raw)
+ * originalHeader(report, reportText(report).returned)?.get('subject')
+ * ```
+ */
 export function originalHeader(report: Report, returnedText = ''): HeaderBlock | undefined {
   const part = originalPart(report)
   if (part) return headerSection(withoutLeadingBlankLines(part.body))
@@ -32,7 +40,14 @@ export function originalHeader(report: Report, returnedText = ''): HeaderBlock |
   return header.empty ? undefined : header
 }
 
-/** The Message-ID of the original, verbatim, or `undefined` when it has none. */
+/**
+ * The Message-ID of the original, verbatim, or `undefined` when it has none.
+ *
+ * @example
+ * ```ts
+ * originalMessageId(await readReport(arf))  // '<20260105091158.b64.6@acme.example>'
+ * ```
+ */
 export function originalMessageId(report: Report, returnedText?: string): string | undefined {
   return originalHeader(report, returnedText)?.get('message-id') || undefined
 }

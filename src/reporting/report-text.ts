@@ -39,7 +39,15 @@ export interface ReportText {
   readonly returned: string
 }
 
-/** The text of the report's text parts (HTML reduced to text when there is no plain text), split at the original. */
+/**
+ * The text of the report's text parts (HTML reduced to text when there is no plain text), split at the original.
+ *
+ * @example
+ * ```ts
+ * const { notice, returned } = reportText(await readReport(qmailBounce))
+ * // notice: "Hi. This is the qmail-send program ... <bob@example.org>: ...", returned: "--- Below this line is a copy ..."
+ * ```
+ */
 export function reportText(report: Report): ReportText {
   const texts = report.parts.filter((p) => p.type.startsWith('text/') && !HEADER_TYPES.has(p.type))
   const plain = texts.filter((p) => p.type !== 'text/html')
@@ -78,7 +86,7 @@ function lineStart(text: string, index: number): number {
  * Enough of HTML to text for a bounce notice: style, script and head dropped, tags out, line
  * breaks kept, common entities decoded. Linear in the input, however broken the markup.
  */
-export function htmlToText(html: string): string {
+function htmlToText(html: string): string {
   return withoutElements(html, ['style', 'script', 'head'])
     .replace(/<br\s*\/?>|<\/(?:p|div|tr|li|h\d|table)\s*>/gi, '\n')
     .replace(/<[^<>]*>/g, '')

@@ -38,7 +38,16 @@ export interface BounceSignals {
   readonly quotesReply: boolean
 }
 
-/** Reads the signals from the report's header and its notice text. */
+/**
+ * Reads the signals from the report's header and its notice text.
+ *
+ * @example
+ * ```ts
+ * const report = await readReport(raw)
+ * const signals = bounceSignals(report.headers, reportText(report).notice)
+ * signals.daemonSender  // true for From: MAILER-DAEMON@mx.example
+ * ```
+ */
 export function bounceSignals(headers: HeaderBlock, notice: string): BounceSignals {
   const from = headers.get('from') ?? ''
   const subject = libmime.decodeWords(headers.get('subject') ?? '')
@@ -56,7 +65,14 @@ export function bounceSignals(headers: HeaderBlock, notice: string): BounceSigna
   }
 }
 
-/** True if the signals make a message without a delivery-status part a bounce. */
+/**
+ * True if the signals make a message without a delivery-status part a bounce.
+ *
+ * @example
+ * ```ts
+ * if (!isTextBounce(bounceSignals(report.headers, notice))) return null  // an auto-reply, a letter
+ * ```
+ */
 export function isTextBounce(s: BounceSignals): boolean {
   const system = s.daemonSender || s.failedRecipients.length > 0
   if (s.autoReplySubject && !system) return false
@@ -66,7 +82,14 @@ export function isTextBounce(s: BounceSignals): boolean {
   return failure && (s.bounceSubject || s.nullSender)
 }
 
-/** True if a notice is a delay warning (the MTA keeps trying), not a final failure. */
+/**
+ * True if a notice is a delay warning (the MTA keeps trying), not a final failure.
+ *
+ * @example
+ * ```ts
+ * isDelayNotice(headers, 'THIS IS A WARNING MESSAGE ONLY.\nYOU DO NOT NEED TO RESEND YOUR MESSAGE.')  // true
+ * ```
+ */
 export function isDelayNotice(headers: HeaderBlock, notice: string): boolean {
   const subject = libmime.decodeWords(headers.get('subject') ?? '')
   const warning =

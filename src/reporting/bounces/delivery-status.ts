@@ -40,7 +40,15 @@ export interface DsnFields {
 /** The types that the body of a delivery-status part can have. */
 export const DSN_TYPES: ReadonlySet<string> = new Set(['message/delivery-status', 'message/global-delivery-status'])
 
-/** Parses the body of a delivery-status part. */
+/**
+ * Parses the body of a delivery-status part.
+ *
+ * @example
+ * ```ts
+ * dsnFields(Buffer.from('Reporting-MTA: dns; mx\n\nFinal-Recipient: rfc822; a@b\nAction: failed\nStatus: 5.1.1\n'))
+ * // { message: { reportingMta: 'mx', ... }, recipients: [{ finalRecipient: 'a@b', action: 'failed', status: '5.1.1', ... }] }
+ * ```
+ */
 export function dsnFields(body: Buffer): DsnFields {
   const groups = fieldGroups(body)
   const recipients = groups.filter(isRecipientGroup)
@@ -48,7 +56,14 @@ export function dsnFields(body: Buffer): DsnFields {
   return { message: perMessage ? messageFields(perMessage) : {}, recipients: recipients.map(recipientFields) }
 }
 
-/** DSN fields pasted into a text part, if it holds a Final-Recipient with an Action or Status. */
+/**
+ * DSN fields pasted into a text part, if it holds a Final-Recipient with an Action or Status.
+ *
+ * @example
+ * ```ts
+ * dsnFieldsInText('Technical report:\n\nAction: failed\nFinal-Recipient: rfc822; a@b\nStatus: 5.3.5\n')?.recipients[0]?.status // '5.3.5'
+ * ```
+ */
 export function dsnFieldsInText(text: string): DsnFields | undefined {
   const start = text.search(/^(?:Reporting-MTA|Final-Recipient|Original-Recipient|Action):/im)
   if (start < 0) return undefined

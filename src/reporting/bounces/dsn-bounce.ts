@@ -14,7 +14,15 @@ import type { BounceRecipient, SmtpPhase } from './types.js'
 const DELIVERED = new Set(['delivered', 'relayed', 'expanded', 'deliverable'])
 const DELAYED = new Set(['delayed', 'delay', 'deferred', 'transient'])
 
-/** The failed and delayed recipients of the DSN; empty when every recipient was delivered. */
+/**
+ * The failed and delayed recipients of the DSN; empty when every recipient was delivered.
+ *
+ * @example
+ * ```ts
+ * const part = report.parts.find((p) => p.type === 'message/delivery-status')!
+ * dsnRecipients(dsnFields(part.body), reportText(report).notice)
+ * ```
+ */
 export function dsnRecipients(dsn: DsnFields, notice: string): BounceRecipient[] {
   const addresses = dsn.recipients.flatMap((r) => (r.finalRecipient ? [r.finalRecipient] : []))
   const blocks = recipientBlocks(notice, addresses)

@@ -32,6 +32,12 @@ const GENERIC = /^[245]\.0\.0$/
  * Classifies the recipients of one report. Recipients that share their evidence (a DSN listing
  * thousands of addresses beside one notice) are classified once: the cost follows the distinct
  * evidence, not the size of the list.
+ *
+ * @example
+ * ```ts
+ * toRecipients([{ finalRecipient: 'bob@example.org', action: 'failed', diagnostic: '550 5.1.1 User unknown' }])
+ * // [{ finalRecipient: 'bob@example.org', action: 'failed', replyCode: 550, ..., classification: { class: 'hard', category: 'user-unknown', status: '5.1.1' } }]
+ * ```
  */
 export function toRecipients(evidence: readonly RecipientEvidence[]): BounceRecipient[] {
   const texts = new Map<string, number>()

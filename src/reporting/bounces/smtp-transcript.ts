@@ -21,6 +21,12 @@ const REPLY_START = /(?<![\w.:/@#=%&+-])[245]\d\d(?=[ -][^\n]|[,\]])/
 /**
  * The first SMTP reply quoted in `text`, from its code to the end of its paragraph. `undefined`
  * when the text quotes no reply code (a report in the MTA's own words).
+ *
+ * @example
+ * ```ts
+ * quotedReply('<bob@example.org>:\nRemote host said: 550-5.7.26 Unauthenticated\n550-5.7.26 mail\n\nGiving up.')
+ * // { text: '550-5.7.26 Unauthenticated mail', code: 550, enhanced: '5.7.26' }
+ * ```
  */
 export function quotedReply(text: string): QuotedReply | undefined {
   const start = REPLY_START.exec(text)
@@ -35,6 +41,11 @@ export function quotedReply(text: string): QuotedReply | undefined {
 /**
  * A reply on one line: white space collapsed and the codes in front of continuation lines
  * (`550-5.7.1 ... 550-5.7.1 ...`) dropped after the first, so that the words read as written.
+ *
+ * @example
+ * ```ts
+ * oneLine('550-5.7.1 Messages with multiple\n 550 5.7.1 addresses in From:')  // '550-5.7.1 Messages with multiple addresses in From:'
+ * ```
  */
 export function oneLine(reply: string): string {
   const flat = reply.replace(/\s+/g, ' ').trim()
@@ -55,7 +66,15 @@ const PHASE_WORDS: ReadonlyArray<readonly [SmtpPhase, RegExp]> = [
   ['helo', /in reply to (?:ehlo|helo)|after (?:ehlo|helo)\b/i],
 ]
 
-/** The command a failing reply in `text` answered, if the text shows it. */
+/**
+ * The command a failing reply in `text` answered, if the text shows it.
+ *
+ * @example
+ * ```ts
+ * phaseIn('>>> RCPT To:<a@b>\n<<< 250 ok\n>>> DATA\n<<< 550 Unknown user')  // 'data'
+ * phaseIn('550 user unknown (in reply to RCPT TO command)')              // 'rcpt'
+ * ```
+ */
 export function phaseIn(text: string): SmtpPhase | undefined {
   // A transcript: the last command before the first failing reply.
   let command: SmtpPhase | undefined

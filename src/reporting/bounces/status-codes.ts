@@ -14,7 +14,15 @@ const REPLY = /(?<![\w.:/@#=%&+-])([245][0-5]\d)(?=[ \-,\]:;)]|$)/m
 /** A reply code directly followed by its enhanced code: the remote server's own words. */
 const REPLY_WITH_ENHANCED = /(?<![\w.:/@#=%&+-])([245][0-5]\d)[ -]{1,3}['"]?#?([245]\.\d{1,3}\.\d{1,3})(?![\w-]|\.\d)/
 
-/** `5.1.1`-style code in a value such as `5.1.1 (bad destination mailbox)`, normalised; `undefined` if none. */
+/**
+ * `5.1.1`-style code in a value such as `5.1.1 (bad destination mailbox)`, normalised; `undefined` if none.
+ *
+ * @example
+ * ```ts
+ * statusOf('5.01.001 (bad destination mailbox)')  // '5.1.1'
+ * statusOf('relayed via 10.2.4.5')                 // undefined
+ * ```
+ */
 export function statusOf(value: string | undefined): string | undefined {
   const found = value === undefined ? null : ENHANCED.exec(value)
   return found ? `${found[1]}.${Number(found[2])}.${Number(found[3])}` : undefined
@@ -24,6 +32,11 @@ export function statusOf(value: string | undefined): string | undefined {
  * The reply code and enhanced code of the first SMTP reply quoted in `text`, and where it starts. An enhanced code
  * that directly follows a reply code wins over one found elsewhere: in
  * `5.1.0 - Unknown address error 550-'5.7.1 ... Access denied'` the remote said 5.7.1.
+ *
+ * @example
+ * ```ts
+ * replyIn("5.1.0 - Unknown address error 550-'5.7.1 Access denied'")  // { code: 550, enhanced: '5.7.1', at: 30 }
+ * ```
  */
 export function replyIn(text: string): { code?: number; enhanced?: string; at: number } {
   const paired = REPLY_WITH_ENHANCED.exec(text)
@@ -88,7 +101,15 @@ const SUBJECT: Readonly<Record<string, BounceCategory>> = {
   '7': 'policy',
 }
 
-/** The category an enhanced status code names, or `undefined` for X.0.0, X.1.0, X.5.0 and the like. */
+/**
+ * The category an enhanced status code names, or `undefined` for X.0.0, X.1.0, X.5.0 and the like.
+ *
+ * @example
+ * ```ts
+ * categoryOfStatus('5.2.2')   // 'mailbox-full'
+ * categoryOfStatus('5.7.606') // 'policy' (X.7.*)
+ * ```
+ */
 export function categoryOfStatus(status: string | undefined): BounceCategory | undefined {
   if (!status) return undefined
   const [, subject = '', detail = ''] = status.split('.')
@@ -121,7 +142,15 @@ const REPLY_CODE: Readonly<Record<number, BounceCategory>> = {
   556: 'host-unknown',
 }
 
-/** The category a basic reply code names on its own, if any. */
+/**
+ * The category a basic reply code names on its own, if any.
+ *
+ * @example
+ * ```ts
+ * categoryOfReplyCode(551)  // 'has-moved'
+ * categoryOfReplyCode(550)  // undefined
+ * ```
+ */
 export function categoryOfReplyCode(code: number | undefined): BounceCategory | undefined {
   return code === undefined ? undefined : REPLY_CODE[code]
 }

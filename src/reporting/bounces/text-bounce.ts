@@ -12,7 +12,15 @@ import { phaseIn, quotedReply } from './smtp-transcript.js'
 import { recipientBlocks, textRecipients } from './text-recipients.js'
 import type { BounceRecipient } from './types.js'
 
-/** The recipients of a plain-text bounce; one without an address when the notice names none. */
+/**
+ * The recipients of a plain-text bounce; one without an address when the notice names none.
+ *
+ * @example
+ * ```ts
+ * const { notice } = reportText(report)
+ * textBounceRecipients(report.headers, notice, bounceSignals(report.headers, notice))
+ * ```
+ */
 export function textBounceRecipients(headers: HeaderBlock, notice: string, signals: BounceSignals): BounceRecipient[] {
   const action = isDelayNotice(headers, notice) ? 'delayed' : 'failed'
   const addresses = textRecipients(headers, notice, signals.failedRecipients)

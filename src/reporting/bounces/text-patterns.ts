@@ -112,12 +112,26 @@ function first(patterns: readonly Pattern[], text: string): BounceCategory | und
   return patterns.find((p) => p.test.test(plain))?.category
 }
 
-/** The category a reply's words name unambiguously, if any. */
+/**
+ * The category a reply's words name unambiguously, if any.
+ *
+ * @example
+ * ```ts
+ * strongCategoryOfText('452 4.2.2 The email account that you tried to reach is over quota')  // 'mailbox-full'
+ * ```
+ */
 export function strongCategoryOfText(text: string): BounceCategory | undefined {
   return first(STRONG, text)
 }
 
-/** The category vaguer words suggest; use only when the codes say nothing. */
+/**
+ * The category vaguer words suggest; use only when the codes say nothing.
+ *
+ * @example
+ * ```ts
+ * weakCategoryOfText('554 Service currently unavailable')  // 'system'
+ * ```
+ */
 export function weakCategoryOfText(text: string): BounceCategory | undefined {
   // Postfix wraps every RCPT and MAIL restriction in "Recipient/Sender address rejected:": the
   // cause, if any, follows the colon.

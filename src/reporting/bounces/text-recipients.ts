@@ -19,7 +19,14 @@ function ownParties(headers: HeaderBlock): Set<string> {
   return new Set(fields.flatMap((f) => headers.getAll(f).flatMap(addressesIn)).map((a) => a.toLowerCase()))
 }
 
-/** The failed recipients of a plain-text bounce, best evidence first; may be empty. */
+/**
+ * The failed recipients of a plain-text bounce, best evidence first; may be empty.
+ *
+ * @example
+ * ```ts
+ * textRecipients(headers, 'I could not deliver to:\n\n<bob@example.org>:\n550 User unknown\n', [])  // ['bob@example.org']
+ * ```
+ */
 export function textRecipients(headers: HeaderBlock, notice: string, failedRecipients: readonly string[]): string[] {
   if (failedRecipients.length) return [...new Set(failedRecipients)].slice(0, MAX_TEXT_RECIPIENTS)
   const own = ownParties(headers)
@@ -44,6 +51,11 @@ function matches(text: string, pattern: RegExp): string[] {
  * The part of the notice about each recipient: from the line that starts with it to the line
  * that starts with the next. Only when every recipient starts a line of its own; otherwise (one
  * recipient, or a notice that lists addresses apart from the reasons) each gets the whole notice.
+ *
+ * @example
+ * ```ts
+ * recipientBlocks('<a@x.org>:\n550 unknown\n<b@x.org>:\n552 full\n', ['a@x.org', 'b@x.org']).get('b@x.org')  // '<b@x.org>:\n552 full\n'
+ * ```
  */
 export function recipientBlocks(notice: string, recipients: readonly string[]): Map<string, string> {
   const lines = notice.split('\n')
