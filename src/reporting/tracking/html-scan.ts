@@ -1,0 +1,163 @@
+/**
+ * One pass of htmlparser2's tokenizer over an HTML document, recording what link tracking needs
+ * and nothing else: every `<a>` and `<area>` that has an `href` (its first one, as browsers use),
+ * with the exact span of that attribute's value token in the source, its decoded value, its other
+ * attributes and the text it encloses; the first `<base href>`; and where the last `</body>` tag
+ * starts. The tokenizer follows the HTML rules for what is not markup: comments (MSO conditional
+ * comments and the VML inside them included), bogus comments such as `<![CDATA[…]]>`, and the raw
+ * text of `<script>`, `<style>`, `<title>`, `<textarea>` never yield a tag here, so nothing in them
+ * can be rewritten.
+ *
+ * The source may be a real string or a "binary" string (one char per byte, for MIME parts in an
+ * ASCII-compatible charset): offsets are then byte offsets, and `decode` turns raw stretches of
+ * attribute values and text into real characters. Entities are decoded by the tokenizer with the
+ * attribute-value rules (`&amp;` → `&`, but `&copy=3` stays as written).
+ */
+import { QuoteType, Tokenizer, type TokenizerCallbacks } from 'htmlparser2'
+
+/** An `<a>` or `<area>` element with an `href`, as found in the source. */
+export interface ScannedLink {
+  readonly tag: 'a' | 'area'
+  /** The decoded `href` value, as written (not trimmed). */
+  readonly value: string
+  /** Span of the value token in the source, quotes included: `source.slice(start, end)`. */
+  readonly start: number
+  readonly end: number
+  readonly quote: 'double' | 'single' | 'unquoted'
+  /** Every attribute of the element, names in lower case, first occurrence wins, decoded. */
+  readonly attributes: Readonly<Record<string, string>>
+  /** The enclosed text (and image alt text), whitespace collapsed, at most {@link TEXT_LIMIT} characters; `<a>` only. */
+  text?: string
+}
+
+/** What one scan found. */
+export interface HtmlScan {
+  readonly links: ScannedLink[]
+  /** The decoded `href` of the first `<base>` element that has one. */
+  readonly base: string | undefined
+  /** Offset of the `<` of the last `</body>` end tag, or -1. */
+  readonly bodyEnd: number
+}
+
+/** Longest link text kept (it is for telling links apart, e.g. "Unsubscribe", not for storage). */
+export const TEXT_LIMIT = 200
+
+const identity = (raw: string) => raw
+const COLLECTED = new Set(['a', 'area', 'base', 'img'])
+const RAW_TEXT = new Set(['script', 'style', 'title', 'textarea', 'xmp', 'iframe', 'noembed', 'noframes', 'plaintext'])
+const WHITESPACE = /[\t\n\f\r ]/
+
+/** Scans `source`; `decode` maps raw stretches of a binary string to text (identity for real strings). */
+export function scanHtml(source: string, decode: (raw: string) => string = identity): HtmlScan {
+  const links: ScannedLink[] = []
+  let base: string | undefined
+  let bodyEnd = -1
+  let tagName = ''
+  let collect = false
+  let attributes: Record<string, string> = {}
+  let hrefSpan: { start: number; end: number; quote: ScannedLink['quote'] } | undefined
+  let attrName = ''
+  let attrNameEnd = 0
+  let attrValue = ''
+  let rawText = ''
+  /** The `<a>` whose text is being collected, and its text so far. */
+  let open: ScannedLink | undefined
+  let text = ''
+
+  const addText = (chunk: string) => {
+    if (open && text.length < TEXT_LIMIT * 2) text += chunk
+  }
+  const closeLink = () => {
+    if (!open) return
+    const collapsed = text.replace(/\s+/g, ' ').trim().slice(0, TEXT_LIMIT)
+    if (collapsed) open.text = collapsed
+    open = undefined
+    text = ''
+  }
+  /** Where the value token of the attribute whose name ends at `from` starts (after `=` and whitespace). */
+  const valueStart = (from: number) => {
+    let i = from
+    while (WHITESPACE.test(source[i]!)) i++
+    i++ // the '='
+    while (WHITESPACE.test(source[i]!)) i++
+    return i
+  }
+  const finishTag = () => {
+    if (!collect) return
+    const name = tagName
+    if ((name === 'a' || name === 'area') && hrefSpan) {
+      const link: ScannedLink = { tag: name, value: attributes.href!, ...hrefSpan, attributes }
+      links.push(link)
+      if (name === 'a') {
+        closeLink() // an <a> start tag ends any open one (the adoption agency does the same)
+        open = link
+      }
+    } else if (name === 'a') closeLink()
+    else if (name === 'base' && base === undefined && attributes.href !== undefined) base = attributes.href
+    else if (name === 'img' && attributes.alt) addText(` ${attributes.alt} `)
+  }
+
+  const callbacks: TokenizerCallbacks = {
+    onopentagname(start, end) {
+      tagName = source.slice(start, end).toLowerCase()
+      collect = COLLECTED.has(tagName)
+      attributes = {}
+      hrefSpan = undefined
+    },
+    onattribname(start, end) {
+      if (!collect) return
+      attrName = source.slice(start, end).toLowerCase()
+      attrNameEnd = end
+      attrValue = ''
+    },
+    onattribdata(start, end) {
+      if (collect && end > start) attrValue += decode(source.slice(start, end))
+    },
+    onattribentity(codepoint) {
+      if (collect) attrValue += String.fromCodePoint(codepoint)
+    },
+    onattribend(quote, end) {
+      if (!collect || Object.hasOwn(attributes, attrName)) return
+      attributes[attrName] = attrValue
+      if (attrName === 'href' && quote !== QuoteType.NoValue) {
+        const kind = quote === QuoteType.Double ? 'double' : quote === QuoteType.Single ? 'single' : 'unquoted'
+        hrefSpan = { start: valueStart(attrNameEnd), end, quote: kind }
+      }
+    },
+    onopentagend() {
+      finishTag()
+      if (RAW_TEXT.has(tagName)) rawText = tagName
+    },
+    onselfclosingtag() {
+      // In HTML `<a/>` does not close the element: treat it as a start tag.
+      finishTag()
+      if (RAW_TEXT.has(tagName)) rawText = tagName
+    },
+    onclosetag(start, end) {
+      const name = source.slice(start, end).toLowerCase()
+      if (rawText) {
+        if (name === rawText) rawText = ''
+        return
+      }
+      if (name === 'a') closeLink()
+      else if (name === 'body') bodyEnd = source.lastIndexOf('<', start)
+    },
+    ontext(start, end) {
+      if (open && !rawText) addText(decode(source.slice(start, end)))
+    },
+    ontextentity(codepoint) {
+      if (open && !rawText) addText(String.fromCodePoint(codepoint))
+    },
+    oncdata() {},
+    oncomment() {},
+    ondeclaration() {},
+    onprocessinginstruction() {},
+    onend() {
+      closeLink()
+    },
+  }
+  const tokenizer = new Tokenizer({ decodeEntities: true }, callbacks)
+  tokenizer.write(source)
+  tokenizer.end()
+  return { links, base, bodyEnd }
+}

@@ -1,0 +1,181 @@
+/**
+ * Click and open tracking for an HTML document: the `href` of each trackable `<a>` and `<area>`
+ * is replaced by what the caller's `rewrite` returns, and an open pixel may be inserted before the
+ * last `</body>`. These are the only bytes that change: the document is tokenized once
+ * (htmlparser2), the new values are spliced in at the recorded offsets, and everything between
+ * them is copied as it was, so line endings, long lines, odd markup and comments survive intact.
+ *
+ * Not touched: `<link>`, `<base>`, `<img src>`, anything inside comments (MSO conditional
+ * comments and their VML buttons included), `<script>`, `<style>`, `<title>`, `<textarea>`; links
+ * that {@link trackableUrl} leaves alone (other schemes, fragments, relative links without a
+ * base, marked links); and whatever `skip` or `rewrite` declines.
+ */
+import { documentBase, trackableUrl } from './link-rules.js'
+import { scanHtml } from './html-scan.js'
+
+/** A link offered to `rewrite`. */
+export interface LinkInfo {
+  /** The target: the decoded `href` (`&amp;` is `&`), resolved against `<base href>` if it was relative. */
+  readonly url: string
+  /** 0, 1, 2 … in document order, counting only the links offered to `rewrite`. */
+  readonly index: number
+  /** The link text (and image alt text), whitespace collapsed; absent for `<area>` and empty links. */
+  readonly text?: string
+}
+
+/** A link offered to `skip`, before it gets an index. */
+export interface LinkCandidate {
+  readonly url: string
+  readonly tag: 'a' | 'area'
+  readonly text?: string
+  /** The element's attributes, names in lower case, values decoded. */
+  readonly attributes: Readonly<Record<string, string>>
+}
+
+/** Options of {@link rewriteHtml}. */
+export interface RewriteHtmlOptions {
+  /** The new URL for a link, or `undefined` to leave it as it is. */
+  rewrite(link: LinkInfo): string | undefined
+  /** URL of a 1×1 GIF, inserted as an `<img>` just before the last `</body>` (at the end if there is none). */
+  pixel?: string
+  /** `true` to leave a link alone without giving it an index (e.g. by class or domain). */
+  skip?(link: LinkCandidate): boolean
+}
+
+/** A link whose `href` was replaced. */
+export interface RewrittenLink {
+  readonly index: number
+  readonly tag: 'a' | 'area' | 'text'
+  /** What `rewrite` was given. */
+  readonly url: string
+  /** What `rewrite` returned, now the link's target. */
+  readonly href: string
+  readonly text?: string
+  /**
+   * The replaced span of the input, the value's quotes included: `input.slice(start, end)` is
+   * {@link original}. Offsets count UTF-16 units for {@link rewriteHtml}, bytes of the decoded
+   * content for MIME parts.
+   */
+  readonly start: number
+  readonly end: number
+  readonly original: string
+  /** What stands there in the output: the new value, attribute-escaped and quoted. */
+  readonly replacement: string
+}
+
+/** What {@link rewriteHtml} returns. */
+export interface RewriteHtmlResult {
+  readonly html: string
+  readonly links: RewrittenLink[]
+  /** Whether the open pixel was inserted. */
+  readonly pixel: boolean
+}
+
+/** How a binary string (one char per byte) maps to text and back; `encode` is `undefined` when the charset lacks a character. */
+export interface SourceCodec {
+  decode(raw: string): string
+  encode(text: string): string | undefined
+}
+
+/** {@link RewriteHtmlResult} with what the MIME layer needs besides. */
+export interface SourceRewrite {
+  readonly output: string
+  readonly links: RewrittenLink[]
+  /** Offset of the inserted pixel in the input, or -1. */
+  readonly pixelAt: number
+  /** A new URL had characters the charset lacks; they were written as character references. */
+  readonly referenced: boolean
+}
+
+const TEXT: SourceCodec = { decode: (raw) => raw, encode: (text) => text }
+const ESCAPES: Record<string, string> = { '&': '&amp;', '"': '&quot;', "'": '&#39;' }
+
+/**
+ * Rewrites the links of an HTML document and optionally adds an open pixel.
+ *
+ * @example
+ * ```ts
+ * const { html, links } = rewriteHtml(source, {
+ *   rewrite: ({ url, index }) => `https://t.example.com/c/${signToken({ messageId, recipient, link: index, url }, keys)}`,
+ *   pixel: `https://t.example.com/o/${signToken({ messageId, recipient }, keys)}`,
+ * })
+ * ```
+ */
+export function rewriteHtml(html: string, options: RewriteHtmlOptions): RewriteHtmlResult {
+  const result = rewriteSource(html, options, TEXT)
+  return { html: result.output, links: result.links, pixel: result.pixelAt >= 0 }
+}
+
+/**
+ * The open pixel's markup (no line break, so no line changes but the one it lands on).
+ *
+ * @example
+ * ```ts
+ * pixelTag('https://t.example.com/o/abc') // '<img src="https://t.example.com/o/abc" width="1" height="1" alt="" …>'
+ * ```
+ */
+export function pixelTag(url: string): string {
+  return `<img src="${escapeAttribute(url, '"')}" width="1" height="1" alt="" border="0" style="display:block;width:1px;height:1px;border:0;margin:0;padding:0">`
+}
+
+/** The core of {@link rewriteHtml}, also for binary strings of MIME parts (see {@link SourceCodec}). */
+export function rewriteSource(source: string, options: RewriteHtmlOptions, codec: SourceCodec): SourceRewrite {
+  const scan = scanHtml(source, codec === TEXT ? undefined : codec.decode)
+  const base = documentBase(scan.base)
+  const links: RewrittenLink[] = []
+  let referenced = false
+  const encode = (text: string) => {
+    const bytes = codec.encode(text)
+    if (bytes !== undefined) return bytes
+    referenced = true
+    return codec.encode(toReferences(text))!
+  }
+  let index = 0
+  for (const found of scan.links) {
+    const { url } = trackableUrl(found.value, found.attributes, base)
+    if (url === undefined) continue
+    const text = found.text
+    if (options.skip?.({ url, tag: found.tag, attributes: found.attributes, ...(text ? { text } : {}) })) continue
+    const link = { url, index: index++, ...(text ? { text } : {}) }
+    const href = options.rewrite(link)
+    if (typeof href !== 'string') continue
+    const quote = found.quote === 'single' ? "'" : '"'
+    const replacement = encode(`${quote}${escapeAttribute(href, quote)}${quote}`)
+    links.push({ ...link, tag: found.tag, href, start: found.start, end: found.end, original: source.slice(found.start, found.end), replacement })
+  }
+  const pixelAt = options.pixel === undefined ? -1 : scan.bodyEnd >= 0 ? scan.bodyEnd : source.length
+  const pixel = pixelAt >= 0 ? encode(pixelTag(options.pixel!)) : ''
+  return { output: splice(source, links, pixelAt, pixel), links, pixelAt, referenced }
+}
+
+/** `source` with each link's span replaced and `pixel` inserted at `pixelAt` (if ≥ 0). */
+function splice(source: string, links: readonly RewrittenLink[], pixelAt: number, pixel: string): string {
+  const parts: string[] = []
+  let cursor = 0
+  let pending = pixelAt >= 0
+  for (const link of links) {
+    if (pending && pixelAt <= link.start) {
+      parts.push(source.slice(cursor, pixelAt), pixel)
+      cursor = pixelAt
+      pending = false
+    }
+    parts.push(source.slice(cursor, link.start), link.replacement)
+    cursor = link.end
+  }
+  if (pending) {
+    parts.push(source.slice(cursor, pixelAt), pixel)
+    cursor = pixelAt
+  }
+  parts.push(source.slice(cursor))
+  return parts.join('')
+}
+
+/** Escapes a value for an attribute quoted with `quote`: `&`, `"` and, in single quotes, `'`. */
+export function escapeAttribute(value: string, quote: '"' | "'"): string {
+  return value.replace(quote === '"' ? /[&"]/g : /[&"']/g, (c) => ESCAPES[c]!)
+}
+
+/** Non-ASCII characters as numeric character references (valid in attribute values and text). */
+function toReferences(text: string): string {
+  return text.replace(/[^\x00-\x7f]/gu, (c) => `&#x${c.codePointAt(0)!.toString(16)};`)
+}
