@@ -19,14 +19,15 @@ export interface LinkInfo {
   readonly url: string
   /** 0, 1, 2 … in document order, counting only the links offered to `rewrite`. */
   readonly index: number
-  /** The link text (and image alt text), whitespace collapsed; absent for `<area>` and empty links. */
+  /** The link text (and image alt text), whitespace collapsed; absent for `<area>`, empty links and plain text. */
   readonly text?: string
 }
 
 /** A link offered to `skip`, before it gets an index. */
 export interface LinkCandidate {
   readonly url: string
-  readonly tag: 'a' | 'area'
+  /** `text` for a URL in a text/plain part. */
+  readonly tag: 'a' | 'area' | 'text'
   readonly text?: string
   /** The element's attributes, names in lower case, values decoded. */
   readonly attributes: Readonly<Record<string, string>>

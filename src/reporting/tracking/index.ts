@@ -1,0 +1,18 @@
+/**
+ * Click and open tracking, the parts a `tracking()` stage is built from: link rewriting in HTML
+ * and plain text that changes nothing but the rewritten values (and the inserted open pixel), the
+ * same for one MIME part with its transfer encoding and charset kept, and the signed tokens a
+ * redirector verifies. Nothing here is exported from the package root yet.
+ */
+export { rewriteHtml, pixelTag } from './rewrite-html.js'
+export type { LinkCandidate, LinkInfo, RewriteHtmlOptions, RewriteHtmlResult, RewrittenLink } from './rewrite-html.js'
+export { rewriteText } from './rewrite-text.js'
+export type { RewriteTextOptions, RewriteTextResult } from './rewrite-text.js'
+export { rewriteMimePart } from './rewrite-part.js'
+export type { MimePartInfo, MimePartResult, TransferEncoding } from './rewrite-part.js'
+export { NOTRACK_ATTRIBUTE, UNSUBSCRIBE_ATTRIBUTE } from './link-rules.js'
+export { isUnsubscribeLink, listUnsubscribeUrls } from './unsubscribe.js'
+export type { UnsubscribeCandidate } from './unsubscribe.js'
+export { signToken, verifyToken } from './token.js'
+export type { TokenPayload, TrackingKey } from './token.js'
+export { decodeBase64, decodeQuotedPrintable, encodeBase64, encodeQuotedPrintable } from './transfer-encoding.js'
