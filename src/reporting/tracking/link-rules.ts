@@ -4,8 +4,9 @@
  * `<base href>`). Everything else is left exactly as written: other schemes (`mailto:`, `tel:`,
  * `sms:`, `javascript:`, `data:` …), fragment-only and empty references, relative references in a
  * document without a usable base (there is nothing to resolve them against: mail has no URL of its
- * own, and `//host/…` has no scheme either), values that do not parse as URLs, and elements that
- * carry one of the marker attributes below.
+ * own, and `//host/…` has no scheme either), relative values that do not resolve, and elements
+ * that carry one of the marker attributes below. An http(s) link is offered as written, even one a
+ * URL parser would refuse (a template's bare `http://`).
  */
 
 /** Marks a link that must never be tracked: `<a href="…" data-relay-notrack>`. Any value counts. */
@@ -50,8 +51,9 @@ export function trackableUrl(value: string, attributes: Readonly<Record<string, 
   if (href.startsWith('#')) return { leave: 'fragment' }
   const scheme = SCHEME.exec(href)?.[1]?.toLowerCase()
   if (scheme !== undefined) {
-    if (scheme !== 'http' && scheme !== 'https') return { leave: 'scheme' }
-    return URL.canParse(href) ? { url: href } : { leave: 'invalid' }
+    // As written, even when a URL parser would refuse it (`http://` placeholders): the reader
+    // clicked a web link either way, and the redirector fails no worse than the link itself.
+    return scheme === 'http' || scheme === 'https' ? { url: href } : { leave: 'scheme' }
   }
   if (!base) return { leave: 'relative' }
   let resolved: URL
