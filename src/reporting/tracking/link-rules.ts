@@ -25,6 +25,10 @@ const SCHEME = /^([a-zA-Z][a-zA-Z0-9+.-]*):/
 const STRIPPED = /[\t\n\r]/g
 const EDGES = /^[\x00-\x20]+|[\x00-\x20]+$/g
 
+// Spaces and controls left inside a value: percent-encoded, as a browser would request them.
+const CONTROLS = /[\x00-\x20\x7f]/g
+const percent = (c: string) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`
+
 /** The value as a URL parser sees it: controls and spaces at the ends and tabs/newlines inside removed. */
 export function cleanHref(value: string): string {
   return value.replace(EDGES, '').replace(STRIPPED, '')
@@ -41,8 +45,9 @@ export function documentBase(href: string | undefined): URL | undefined {
 }
 
 /**
- * The absolute http(s) URL a link points to, or why it is left alone. An absolute URL is returned
- * as written (cleaned only); a relative one is resolved against `base`.
+ * The http(s) URL a link points to, or why it is left alone. An absolute URL is returned as
+ * written (cleaned, and inner spaces or controls percent-encoded); a relative one is resolved
+ * against `base`.
  */
 export function trackableUrl(value: string, attributes: Readonly<Record<string, string>>, base: URL | undefined): Trackable {
   if (Object.hasOwn(attributes, NOTRACK_ATTRIBUTE) || Object.hasOwn(attributes, UNSUBSCRIBE_ATTRIBUTE)) return { leave: 'marked' }
@@ -53,7 +58,7 @@ export function trackableUrl(value: string, attributes: Readonly<Record<string, 
   if (scheme !== undefined) {
     // As written, even when a URL parser would refuse it (`http://` placeholders): the reader
     // clicked a web link either way, and the redirector fails no worse than the link itself.
-    return scheme === 'http' || scheme === 'https' ? { url: href } : { leave: 'scheme' }
+    return scheme === 'http' || scheme === 'https' ? { url: href.replace(CONTROLS, percent) } : { leave: 'scheme' }
   }
   if (!base) return { leave: 'relative' }
   let resolved: URL

@@ -18,7 +18,7 @@ export interface RewriteTextResult {
   readonly links: RewrittenLink[]
 }
 
-const URL_RUN = /\bhttps?:\/\/[^\s<>"'`\x00-\x1f\x7f]+/gi
+const URL_RUN = /\bhttps?:\/\/[!#-&(-;=?-_a-~]+/gi // printable ASCII but space, quotes, <, >, `
 const TRAILING = /[.,;:!?'"*_~]+$/
 const PAIRS: Record<string, string> = { ')': '(', ']': '[', '}': '{' }
 const TEXT: SourceCodec = { decode: (raw) => raw, encode: (text) => text }

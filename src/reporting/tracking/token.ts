@@ -31,7 +31,7 @@ export interface TokenPayload {
   readonly recipient: string
   /** The link's index in the message. */
   readonly link?: number
-  /** The only place a redirector may send the client: an absolute http(s) URL. */
+  /** The only place a redirector may send the client: an http(s) URL, without spaces or control characters. */
   readonly url?: string
   /** Expiry, in seconds since the epoch. */
   readonly expires?: number
@@ -119,15 +119,17 @@ function payloadProblem(p: TokenPayload): string | undefined {
   if (typeof p?.messageId !== 'string' || typeof p.recipient !== 'string') return 'messageId and recipient must be strings'
   if ((p.link === undefined) !== (p.url === undefined)) return 'link and url go together'
   if (p.link !== undefined && (!Number.isSafeInteger(p.link) || p.link < 0)) return 'link must be an index (an integer ≥ 0)'
-  if (p.url !== undefined && !isWebUrl(p.url)) return 'url must be an absolute http(s) URL'
+  if (p.url !== undefined && !isWebUrl(p.url)) return 'url must be an http(s) URL without spaces or control characters'
   if (p.expires !== undefined && !Number.isSafeInteger(p.expires)) return 'expires must be whole seconds since the epoch'
   return undefined
 }
 
+/**
+ * An http(s) URL as rewriting hands them out (a template's bare `http://` included), with no
+ * space or control character that could end up splitting a `Location` header.
+ */
 function isWebUrl(url: string): boolean {
-  if (typeof url !== 'string' || !URL.canParse(url)) return false
-  const { protocol } = new URL(url)
-  return protocol === 'https:' || protocol === 'http:'
+  return typeof url === 'string' && /^https?:/i.test(url) && !/[\x00-\x20\x7f]/.test(url)
 }
 
 /** The keys by id, checked once per array (again if the array was changed since). */
