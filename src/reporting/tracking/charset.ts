@@ -22,7 +22,7 @@ const UTF8 = new Set(['utf-8', 'utf8', 'us-ascii', 'ascii', 'ansi_x3.4-1968', ''
 const ASCII_ONLY = /^[\x00-\x7f]*$/
 
 const utf8Codec: SourceCodec = {
-  decode: (raw) => Buffer.from(raw, 'latin1').toString('utf8'),
+  decode: (raw) => (ASCII_ONLY.test(raw) ? raw : Buffer.from(raw, 'latin1').toString('utf8')),
   encode: (text) => Buffer.from(text, 'utf8').toString('latin1'),
 }
 const asciiCodec: SourceCodec = {
@@ -48,7 +48,7 @@ export function charsetPlan(charset: string | false | undefined): CharsetPlan {
     return {
       kind: 'binary',
       codec: {
-        decode: (raw) => iconv.decode(Buffer.from(raw, 'latin1'), name),
+        decode: (raw) => (ASCII_ONLY.test(raw) ? raw : iconv.decode(Buffer.from(raw, 'latin1'), name)),
         encode: (text) => representable(text, name)?.toString('latin1'),
       },
     }

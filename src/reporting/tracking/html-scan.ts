@@ -10,8 +10,10 @@
  *
  * The source may be a real string or a "binary" string (one char per byte, for MIME parts in an
  * ASCII-compatible charset): offsets are then byte offsets, and `decode` turns raw stretches of
- * attribute values and text into real characters. Entities are decoded by the tokenizer with the
- * attribute-value rules (`&amp;` → `&`, but `&copy=3` stays as written).
+ * attribute values and text into real characters. The main pass leaves entities alone (so that it
+ * can skip through text); the few values and texts kept that contain `&` are decoded afterwards
+ * by a second tokenizer run on just that stretch, so the HTML rules still apply (`&amp;` → `&` but
+ * `&copy=3` stays as written in an attribute).
  */
 import { QuoteType, Tokenizer, type TokenizerCallbacks } from 'htmlparser2'
 
@@ -46,6 +48,21 @@ const identity = (raw: string) => raw
 const COLLECTED = new Set(['a', 'area', 'base', 'img'])
 const RAW_TEXT = new Set(['script', 'style', 'title', 'textarea', 'xmp', 'iframe', 'noembed', 'noframes', 'plaintext'])
 const WHITESPACE = /[\t\n\f\r ]/
+/** The tag names the scan reacts to, by length, so that other tags cost no string. */
+const NAMES_BY_LENGTH: string[][] = []
+for (const name of [...COLLECTED, ...RAW_TEXT, 'body']) (NAMES_BY_LENGTH[name.length] ??= []).push(name)
+
+/** The lower-case tag name at `[start, end)` if the scan reacts to it, else ''. */
+function knownName(source: string, start: number, end: number): string {
+  const names = NAMES_BY_LENGTH[end - start]
+  if (names) {
+    next: for (const name of names) {
+      for (let i = 0; i < name.length; i++) if ((source.charCodeAt(start + i) | 0x20) !== name.charCodeAt(i)) continue next
+      return name
+    }
+  }
+  return ''
+}
 
 /** Scans `source`; `decode` maps raw stretches of a binary string to text (identity for real strings). */
 export function scanHtml(source: string, decode: (raw: string) => string = identity): HtmlScan {
@@ -99,9 +116,9 @@ export function scanHtml(source: string, decode: (raw: string) => string = ident
 
   const callbacks: TokenizerCallbacks = {
     onopentagname(start, end) {
-      tagName = source.slice(start, end).toLowerCase()
+      tagName = knownName(source, start, end)
       collect = COLLECTED.has(tagName)
-      attributes = {}
+      if (collect) attributes = {}
       hrefSpan = undefined
     },
     onattribname(start, end) {
@@ -111,14 +128,12 @@ export function scanHtml(source: string, decode: (raw: string) => string = ident
       attrValue = ''
     },
     onattribdata(start, end) {
-      if (collect && end > start) attrValue += decode(source.slice(start, end))
+      if (collect && end > start) attrValue += source.slice(start, end)
     },
-    onattribentity(codepoint) {
-      if (collect) attrValue += String.fromCodePoint(codepoint)
-    },
+    onattribentity() {},
     onattribend(quote, end) {
       if (!collect || Object.hasOwn(attributes, attrName)) return
-      attributes[attrName] = attrValue
+      attributes[attrName] = decodeAttribute(attrValue, quote, decode)
       if (attrName === 'href' && quote !== QuoteType.NoValue) {
         const kind = quote === QuoteType.Double ? 'double' : quote === QuoteType.Single ? 'single' : 'unquoted'
         hrefSpan = { start: valueStart(attrNameEnd), end, quote: kind }
@@ -134,7 +149,7 @@ export function scanHtml(source: string, decode: (raw: string) => string = ident
       if (RAW_TEXT.has(tagName)) rawText = tagName
     },
     onclosetag(start, end) {
-      const name = source.slice(start, end).toLowerCase()
+      const name = knownName(source, start, end)
       if (rawText) {
         if (name === rawText) rawText = ''
         return
@@ -143,11 +158,9 @@ export function scanHtml(source: string, decode: (raw: string) => string = ident
       else if (name === 'body') bodyEnd = source.lastIndexOf('<', start)
     },
     ontext(start, end) {
-      if (open && !rawText) addText(decode(source.slice(start, end)))
+      if (open && !rawText) addText(decodeText(source.slice(start, end), decode))
     },
-    ontextentity(codepoint) {
-      if (open && !rawText) addText(String.fromCodePoint(codepoint))
-    },
+    ontextentity() {},
     oncdata() {},
     oncomment() {},
     ondeclaration() {},
@@ -156,8 +169,52 @@ export function scanHtml(source: string, decode: (raw: string) => string = ident
       closeLink()
     },
   }
-  const tokenizer = new Tokenizer({ decodeEntities: true }, callbacks)
+  const tokenizer = new Tokenizer({ decodeEntities: false }, callbacks)
   tokenizer.write(source)
   tokenizer.end()
   return { links, base, bodyEnd }
+}
+
+/** Collects what a tokenizer run on a short stretch yields. */
+class Decoded implements TokenizerCallbacks {
+  value = ''
+  constructor(private readonly source: string, private readonly decode: (raw: string) => string) {}
+  private raw(start: number, end: number) {
+    if (end > start) this.value += this.decode(this.source.slice(start, end))
+  }
+  onattribdata(start: number, end: number) { this.raw(start, end) }
+  onattribentity(codepoint: number) { this.value += String.fromCodePoint(codepoint) }
+  ontext(start: number, end: number) { this.raw(start, end) }
+  ontextentity(codepoint: number) { this.value += String.fromCodePoint(codepoint) }
+  onattribend() {}
+  onattribname() {}
+  oncdata() {}
+  onclosetag() {}
+  oncomment() {}
+  ondeclaration() {}
+  onend() {}
+  onopentagend() {}
+  onopentagname() {}
+  onprocessinginstruction() {}
+  onselfclosingtag() {}
+}
+
+function run(source: string, decode: (raw: string) => string): string {
+  const decoded = new Decoded(source, decode)
+  const tokenizer = new Tokenizer({ decodeEntities: true }, decoded)
+  tokenizer.write(source)
+  tokenizer.end()
+  return decoded.value
+}
+
+/** An attribute value as written (between its quotes), decoded as the HTML attribute rules say. */
+function decodeAttribute(raw: string, quote: QuoteType, decode: (raw: string) => string): string {
+  if (!raw.includes('&')) return decode(raw)
+  const q = quote === QuoteType.Single ? "'" : quote === QuoteType.Double ? '"' : ''
+  return run(`<a v=${q}${raw}${q}>`, decode)
+}
+
+/** Text as written, decoded. */
+function decodeText(raw: string, decode: (raw: string) => string): string {
+  return raw.includes('&') ? run(raw, decode) : decode(raw)
 }

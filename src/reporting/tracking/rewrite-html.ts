@@ -10,6 +10,7 @@
  * that {@link trackableUrl} leaves alone (other schemes, fragments, relative links without a
  * base, marked links); and whatever `skip` or `rewrite` declines.
  */
+import { applyEdits, type ContentEdit } from './edits.js'
 import { documentBase, trackableUrl } from './link-rules.js'
 import { scanHtml } from './html-scan.js'
 
@@ -78,10 +79,11 @@ export interface SourceCodec {
   encode(text: string): string | undefined
 }
 
-/** {@link RewriteHtmlResult} with what the MIME layer needs besides. */
+/** What a rewrite changes, before it is applied (to a string, or to the bytes of a MIME part). */
 export interface SourceRewrite {
-  readonly output: string
   readonly links: RewrittenLink[]
+  /** Every replacement and the pixel's insertion, in order. */
+  readonly edits: ContentEdit[]
   /** Offset of the inserted pixel in the input, or -1. */
   readonly pixelAt: number
   /** A new URL had characters the charset lacks; they were written as character references. */
@@ -104,7 +106,7 @@ const ESCAPES: Record<string, string> = { '&': '&amp;', '"': '&quot;', "'": '&#3
  */
 export function rewriteHtml(html: string, options: RewriteHtmlOptions): RewriteHtmlResult {
   const result = rewriteSource(html, options, TEXT)
-  return { html: result.output, links: result.links, pixel: result.pixelAt >= 0 }
+  return { html: applyEdits(html, result.edits), links: result.links, pixel: result.pixelAt >= 0 }
 }
 
 /**
@@ -145,30 +147,12 @@ export function rewriteSource(source: string, options: RewriteHtmlOptions, codec
     links.push({ ...link, tag: found.tag, href, start: found.start, end: found.end, original: source.slice(found.start, found.end), replacement })
   }
   const pixelAt = options.pixel === undefined ? -1 : scan.bodyEnd >= 0 ? scan.bodyEnd : source.length
-  const pixel = pixelAt >= 0 ? encode(pixelTag(options.pixel!)) : ''
-  return { output: splice(source, links, pixelAt, pixel), links, pixelAt, referenced }
-}
-
-/** `source` with each link's span replaced and `pixel` inserted at `pixelAt` (if ≥ 0). */
-function splice(source: string, links: readonly RewrittenLink[], pixelAt: number, pixel: string): string {
-  const parts: string[] = []
-  let cursor = 0
-  let pending = pixelAt >= 0
-  for (const link of links) {
-    if (pending && pixelAt <= link.start) {
-      parts.push(source.slice(cursor, pixelAt), pixel)
-      cursor = pixelAt
-      pending = false
-    }
-    parts.push(source.slice(cursor, link.start), link.replacement)
-    cursor = link.end
+  const edits: ContentEdit[] = links.map((l) => ({ start: l.start, end: l.end, text: l.replacement }))
+  if (pixelAt >= 0) {
+    const at = links.findIndex((l) => l.start >= pixelAt)
+    edits.splice(at < 0 ? edits.length : at, 0, { start: pixelAt, end: pixelAt, text: encode(pixelTag(options.pixel!)) })
   }
-  if (pending) {
-    parts.push(source.slice(cursor, pixelAt), pixel)
-    cursor = pixelAt
-  }
-  parts.push(source.slice(cursor))
-  return parts.join('')
+  return { links, edits, pixelAt, referenced }
 }
 
 /** Escapes a value for an attribute quoted with `quote`: `&`, `"` and, in single quotes, `'`. */

@@ -3,8 +3,9 @@
  * the next boundary) and what its headers say: the body is decoded (quoted-printable, base64 or as
  * is), its links rewritten in its own charset ({@link rewriteHtml} for text/html, and for
  * text/plain {@link rewriteText}), and the result encoded again with the same transfer encoding:
- * quoted-printable in lines of at most 76 characters, base64 in lines of 76, 7bit/8bit/binary as
- * is. A 7bit part that would no longer be 7-bit clean, or a 7bit/8bit part with a line over 998
+ * quoted-printable in lines of at most 76 characters (only the lines that changed are encoded
+ * anew, the others are kept as the sender encoded them), base64 in lines of 76, 7bit/8bit/binary
+ * as is. A 7bit part that would no longer be 7-bit clean, or a 7bit/8bit part with a line over 998
  * octets after the rewrite, becomes quoted-printable, and the result says so: the caller must then
  * set `Content-Transfer-Encoding: quoted-printable` in the part's header. A part with no link to
  * rewrite (and no pixel) comes back as the same bytes.
@@ -15,7 +16,9 @@
 import { charsetPlan, decodeWhole, encodeWhole } from './charset.js'
 import { rewriteSource, type RewriteHtmlOptions, type RewrittenLink } from './rewrite-html.js'
 import { rewriteTextSource } from './rewrite-text.js'
-import { MAX_LINE, decodeBase64, decodeQuotedPrintable, encodeBase64, encodeQuotedPrintable, lineFacts } from './transfer-encoding.js'
+import { applyEdits, applyEditsToBytes } from './edits.js'
+import { spliceQuotedPrintable } from './qp-splice.js'
+import { MAX_LINE, decodeBase64, decodeQuotedPrintable, encodeBase64, encodeQuotedPrintable, lineFacts, type HardLines } from './transfer-encoding.js'
 
 /** A transfer encoding this module writes. */
 export type TransferEncoding = '7bit' | '8bit' | 'binary' | 'quoted-printable' | 'base64'
@@ -68,7 +71,8 @@ export function rewriteMimePart(body: Uint8Array, part: MimePartInfo, options: R
   })
   if (!KNOWN.has(declared)) return leave(`transfer encoding ${declared} is not supported: part left as it is`)
   const encoding = declared as TransferEncoding
-  const content = encoding === 'quoted-printable' ? decodeQuotedPrintable(raw) : encoding === 'base64' ? decodeBase64(raw) : raw
+  const lines: HardLines = { decoded: [0], encoded: [0] }
+  const content = encoding === 'quoted-printable' ? decodeQuotedPrintable(raw, lines) : encoding === 'base64' ? decodeBase64(raw) : raw
   const plan = charsetPlan(part.charset)
   if (plan.kind === 'unknown') return leave(`charset ${String(part.charset)} is unknown: part left as it is`)
 
@@ -88,7 +92,12 @@ export function rewriteMimePart(body: Uint8Array, part: MimePartInfo, options: R
   if (rewritten.referenced) {
     notes.push(`charset ${plan.kind === 'whole' ? plan.charset : String(part.charset || 'us-ascii')} lacks characters of a new URL: written as ${html ? 'character references' : 'its ASCII form'}`)
   }
-  const output = plan.kind === 'binary' ? Buffer.from(rewritten.output, 'latin1') : encodeWhole(rewritten.output, plan.charset)
+  if (encoding === 'quoted-printable' && plan.kind === 'binary') {
+    // Offsets are bytes of the decoded content: re-encode only the lines that changed.
+    const body = spliceQuotedPrintable(raw, content, lines, rewritten.edits)
+    return { body, transferEncoding: encoding, encodingChanged: false, changed: true, links: rewritten.links, pixel, notes }
+  }
+  const output = plan.kind === 'binary' ? applyEditsToBytes(content, rewritten.edits) : encodeWhole(applyEdits(source, rewritten.edits), plan.charset)
   const { body: encoded, transferEncoding } = encode(output, encoding, raw, notes)
   return { body: encoded, transferEncoding, encodingChanged: transferEncoding !== encoding, changed: true, links: rewritten.links, pixel, notes }
 }

@@ -7,6 +7,7 @@
  * alone: where it ends cannot be told for sure, and a tracked link to half a URL would be worse
  * than an untracked one.
  */
+import { applyEdits, type ContentEdit } from './edits.js'
 import type { LinkInfo, RewriteHtmlOptions, RewrittenLink, SourceCodec } from './rewrite-html.js'
 
 /** Options of {@link rewriteText}: as for HTML, without the pixel. */
@@ -33,15 +34,14 @@ const TEXT: SourceCodec = { decode: (raw) => raw, encode: (text) => text }
  * ```
  */
 export function rewriteText(text: string, options: RewriteTextOptions): RewriteTextResult {
-  const { output, links } = rewriteTextSource(text, options, TEXT)
-  return { text: output, links }
+  const { edits, links } = rewriteTextSource(text, options, TEXT)
+  return { text: applyEdits(text, edits), links }
 }
 
 /** The core of {@link rewriteText}, also for binary strings of MIME parts. */
-export function rewriteTextSource(source: string, options: RewriteTextOptions, codec: SourceCodec): { output: string; links: RewrittenLink[]; referenced: boolean } {
+export function rewriteTextSource(source: string, options: RewriteTextOptions, codec: SourceCodec): { links: RewrittenLink[]; edits: ContentEdit[]; referenced: boolean } {
   const links: RewrittenLink[] = []
-  const parts: string[] = []
-  let cursor = 0
+  const edits: ContentEdit[] = []
   let index = 0
   let referenced = false
   for (const match of source.matchAll(URL_RUN)) {
@@ -63,11 +63,9 @@ export function rewriteTextSource(source: string, options: RewriteTextOptions, c
       if (replacement === undefined) continue
     }
     links.push({ ...link, tag: 'text', href, start, end, original: raw, replacement })
-    parts.push(source.slice(cursor, start), replacement)
-    cursor = end
+    edits.push({ start, end, text: replacement })
   }
-  parts.push(source.slice(cursor))
-  return { output: links.length ? parts.join('') : source, links, referenced }
+  return { links, edits, referenced }
 }
 
 /** `candidate` without the punctuation that ends the sentence around it. */

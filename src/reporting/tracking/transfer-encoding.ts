@@ -23,33 +23,55 @@ const EQ = 0x3d
 const SP = 0x20
 const TAB = 0x09
 
-function hexValue(c: number | undefined): number {
-  if (c === undefined) return -1
-  if (c >= 0x30 && c <= 0x39) return c - 0x30
-  const lower = c | 0x20
-  return lower >= 0x61 && lower <= 0x66 ? lower - 0x57 : -1
+/**
+ * Where each hard line of a quoted-printable body starts, in the decoded content and in the
+ * encoded body (line 0 starts at 0 in both; a line includes its line break). Filled by
+ * {@link decodeQuotedPrintable} when given.
+ */
+export interface HardLines {
+  readonly decoded: number[]
+  readonly encoded: number[]
 }
 
+/** Hex digit values, -1 for other octets. */
+const HEX_VALUE = new Int8Array(256).fill(-1)
+for (let c = 0; c < 16; c++) {
+  HEX_VALUE[HEX[c]!] = c
+  HEX_VALUE[HEX[c]! | 0x20] = c
+}
+/** Octets quoted-printable writes as they are (not `=`, space or controls). */
+const LITERAL = new Uint8Array(256)
+for (let c = 0x21; c < 0x7f; c++) LITERAL[c] = c === EQ ? 0 : 1
+/** Octets the decoder copies without a second look (anything but `=`, CR, LF, space, tab). */
+const PLAIN = new Uint8Array(256).fill(1)
+for (const c of [EQ, CR, LF, SP, TAB]) PLAIN[c] = 0
+
 /**
- * Decodes a quoted-printable body.
+ * Decodes a quoted-printable body; with `lines` (each holding `[0]`), records where its hard lines
+ * start.
  *
  * @example
  * ```ts
  * decodeQuotedPrintable(Buffer.from('caf=C3=A9 =\r\nau lait')).toString() // 'café au lait'
  * ```
  */
-export function decodeQuotedPrintable(input: Uint8Array): Buffer {
+export function decodeQuotedPrintable(input: Uint8Array, lines?: HardLines): Buffer {
   const n = input.length
   const out = Buffer.allocUnsafe(n * 2)
   let o = 0
   let keep = 0 // output length without literal blanks at the end of the current line
   for (let i = 0; i < n; i++) {
     const c = input[i]!
+    if (PLAIN[c] === 1) {
+      out[o++] = c
+      keep = o
+      continue
+    }
     if (c === EQ) {
-      const high = hexValue(input[i + 1])
-      const low = high >= 0 ? hexValue(input[i + 2]) : -1
+      const high = i + 2 < n ? HEX_VALUE[input[i + 1]!]! : -1
+      const low = high >= 0 ? HEX_VALUE[input[i + 2]!]! : -1
       if (low >= 0) {
-        out[o++] = high * 16 + low
+        out[o++] = (high << 4) | low
         keep = o
         i += 2
         continue
@@ -68,6 +90,10 @@ export function decodeQuotedPrintable(input: Uint8Array): Buffer {
       out[o++] = CR
       out[o++] = LF
       keep = o
+      if (lines) {
+        lines.decoded.push(o)
+        lines.encoded.push(i + 1)
+      }
       continue
     }
     out[o++] = c
@@ -91,6 +117,11 @@ export function encodeQuotedPrintable(input: Uint8Array): Buffer {
   let line = 0
   for (let i = 0; i < n; i++) {
     const c = input[i]!
+    if (LITERAL[c] === 1 && line < ENCODED_LINE - 1) {
+      out[o++] = c
+      line++
+      continue
+    }
     if (c === CR && input[i + 1] === LF) {
       out[o++] = CR
       out[o++] = LF
@@ -99,7 +130,7 @@ export function encodeQuotedPrintable(input: Uint8Array): Buffer {
       continue
     }
     const atLineEnd = i + 1 === n || (input[i + 1] === CR && input[i + 2] === LF)
-    const literal = (c > SP && c < 0x7f && c !== EQ) || ((c === SP || c === TAB) && !atLineEnd)
+    const literal = LITERAL[c] === 1 || ((c === SP || c === TAB) && !atLineEnd)
     const width = literal ? 1 : 3
     // The soft break's '=' needs a column too, unless this is the last character of the line.
     if (line + width > (atLineEnd ? ENCODED_LINE : ENCODED_LINE - 1)) {
@@ -141,13 +172,9 @@ export function decodeBase64(input: Uint8Array): Buffer {
  */
 export function encodeBase64(input: Uint8Array): Buffer {
   const text = Buffer.from(input.buffer, input.byteOffset, input.byteLength).toString('base64')
-  const out = Buffer.allocUnsafe(text.length + Math.ceil(text.length / ENCODED_LINE) * 2)
-  let o = 0
-  for (let at = 0; at < text.length; at += ENCODED_LINE) {
-    if (at) o += out.write('\r\n', o, 'latin1')
-    o += out.write(text.slice(at, at + ENCODED_LINE), o, 'latin1')
-  }
-  return Buffer.from(out.subarray(0, o))
+  const lines: string[] = []
+  for (let at = 0; at < text.length; at += ENCODED_LINE) lines.push(text.slice(at, at + ENCODED_LINE))
+  return Buffer.from(lines.join('\r\n'), 'latin1')
 }
 
 /** What decides whether content may be sent as 7bit or 8bit (RFC 2045 §2.7, §2.8). */
