@@ -30,6 +30,22 @@ describe('rewriteMimePart', () => {
     for (const line of result.body.toString().split('\r\n')) expect(line.length).toBeLessThanOrEqual(76)
   })
 
+  it('re-encodes only the quoted-printable lines that changed and keeps the sender’s other lines', () => {
+    // A sender's encoding with choices of its own: lower-case hex, short soft-broken lines.
+    const lines = ['<html><body>=', '<p>caf=c3=a9</p>', '<p>intro =', 'text</p>', '<a href=3D"https://shop.example/?a=3D1&amp;b=3D2">Shop</a>', '<p>=E2=82=AC tail</p>', '</body></html>']
+    const body = Buffer.from(`${lines.join('\r\n')}\r\n`)
+    const result = rewriteMimePart(body, { transferEncoding: 'quoted-printable', charset: 'utf-8' }, { rewrite: T, pixel: 'https://t.example/o/1' })
+    expect(result.links.map((l) => l.url)).toEqual(['https://shop.example/?a=1&b=2'])
+    const out = result.body.toString('latin1').split('\r\n')
+    expect(out.slice(0, 4)).toEqual(lines.slice(0, 4))
+    expect(out[4]).toBe('<a href=3D"https://t.example/c/0">Shop</a>')
+    expect(out[5]).toBe(lines[5])
+    expect(libqp.decode(result.body.toString('latin1')).toString()).toBe(
+      `<html><body><p>café</p>\r\n<p>intro text</p>\r\n<a href="https://t.example/c/0">Shop</a>\r\n<p>€ tail</p>\r\n<img src="https://t.example/o/1" width="1" height="1" alt="" border="0" style="display:block;width:1px;height:1px;border:0;margin:0;padding:0"></body></html>\r\n`,
+    )
+    for (const line of out) expect(line.length).toBeLessThanOrEqual(76)
+  })
+
   it('switches 7bit to quoted-printable when a new URL brings 8-bit octets', () => {
     const result = rewriteMimePart(Buffer.from(html('<a href="https://shop.example/">x</a>')), { transferEncoding: '7bit', charset: 'utf-8' }, { rewrite: () => 'https://t.example/café' })
     expect(result.transferEncoding).toBe('quoted-printable')
