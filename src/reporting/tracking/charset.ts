@@ -76,7 +76,14 @@ export function decodeWhole(bytes: Buffer, charset: string): string | undefined 
   return iconv.encode(text, charset, { addBOM: false }).equals(bytes) ? text : undefined
 }
 
-/** Encodes text decoded by {@link decodeWhole} back to its charset. */
+/**
+ * Encodes text decoded by {@link decodeWhole} back to its charset.
+ *
+ * @example
+ * ```ts
+ * encodeWhole('<a href="y">', 'utf-16le') // the UTF-16LE bytes, no BOM added
+ * ```
+ */
 export function encodeWhole(text: string, charset: string): Buffer {
   return iconv.encode(text, charset, { addBOM: false })
 }

@@ -64,7 +64,15 @@ function knownName(source: string, start: number, end: number): string {
   return ''
 }
 
-/** Scans `source`; `decode` maps raw stretches of a binary string to text (identity for real strings). */
+/**
+ * Scans `source`; `decode` maps raw stretches of a binary string to text (identity for real strings).
+ *
+ * @example
+ * ```ts
+ * const { links, base, bodyEnd } = scanHtml('<base href="https://a.example/"><a href=x&amp;y>X</a></body>')
+ * // links[0]: { tag: 'a', value: 'x&y', start: 40, end: 47, quote: 'unquoted', text: 'X', … }, bodyEnd: 53
+ * ```
+ */
 export function scanHtml(source: string, decode: (raw: string) => string = identity): HtmlScan {
   const links: ScannedLink[] = []
   let base: string | undefined

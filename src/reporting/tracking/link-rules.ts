@@ -29,12 +29,27 @@ const EDGES = /^[\x00-\x20]+|[\x00-\x20]+$/g
 const CONTROLS = /[\x00-\x20\x7f]/g
 const percent = (c: string) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`
 
-/** The value as a URL parser sees it: controls and spaces at the ends and tabs/newlines inside removed. */
+/**
+ * The value as a URL parser sees it: controls and spaces at the ends and tabs/newlines inside removed.
+ *
+ * @example
+ * ```ts
+ * cleanHref(' https://a.example/\n x ') // 'https://a.example/ x'
+ * ```
+ */
 export function cleanHref(value: string): string {
   return value.replace(EDGES, '').replace(STRIPPED, '')
 }
 
-/** The usable base URL of a document: its `<base href>` if that is an absolute URL. */
+/**
+ * The usable base URL of a document: its `<base href>` if that is an absolute URL.
+ *
+ * @example
+ * ```ts
+ * documentBase('https://shop.example/mail/')?.href // 'https://shop.example/mail/'
+ * documentBase('/mail/') // undefined
+ * ```
+ */
 export function documentBase(href: string | undefined): URL | undefined {
   if (href === undefined) return undefined
   try {
@@ -48,6 +63,12 @@ export function documentBase(href: string | undefined): URL | undefined {
  * The http(s) URL a link points to, or why it is left alone. An absolute URL is returned as
  * written (cleaned, and inner spaces or controls percent-encoded); a relative one is resolved
  * against `base`.
+ *
+ * @example
+ * ```ts
+ * trackableUrl('orders/1', {}, new URL('https://shop.example/mail/')) // { url: 'https://shop.example/mail/orders/1' }
+ * trackableUrl('mailto:a@example.com', {}, undefined)               // { leave: 'scheme' }
+ * ```
  */
 export function trackableUrl(value: string, attributes: Readonly<Record<string, string>>, base: URL | undefined): Trackable {
   if (Object.hasOwn(attributes, NOTRACK_ATTRIBUTE) || Object.hasOwn(attributes, UNSUBSCRIBE_ATTRIBUTE)) return { leave: 'marked' }

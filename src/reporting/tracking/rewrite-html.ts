@@ -121,7 +121,16 @@ export function pixelTag(url: string): string {
   return `<img src="${escapeAttribute(url, '"')}" width="1" height="1" alt="" border="0" style="display:block;width:1px;height:1px;border:0;margin:0;padding:0">`
 }
 
-/** The core of {@link rewriteHtml}, also for binary strings of MIME parts (see {@link SourceCodec}). */
+/**
+ * The core of {@link rewriteHtml}, also for binary strings of MIME parts (see {@link SourceCodec}):
+ * what to change, not yet applied.
+ *
+ * @example
+ * ```ts
+ * const { edits } = rewriteSource(bytes.toString('latin1'), { rewrite }, charsetPlan('utf-8').codec)
+ * const output = applyEditsToBytes(bytes, edits)
+ * ```
+ */
 export function rewriteSource(source: string, options: RewriteHtmlOptions, codec: SourceCodec): SourceRewrite {
   const scan = scanHtml(source, codec === TEXT ? undefined : codec.decode)
   const base = documentBase(scan.base)
@@ -155,7 +164,14 @@ export function rewriteSource(source: string, options: RewriteHtmlOptions, codec
   return { links, edits, pixelAt, referenced }
 }
 
-/** Escapes a value for an attribute quoted with `quote`: `&`, `"` and, in single quotes, `'`. */
+/**
+ * Escapes a value for an attribute quoted with `quote`: `&`, `"` and, in single quotes, `'`.
+ *
+ * @example
+ * ```ts
+ * escapeAttribute('https://a.example/?a=1&b="2"', '"') // 'https://a.example/?a=1&amp;b=&quot;2&quot;'
+ * ```
+ */
 export function escapeAttribute(value: string, quote: '"' | "'"): string {
   return value.replace(quote === '"' ? /[&"]/g : /[&"']/g, (c) => ESCAPES[c]!)
 }

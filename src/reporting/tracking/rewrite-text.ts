@@ -38,7 +38,14 @@ export function rewriteText(text: string, options: RewriteTextOptions): RewriteT
   return { text: applyEdits(text, edits), links }
 }
 
-/** The core of {@link rewriteText}, also for binary strings of MIME parts. */
+/**
+ * The core of {@link rewriteText}, also for binary strings of MIME parts: what to change.
+ *
+ * @example
+ * ```ts
+ * const { edits } = rewriteTextSource(bytes.toString('latin1'), { rewrite }, charsetPlan('iso-8859-1').codec)
+ * ```
+ */
 export function rewriteTextSource(source: string, options: RewriteTextOptions, codec: SourceCodec): { links: RewrittenLink[]; edits: ContentEdit[]; referenced: boolean } {
   const links: RewrittenLink[] = []
   const edits: ContentEdit[] = []
