@@ -6,7 +6,8 @@
  * path with signed tokens as the URLs. Each message is timed on its own with performance.now()
  * after a warm-up (median and p99 over all messages); process.cpuUsage() over the same loop gives
  * the mean CPU time (user + system), which stays honest on a shared machine. Target: median
- * ≤ 0.3 ms for decode + rewrite + re-encode.
+ * ≤ 0.3 ms for decode + rewrite + re-encode. The last line, a plain byte-copy loop over the same
+ * HTML, says how fast the machine runs JavaScript at the time (other load shows there first).
  *
  * Environment: TRACKING_BENCH_ITERATIONS (messages per case, 4000), TRACKING_BENCH_WARMUP (1500).
  */
@@ -57,6 +58,15 @@ function measure(c: Case): { median: number; p99: number; cpu: number } {
   times.sort()
   return { median: times[Math.floor(ITERATIONS / 2)]!, p99: times[Math.floor(ITERATIONS * 0.99)]!, cpu: (used.user + used.system) / 1000 / ITERATIONS }
 }
+
+/** A plain byte-copy loop over the same bytes: how fast this machine runs JavaScript right now. */
+function copyLoop(i: number): Uint8Array {
+  const input = html[i]!
+  const out = new Uint8Array(input.length)
+  for (let k = 0; k < input.length; k++) out[k] = input[k]!
+  return out
+}
+CASES.push({ name: 'calibration: byte-copy loop over the same HTML', run: copyLoop })
 
 const sizes = html.map((b) => b.length)
 console.log(`tracking CPU per message: ${FILES.length} corpus e-mails of ${Math.min(...sizes)}–${Math.max(...sizes)} bytes (mean ${Math.round(sizes.reduce((a, b) => a + b) / sizes.length)}), ${ITERATIONS} messages per case after ${WARMUP} warm-up, Node ${process.version}`)

@@ -53,6 +53,11 @@ describe('rewriteHtml', () => {
     expect(result.html).toBe(html.replace('"https://x.example/visible"', '"https://t.example/c/0"'))
   })
 
+  it('tracks links in downlevel-revealed conditionals (<![if !mso]>), which every other client shows', () => {
+    const html = '<![if !mso]><a href="https://x.example/dl">d</a><![endif]>'
+    expect(rewrite(html).html).toBe('<![if !mso]><a href="https://t.example/c/0">d</a><![endif]>')
+  })
+
   it('resolves relative links against <base href>, and leaves them alone without one', () => {
     const body = '<a href="orders/1?a=1&amp;b=2">o</a><a href="/account">a</a><a href="//cdn.example/x.pdf">c</a><a href="../faq#q">f</a><a href="mailto:x@example.com">m</a>'
     const withBase = rewrite(`<head><base href="https://shop.example/mail/"></head>${body}`)
