@@ -127,8 +127,9 @@ export function pixelTag(url: string): string {
  *
  * @example
  * ```ts
- * const { edits } = rewriteSource(bytes.toString('latin1'), { rewrite }, charsetPlan('utf-8').codec)
- * const output = applyEditsToBytes(bytes, edits)
+ * const binary = bytes.toString('latin1')
+ * const { edits } = rewriteSource(binary, { rewrite }, charsetPlan('utf-8').codec)
+ * const output = Buffer.from(applyEdits(binary, edits), 'latin1')
  * ```
  */
 export function rewriteSource(source: string, options: RewriteHtmlOptions, codec: SourceCodec): SourceRewrite {

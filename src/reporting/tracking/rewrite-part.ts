@@ -16,7 +16,8 @@
 import { charsetPlan, decodeWhole, encodeWhole } from './charset.js'
 import { rewriteSource, type RewriteHtmlOptions, type RewrittenLink } from './rewrite-html.js'
 import { rewriteTextSource } from './rewrite-text.js'
-import { applyEdits, applyEditsToBytes } from './edits.js'
+import { isAscii } from 'node:buffer'
+import { applyEdits } from './edits.js'
 import { spliceQuotedPrintable } from './qp-splice.js'
 import { MAX_LINE, decodeBase64, decodeQuotedPrintable, encodeBase64, encodeQuotedPrintable, lineFacts, type HardLines } from './transfer-encoding.js'
 
@@ -83,7 +84,9 @@ export function rewriteMimePart(body: Uint8Array, part: MimePartInfo, options: R
     if (text === undefined) return leave(`charset ${plan.charset} does not round-trip: part left as it is`)
     source = text
   }
-  const rewritten = html ? rewriteSource(source, options, plan.codec) : { ...rewriteTextSource(source, options, plan.codec), pixelAt: -1 }
+  // Pure ASCII needs no decoding of the stretches handed to rewrite (the common case, measured).
+  const codec = plan.kind === 'binary' && isAscii(content) ? { decode: (raw: string) => raw, encode: plan.codec.encode } : plan.codec
+  const rewritten = html ? rewriteSource(source, options, codec) : { ...rewriteTextSource(source, options, codec), pixelAt: -1 }
   const pixel = rewritten.pixelAt >= 0
   if (!rewritten.links.length && !pixel) {
     return { body: raw, transferEncoding: encoding, encodingChanged: false, changed: false, links: [], pixel: false, notes: [] }
@@ -97,7 +100,8 @@ export function rewriteMimePart(body: Uint8Array, part: MimePartInfo, options: R
     const body = spliceQuotedPrintable(raw, content, lines, rewritten.edits)
     return { body, transferEncoding: encoding, encodingChanged: false, changed: true, links: rewritten.links, pixel, notes }
   }
-  const output = plan.kind === 'binary' ? applyEditsToBytes(content, rewritten.edits) : encodeWhole(applyEdits(source, rewritten.edits), plan.charset)
+  const edited = applyEdits(source, rewritten.edits)
+  const output = plan.kind === 'binary' ? Buffer.from(edited, 'latin1') : encodeWhole(edited, plan.charset)
   const { body: encoded, transferEncoding } = encode(output, encoding, raw, notes)
   return { body: encoded, transferEncoding, encodingChanged: transferEncoding !== encoding, changed: true, links: rewritten.links, pixel, notes }
 }

@@ -171,17 +171,11 @@ export function decodeBase64(input: Uint8Array): Buffer {
  * ```
  */
 export function encodeBase64(input: Uint8Array): Buffer {
-  const text = Buffer.from(Buffer.from(input.buffer, input.byteOffset, input.byteLength).toString('base64'), 'latin1')
-  const out = Buffer.allocUnsafe(text.length + Math.ceil(text.length / ENCODED_LINE) * 2)
-  let o = 0
-  for (let at = 0; at < text.length; at += ENCODED_LINE) {
-    if (at) {
-      out[o++] = CR
-      out[o++] = LF
-    }
-    o += text.copy(out, o, at, Math.min(at + ENCODED_LINE, text.length))
-  }
-  return out.subarray(0, o)
+  // Measured: slicing the base64 text and joining it beats copying lines into one buffer.
+  const text = Buffer.from(input.buffer, input.byteOffset, input.byteLength).toString('base64')
+  const lines: string[] = []
+  for (let at = 0; at < text.length; at += ENCODED_LINE) lines.push(text.slice(at, at + ENCODED_LINE))
+  return Buffer.from(lines.join('\r\n'), 'latin1')
 }
 
 /** What decides whether content may be sent as 7bit or 8bit (RFC 2045 §2.7, §2.8). */
