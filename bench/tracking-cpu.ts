@@ -13,10 +13,10 @@
  * Environment: TRACKING_BENCH_ITERATIONS (messages per case, 4000), TRACKING_BENCH_WARMUP (1500).
  */
 import { existsSync, readFileSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
 import { performance } from 'node:perf_hooks'
+import { fileURLToPath } from 'node:url'
 import { Tokenizer, type TokenizerCallbacks } from 'htmlparser2'
-import { encodeQuotedPrintable, rewriteHtml, rewriteMimePart, signToken, type LinkInfo } from '../src/reporting/tracking/index.js'
+import { encodeQuotedPrintable, type LinkInfo, rewriteHtml, rewriteMimePart, signToken } from '../src/reporting/tracking/index.js'
 
 const ITERATIONS = Number(process.env.TRACKING_BENCH_ITERATIONS ?? 4000)
 const WARMUP = Number(process.env.TRACKING_BENCH_WARMUP ?? 1500)
@@ -24,7 +24,13 @@ const DIR = fileURLToPath(new URL('../../shared/corpus/reporting/html/', import.
 if (!existsSync(DIR)) throw new Error(`corpus missing: ${DIR}`)
 
 // The corpus files between 19 and 23 KB: 01 Cerberus fluid, 20/24/25 sendwithus surveys, 36 Postmark welcome.
-const FILES = ['01-cerberus-fluid.html', '20-sendwithus-skyline-survey.html', '24-sendwithus-cleave-survey.html', '25-sendwithus-go-survey.html', '36-postmark-welcome-rendered.html']
+const FILES = [
+  '01-cerberus-fluid.html',
+  '20-sendwithus-skyline-survey.html',
+  '24-sendwithus-cleave-survey.html',
+  '25-sendwithus-go-survey.html',
+  '36-postmark-welcome-rendered.html',
+]
 const html = FILES.map((f) => Buffer.from(readFileSync(`${DIR}${f}`, 'utf8').replace(/\r?\n/g, '\r\n')))
 const qp = html.map((b) => Buffer.concat([encodeQuotedPrintable(b), Buffer.from('\r\n')]))
 const b64 = html.map((b) => Buffer.from(`${b.toString('base64').replace(/.{76}/g, '$&\r\n')}\r\n`))
@@ -32,7 +38,8 @@ const text = html.map((b) => b.toString('utf8'))
 
 const short = (link: LinkInfo) => `https://t.example.com/c/${link.index}`
 const keys = [{ id: 'k1', secret: Buffer.alloc(32, 1) }]
-const signed = (link: LinkInfo) => `https://t.example.com/c/${signToken({ messageId: '<bench@relay.example>', recipient: 'r-1842', link: link.index, url: link.url }, keys)}`
+const signed = (link: LinkInfo) =>
+  `https://t.example.com/c/${signToken({ messageId: '<bench@relay.example>', recipient: 'r-1842', link: link.index, url: link.url }, keys)}`
 const PIXEL = 'https://t.example.com/o/t1.k1.eyJ4IjoxfQ.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA'
 
 interface Case {
@@ -41,10 +48,19 @@ interface Case {
 }
 
 const CASES: Case[] = [
-  { name: 'QP part: decode + rewrite + re-encode', run: (i) => rewriteMimePart(qp[i]!, { transferEncoding: 'quoted-printable', charset: 'utf-8' }, { rewrite: short, pixel: PIXEL }) },
-  { name: 'base64 part: decode + rewrite + re-encode', run: (i) => rewriteMimePart(b64[i]!, { transferEncoding: 'base64', charset: 'utf-8' }, { rewrite: short, pixel: PIXEL }) },
+  {
+    name: 'QP part: decode + rewrite + re-encode',
+    run: (i) => rewriteMimePart(qp[i]!, { transferEncoding: 'quoted-printable', charset: 'utf-8' }, { rewrite: short, pixel: PIXEL }),
+  },
+  {
+    name: 'base64 part: decode + rewrite + re-encode',
+    run: (i) => rewriteMimePart(b64[i]!, { transferEncoding: 'base64', charset: 'utf-8' }, { rewrite: short, pixel: PIXEL }),
+  },
   { name: 'rewriteHtml alone (string in, string out)', run: (i) => rewriteHtml(text[i]!, { rewrite: short, pixel: PIXEL }) },
-  { name: 'QP part with HMAC-signed token URLs', run: (i) => rewriteMimePart(qp[i]!, { transferEncoding: 'quoted-printable', charset: 'utf-8' }, { rewrite: signed, pixel: PIXEL }) },
+  {
+    name: 'QP part with HMAC-signed token URLs',
+    run: (i) => rewriteMimePart(qp[i]!, { transferEncoding: 'quoted-printable', charset: 'utf-8' }, { rewrite: signed, pixel: PIXEL }),
+  },
 ]
 
 function measure(c: Case): { median: number; p99: number; cpu: number } {
@@ -58,7 +74,11 @@ function measure(c: Case): { median: number; p99: number; cpu: number } {
   }
   const used = process.cpuUsage(cpu)
   times.sort()
-  return { median: times[Math.floor(ITERATIONS / 2)]!, p99: times[Math.floor(ITERATIONS * 0.99)]!, cpu: (used.user + used.system) / 1000 / ITERATIONS }
+  return {
+    median: times[Math.floor(ITERATIONS / 2)]!,
+    p99: times[Math.floor(ITERATIONS * 0.99)]!,
+    cpu: (used.user + used.system) / 1000 / ITERATIONS,
+  }
 }
 
 /** A plain byte-copy loop over the same bytes: how fast this machine runs JavaScript right now. */
@@ -70,8 +90,21 @@ function copyLoop(i: number): Uint8Array {
 }
 const noop = () => {}
 const silent: TokenizerCallbacks = {
-  onattribdata: noop, onattribentity: noop, onattribend: noop, onattribname: noop, oncdata: noop, onclosetag: noop, oncomment: noop, ondeclaration: noop,
-  onend: noop, onopentagend: noop, onopentagname: noop, onprocessinginstruction: noop, onselfclosingtag: noop, ontext: noop, ontextentity: noop,
+  onattribdata: noop,
+  onattribentity: noop,
+  onattribend: noop,
+  onattribname: noop,
+  oncdata: noop,
+  onclosetag: noop,
+  oncomment: noop,
+  ondeclaration: noop,
+  onend: noop,
+  onopentagend: noop,
+  onopentagname: noop,
+  onprocessinginstruction: noop,
+  onselfclosingtag: noop,
+  ontext: noop,
+  ontextentity: noop,
 }
 /** htmlparser2's tokenizer alone, as configured here, with callbacks that do nothing: the floor. */
 function tokenizeOnly(i: number): void {
@@ -83,7 +116,9 @@ CASES.push({ name: 'reference: htmlparser2 tokenizer, no-op callbacks', run: tok
 CASES.push({ name: 'calibration: byte-copy loop over the same HTML', run: copyLoop })
 
 const sizes = html.map((b) => b.length)
-console.log(`tracking CPU per message: ${FILES.length} corpus e-mails of ${Math.min(...sizes)}–${Math.max(...sizes)} bytes (mean ${Math.round(sizes.reduce((a, b) => a + b) / sizes.length)}), ${ITERATIONS} messages per case after ${WARMUP} warm-up, Node ${process.version}`)
+console.log(
+  `tracking CPU per message: ${FILES.length} corpus e-mails of ${Math.min(...sizes)}–${Math.max(...sizes)} bytes (mean ${Math.round(sizes.reduce((a, b) => a + b) / sizes.length)}), ${ITERATIONS} messages per case after ${WARMUP} warm-up, Node ${process.version}`,
+)
 console.log('case'.padEnd(52), 'median ms'.padStart(10), 'p99 ms'.padStart(10), 'CPU ms/msg'.padStart(11))
 for (const c of CASES) {
   const r = measure(c)

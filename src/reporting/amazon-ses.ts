@@ -50,7 +50,8 @@ export function sesNotification(report: Report): SesNotification | undefined {
   if (!part || others.length || !part.type.startsWith('text/')) return undefined
   // SNS writes the JSON on one line, followed by its unsubscribe footer; others send only JSON.
   const line = part.text.split('\n').find((l) => l.trimStart().startsWith('{'))
-  const json = line === undefined ? undefined : (parseJson(line) ?? parseJson(part.text.slice(part.text.indexOf('{'), part.text.lastIndexOf('}') + 1)))
+  const json =
+    line === undefined ? undefined : (parseJson(line) ?? parseJson(part.text.slice(part.text.indexOf('{'), part.text.lastIndexOf('}') + 1)))
   const inner = json && string(json.Type) === 'Notification' ? parseJson(string(json.Message) ?? '') : json
   const type = inner && (string(inner.notificationType) ?? string(inner.eventType))
   if (!inner || !type) return undefined
@@ -86,6 +87,8 @@ function parseJson(text: string): Json | undefined {
 
 /** A value from SES's `mail.headers` list of `{ name, value }`. */
 function headerValue(headers: unknown, name: string): string | undefined {
-  const found = list(headers).map(object).find((h) => string(h?.name)?.toLowerCase() === name)
+  const found = list(headers)
+    .map(object)
+    .find((h) => string(h?.name)?.toLowerCase() === name)
   return string(found?.value)
 }

@@ -80,5 +80,11 @@ const WHOLE_ADDRESS = new RegExp(`^${ADDRESS}$`)
  */
 export function addressesIn(value: string | undefined): string[] {
   if (!value) return []
-  return [...new Set(addressparser(value, { flatten: true }).map((a) => a.address).filter((a) => WHOLE_ADDRESS.test(a)))]
+  return [
+    ...new Set(
+      addressparser(value, { flatten: true })
+        .map((a) => a.address)
+        .filter((a) => WHOLE_ADDRESS.test(a)),
+    ),
+  ]
 }

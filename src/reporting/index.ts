@@ -7,11 +7,12 @@
  *
  * @module relaychain/reporting
  */
-export { parseBounce } from './bounces/parse-bounce.js'
-export { classifyReply } from './bounces/classify-reply.js'
+
 export type { ReplyContext } from './bounces/classify-reply.js'
-export { BOUNCE_CATEGORY_CLASS } from './bounces/types.js'
+export { classifyReply } from './bounces/classify-reply.js'
+export { parseBounce } from './bounces/parse-bounce.js'
 export type { BounceCategory, BounceClass, BounceClassification, BounceRecipient, BounceReport, SmtpPhase } from './bounces/types.js'
+export { BOUNCE_CATEGORY_CLASS } from './bounces/types.js'
 export { parseComplaint } from './complaints/parse-complaint.js'
 export type { Complaint, ComplaintFormat } from './complaints/types.js'
 export { MAX_REPORT_BYTES } from './message-parts.js'

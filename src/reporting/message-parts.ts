@@ -9,7 +9,7 @@
  * `MAX_REPORT_BYTES` are read (the report parts come first, the original comes last), and at
  * most `MAX_PART_BYTES` of each part are kept, so memory and time stay bounded.
  */
-import { Splitter, type MimeNode, type SplitterChunk } from '@zone-eu/mailsplit'
+import { type MimeNode, Splitter, type SplitterChunk } from '@zone-eu/mailsplit'
 import libmime from 'libmime'
 import charsets from 'libmime/lib/charset.js'
 import type { HeaderBlock } from '../body/header-block.js'

@@ -2,7 +2,14 @@ import { describe, expect, it } from 'vitest'
 import { classifyReply } from '../../src/reporting/bounces/classify-reply.js'
 import { BOUNCE_CATEGORY_CLASS, type BounceCategory, type BounceClass } from '../../src/reporting/bounces/types.js'
 
-type Row = readonly [code: number | undefined, enhanced: string | undefined, text: string, cls: BounceClass, category: BounceCategory, status?: string]
+type Row = readonly [
+  code: number | undefined,
+  enhanced: string | undefined,
+  text: string,
+  cls: BounceClass,
+  category: BounceCategory,
+  status?: string,
+]
 
 const replies: readonly Row[] = [
   [550, '5.1.1', '<bob@example.org>: Recipient address rejected: User unknown in virtual mailbox table', 'hard', 'user-unknown', '5.1.1'],
@@ -22,7 +29,7 @@ const replies: readonly Row[] = [
   [554, '5.7.1', 'Message rejected as spam', 'block', 'spam', '5.7.1'],
   [554, '5.7.1', 'Service unavailable; Client host [192.0.2.1] blocked using zen.spamhaus.org', 'block', 'blocked', '5.7.1'],
   [550, '5.7.1', 'Virus detected in the attachment', 'block', 'virus', '5.7.1'],
-  [550, '5.7.26', 'Unauthenticated email from example.com is not accepted due to domain\'s DMARC policy', 'block', 'auth-failure', '5.7.26'],
+  [550, '5.7.26', "Unauthenticated email from example.com is not accepted due to domain's DMARC policy", 'block', 'auth-failure', '5.7.26'],
   [554, '5.7.1', '<bob@example.org>: Relay access denied', 'block', 'relay-denied', '5.7.1'],
   [550, '5.7.1', 'Message rejected by policy', 'block', 'policy', '5.7.1'],
   // X.7.x is a policy code: whatever the words say, it must not suppress the recipient.
@@ -57,9 +64,17 @@ describe('classifyReply', () => {
   })
 
   it('reads codes quoted in the text when none are given', () => {
-    expect(classifyReply(undefined, undefined, '550 5.1.1 <bob@example.org>... User unknown')).toEqual({ class: 'hard', category: 'user-unknown', status: '5.1.1' })
+    expect(classifyReply(undefined, undefined, '550 5.1.1 <bob@example.org>... User unknown')).toEqual({
+      class: 'hard',
+      category: 'user-unknown',
+      status: '5.1.1',
+    })
     expect(classifyReply(undefined, undefined, "5.1.0 - Unknown address error 550-'5.7.1 Access denied'").status).toBe('5.7.1')
-    expect(classifyReply(undefined, undefined, 'Unable to contact LDAP server. (#4.4.3)')).toEqual({ class: 'soft', category: 'system', status: '4.4.3' })
+    expect(classifyReply(undefined, undefined, 'Unable to contact LDAP server. (#4.4.3)')).toEqual({
+      class: 'soft',
+      category: 'system',
+      status: '4.4.3',
+    })
   })
 
   it('reads no words in addresses: spam@ and virus@ mailboxes can be unknown users', () => {
@@ -73,13 +88,21 @@ describe('classifyReply', () => {
   })
 
   it('calls an unknown user after DATA filtered (block), unless the server says 5.1.1', () => {
-    expect(classifyReply(550, undefined, 'Unknown user bob@example.org', { phase: 'data' })).toEqual({ class: 'block', category: 'filtered', status: '5.0.0' })
+    expect(classifyReply(550, undefined, 'Unknown user bob@example.org', { phase: 'data' })).toEqual({
+      class: 'block',
+      category: 'filtered',
+      status: '5.0.0',
+    })
     expect(classifyReply(550, '5.1.1', 'User unknown', { phase: 'data' }).class).toBe('hard')
     expect(classifyReply(550, undefined, 'User unknown', { phase: 'rcpt' }).class).toBe('hard')
   })
 
   it('never blames the recipient for a refusal at MAIL FROM or at connect', () => {
-    expect(classifyReply(553, undefined, 'sender address unknown', { phase: 'mail' })).toEqual({ class: 'block', category: 'policy', status: '5.0.0' })
+    expect(classifyReply(553, undefined, 'sender address unknown', { phase: 'mail' })).toEqual({
+      class: 'block',
+      category: 'policy',
+      status: '5.0.0',
+    })
     expect(classifyReply(554, undefined, 'host unknown', { phase: 'connect' }).class).toBe('block')
   })
 
@@ -99,6 +122,10 @@ describe('classifyReply', () => {
 
   it('gives every category a class, hard ones only for permanent failures', () => {
     for (const cls of Object.values(BOUNCE_CATEGORY_CLASS)) expect(['hard', 'soft', 'block', 'undetermined']).toContain(cls)
-    expect(Object.entries(BOUNCE_CATEGORY_CLASS).filter(([, c]) => c === 'hard').map(([k]) => k)).toEqual(['user-unknown', 'has-moved', 'host-unknown'])
+    expect(
+      Object.entries(BOUNCE_CATEGORY_CLASS)
+        .filter(([, c]) => c === 'hard')
+        .map(([k]) => k),
+    ).toEqual(['user-unknown', 'has-moved', 'host-unknown'])
   })
 })

@@ -14,7 +14,9 @@ if (!existsSync(`${CORPUS}bounces/EXPECTED.tsv`) || !existsSync(`${CORPUS}arf/EX
 
 /** The rows of a corpus EXPECTED.tsv as objects keyed by its column names. */
 export function expectations(folder: 'bounces' | 'arf'): Record<string, string>[] {
-  const lines = readFileSync(`${CORPUS}${folder}/EXPECTED.tsv`, 'utf8').split('\n').filter((l) => l && !l.startsWith('#'))
+  const lines = readFileSync(`${CORPUS}${folder}/EXPECTED.tsv`, 'utf8')
+    .split('\n')
+    .filter((l) => l && !l.startsWith('#'))
   const [header, ...rows] = lines.map((l) => l.split('\t'))
   return rows.map((cells) => Object.fromEntries(header!.map((name, i) => [name, cells[i] ?? ''])))
 }

@@ -8,12 +8,15 @@ import { oneLine, phaseIn, quotedReply } from '../../src/reporting/bounces/smtp-
 import { categoryOfReplyCode, categoryOfStatus, replyIn, statusOf } from '../../src/reporting/bounces/status-codes.js'
 import { strongCategoryOfText, weakCategoryOfText } from '../../src/reporting/bounces/text-patterns.js'
 import { recipientBlocks, textRecipients } from '../../src/reporting/bounces/text-recipients.js'
-import { addressIn, addressesIn, fieldGroups, headerSection } from '../../src/reporting/header-section.js'
+import { addressesIn, addressIn, fieldGroups, headerSection } from '../../src/reporting/header-section.js'
 
 describe('documented examples', () => {
   it('header sections, field groups and addresses', () => {
     expect(headerSection(Buffer.from('Message-ID:\n <a@b>\nTo: x@y\n\nbody')).get('message-id')).toBe('<a@b>')
-    expect(fieldGroups(Buffer.from('Reporting-MTA: dns; mx\n\nFinal-Recipient: rfc822; a@b\nAction: failed\n')).map((g) => g.get('action'))).toEqual([undefined, 'failed'])
+    expect(fieldGroups(Buffer.from('Reporting-MTA: dns; mx\n\nFinal-Recipient: rfc822; a@b\nAction: failed\n')).map((g) => g.get('action'))).toEqual([
+      undefined,
+      'failed',
+    ])
     expect(addressIn('rfc822; <bob@example.org>')).toBe('bob@example.org')
     expect(addressesIn('"ann@isp.example" <ann@mail.example>, <Undisclosed Recipients>')).toEqual(['ann@mail.example'])
   })

@@ -100,7 +100,9 @@ describe('parseBounce on the corpus', () => {
     const sorted = [...times].sort((a, b) => a - b)
     const median = sorted[Math.floor(sorted.length / 2)]!
     const p90 = sorted[Math.floor(sorted.length * 0.9)]!
-    console.log(`parse time per bounce: median ${median.toFixed(2)} ms, p90 ${p90.toFixed(2)} ms, max ${sorted[sorted.length - 1]!.toFixed(2)} ms (${sorted.length} files)`)
+    console.log(
+      `parse time per bounce: median ${median.toFixed(2)} ms, p90 ${p90.toFixed(2)} ms, max ${sorted[sorted.length - 1]!.toFixed(2)} ms (${sorted.length} files)`,
+    )
     expect(median).toBeLessThan(50)
   })
 })
@@ -119,11 +121,17 @@ describe('parseBounce checked against Python’s email package', () => {
     const files = rows.map((r) => `${CORPUS}bounces/${r.file}`)
     const run = spawnSync('/usr/bin/python3', [script, ...files], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 })
     if (run.status !== 0) throw new Error(`dsn-fields.py failed: ${run.stderr}`)
-    python = Object.fromEntries(Object.entries(JSON.parse(run.stdout) as Record<string, PythonView>).map(([path, v]) => [path.slice(path.lastIndexOf('/') + 1), v]))
+    python = Object.fromEntries(
+      Object.entries(JSON.parse(run.stdout) as Record<string, PythonView>).map(([path, v]) => [path.slice(path.lastIndexOf('/') + 1), v]),
+    )
   })
 
   it('reads the same Final-Recipient, Action and Status per recipient as Python in every message/delivery-status part', () => {
-    const address = (v: string | null) => v?.replace(/^\s*[\w.-]+\s*;\s*/, '').replace(/^<|>$/g, '').trim()
+    const address = (v: string | null) =>
+      v
+        ?.replace(/^\s*[\w.-]+\s*;\s*/, '')
+        .replace(/^<|>$/g, '')
+        .trim()
     const code = (v: string | null) => /\b\d\.\d{1,3}\.\d{1,3}\b/.exec(v ?? '')?.[0]
     let compared = 0
     const differences: string[] = []

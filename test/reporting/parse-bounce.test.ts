@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { buildDsn } from '../../src/dsn.js'
-import { SmtpError } from '../../src/errors.js'
+import { SmtpError } from '../../src/core/errors.js'
+import { buildDsn } from '../../src/delivery/dsn.js'
 import { parseBounce } from '../../src/reporting/bounces/parse-bounce.js'
 import { MAX_REPORT_BYTES } from '../../src/reporting/message-parts.js'
 import { testMessage } from '../../src/testing/test-message.js'
@@ -58,7 +58,12 @@ describe('parseBounce', () => {
       'relay.example',
     )!
     const report = await parseBounce(Buffer.concat([built.headers.toBuffer(), built.body]))
-    expect(report).toMatchObject({ format: 'rfc3464', reportingMta: 'relay.example', originalEnvelopeId: 'env-7', originalMessageId: '<m-1@example.com>' })
+    expect(report).toMatchObject({
+      format: 'rfc3464',
+      reportingMta: 'relay.example',
+      originalEnvelopeId: 'env-7',
+      originalMessageId: '<m-1@example.com>',
+    })
     expect(report!.recipients).toEqual([
       expect.objectContaining({
         finalRecipient: 'bob@example.org',
@@ -82,7 +87,11 @@ describe('parseBounce', () => {
     expect(fromLf?.recipients[0]?.classification).toEqual({ class: 'block', category: 'spam', status: '5.7.1' })
     expect(await parseBounce(Buffer.from(crlf(lf)))).toEqual(fromLf)
     expect(await parseBounce(lf)).toEqual(fromLf)
-    expect(fromLf).toMatchObject({ arrivalDate: 'Mon, 5 Jan 2026 09:12:00 +0000', originalEnvelopeId: 'q-42', originalMessageId: '<orig.1@example.com>' })
+    expect(fromLf).toMatchObject({
+      arrivalDate: 'Mon, 5 Jan 2026 09:12:00 +0000',
+      originalEnvelopeId: 'q-42',
+      originalMessageId: '<orig.1@example.com>',
+    })
   })
 
   it('reports a delayed recipient as delayed and soft, and leaves out delivered ones', async () => {
@@ -92,11 +101,17 @@ describe('parseBounce', () => {
     ].join('\n\n')
     const report = await parseBounce(dsn(groups))
     expect(report?.recipients).toHaveLength(1)
-    expect(report?.recipients[0]).toMatchObject({ finalRecipient: 'bob@example.org', action: 'delayed', classification: { class: 'soft', category: 'network' } })
+    expect(report?.recipients[0]).toMatchObject({
+      finalRecipient: 'bob@example.org',
+      action: 'delayed',
+      classification: { class: 'soft', category: 'network' },
+    })
   })
 
   it('returns null for a DSN that reports only deliveries (Action delivered, relayed, expanded)', async () => {
-    const groups = ['delivered', 'relayed', 'expanded'].map((a) => `Final-Recipient: rfc822; ${a}@example.org\nAction: ${a}\nStatus: 2.0.0`).join('\n\n')
+    const groups = ['delivered', 'relayed', 'expanded']
+      .map((a) => `Final-Recipient: rfc822; ${a}@example.org\nAction: ${a}\nStatus: 2.0.0`)
+      .join('\n\n')
     expect(await parseBounce(dsn(groups))).toBeNull()
   })
 
@@ -138,8 +153,10 @@ describe('parseBounce', () => {
   it('returns null for auto-replies, letters from people, complaints, success notices and bytes that are not mail', async () => {
     const vacation = 'From: bob@example.org\nTo: alice@example.com\nSubject: Out of office\nAuto-Submitted: auto-replied\n\nI am away until Monday.\n'
     const letter = 'From: bob@example.org\nTo: alice@example.com\nSubject: your mail\n\nYour message could not be delivered to my heart.\n'
-    const arf = 'From: fbl@isp.example\nContent-Type: multipart/report; report-type=feedback-report; boundary=x\n\n--x\nContent-Type: message/feedback-report\n\nFeedback-Type: abuse\n\n--x--\n'
-    const success = 'From: Mail Delivery Subsystem <mailer-daemon@mx.example.net>\nSubject: Delivery Status Notification (Success)\n\nYour message was delivered to bob@example.org.\n'
+    const arf =
+      'From: fbl@isp.example\nContent-Type: multipart/report; report-type=feedback-report; boundary=x\n\n--x\nContent-Type: message/feedback-report\n\nFeedback-Type: abuse\n\n--x--\n'
+    const success =
+      'From: Mail Delivery Subsystem <mailer-daemon@mx.example.net>\nSubject: Delivery Status Notification (Success)\n\nYour message was delivered to bob@example.org.\n'
     for (const raw of [vacation, letter, arf, success, '', '\u0000\u0001binary']) expect(await parseBounce(raw)).toBeNull()
   })
 
@@ -175,9 +192,17 @@ describe('parseBounce', () => {
   })
 
   it("falls back on SES's bounce type and subtype when a recipient has no status or diagnostic", async () => {
-    const transient = { notificationType: 'Bounce', bounce: { bounceType: 'Transient', bounceSubType: 'MailboxFull', bouncedRecipients: [{ emailAddress: 'bob@example.org' }] }, mail: {} }
+    const transient = {
+      notificationType: 'Bounce',
+      bounce: { bounceType: 'Transient', bounceSubType: 'MailboxFull', bouncedRecipients: [{ emailAddress: 'bob@example.org' }] },
+      mail: {},
+    }
     const report = await parseBounce(`From: no-reply@sns.amazonaws.com\n\n${JSON.stringify(transient)}\n`)
-    expect(report?.recipients[0]).toMatchObject({ finalRecipient: 'bob@example.org', dsnStatus: '4.0.0', classification: { class: 'soft', category: 'mailbox-full', status: '4.0.0' } })
+    expect(report?.recipients[0]).toMatchObject({
+      finalRecipient: 'bob@example.org',
+      dsnStatus: '4.0.0',
+      classification: { class: 'soft', category: 'mailbox-full', status: '4.0.0' },
+    })
   })
 
   it(`reads a bounce whose returned original is far over ${MAX_REPORT_BYTES / 1024 / 1024} MiB, looking only at its head`, async () => {

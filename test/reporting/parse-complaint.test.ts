@@ -95,13 +95,22 @@ describe('parseComplaint', () => {
       '--r--',
       '',
     ].join('\n')
-    expect(await parseComplaint(arf)).toMatchObject({ feedbackType: 'abuse', recipients: ['real@isp.example'], originalMessageId: 'm-11@relay.example' })
+    expect(await parseComplaint(arf)).toMatchObject({
+      feedbackType: 'abuse',
+      recipients: ['real@isp.example'],
+      originalMessageId: 'm-11@relay.example',
+    })
   })
 
   it('reads an Amazon SES complaint notification', async () => {
     const notification = {
       notificationType: 'Complaint',
-      complaint: { complainedRecipients: [{ emailAddress: 'ann@isp.example' }], complaintFeedbackType: 'abuse', userAgent: 'Yahoo!-Mail-Feedback/2.0', arrivalDate: '2026-01-05T09:12:00.000Z' },
+      complaint: {
+        complainedRecipients: [{ emailAddress: 'ann@isp.example' }],
+        complaintFeedbackType: 'abuse',
+        userAgent: 'Yahoo!-Mail-Feedback/2.0',
+        arrivalDate: '2026-01-05T09:12:00.000Z',
+      },
       mail: { source: 'bounces@relay.example', sourceIp: '192.0.2.7', headers: [{ name: 'Message-ID', value: '<m-10@relay.example>' }] },
     }
     expect(await parseComplaint(`From: no-reply@sns.amazonaws.com\nSubject: AWS Notification Message\n\n${JSON.stringify(notification)}\n`)).toEqual({
@@ -118,7 +127,8 @@ describe('parseComplaint', () => {
 
   it('returns null for letters, bounces and bytes that are not mail', async () => {
     const letter = 'From: ann@isp.example\nTo: news@relay.example\nSubject: stop\n\nPlease stop sending me this.\n'
-    const bounce = 'From: MAILER-DAEMON@mx.example\nContent-Type: multipart/report; report-type=delivery-status; boundary=b\n\n--b\nContent-Type: message/delivery-status\n\nFinal-Recipient: rfc822; a@example.org\nAction: failed\nStatus: 5.1.1\n--b--\n'
+    const bounce =
+      'From: MAILER-DAEMON@mx.example\nContent-Type: multipart/report; report-type=delivery-status; boundary=b\n\n--b\nContent-Type: message/delivery-status\n\nFinal-Recipient: rfc822; a@example.org\nAction: failed\nStatus: 5.1.1\n--b--\n'
     for (const raw of [letter, bounce, '', '\u0000binary']) expect(await parseComplaint(raw)).toBeNull()
   })
 })

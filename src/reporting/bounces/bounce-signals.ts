@@ -15,7 +15,8 @@ const DAEMON =
 const BOUNCE_SUBJECT =
   /undeliver|undelivered|returned mail|return(?:ed)? to sender|failure notice|delivery (?:status notification|failure|failed|has failed|notification|report|problem)|mail delivery failed|message delivery has failed|could not be delivered|non-?delivery|not delivered|mail (?:system )?error|error sending|failed delivery|mail failure|delivery status|nicht zustellbar|non remis|loop alert|not member|エラー|不達|配信できません/i
 
-const AUTO_REPLY_SUBJECT = /^\s*(?:auto(?:matic)?[ -]?(?:reply|response|answer|antwort)|out of (?:the )?office|away\b|abwesen|vacation|absence|r[ée]ponse automatique|自動応答)/i
+const AUTO_REPLY_SUBJECT =
+  /^\s*(?:auto(?:matic)?[ -]?(?:reply|response|answer|antwort)|out of (?:the )?office|away\b|abwesen|vacation|absence|r[ée]ponse automatique|自動応答)/i
 
 /** Wordings of failure in a notice (not in an ordinary letter). */
 const FAILURE_WORDS =
@@ -51,7 +52,10 @@ export interface BounceSignals {
 export function bounceSignals(headers: HeaderBlock, notice: string): BounceSignals {
   const from = headers.get('from') ?? ''
   const subject = libmime.decodeWords(headers.get('subject') ?? '')
-  const name = from.replace(/<[^<>]*>/, '').replace(/"/g, '').trim()
+  const name = from
+    .replace(/<[^<>]*>/, '')
+    .replace(/"/g, '')
+    .trim()
   const local = /<?([^<>@\s"]+)@/.exec(from)?.[1] ?? from.replace(/[<>"]/g, '').trim()
   return {
     daemonSender: DAEMON.test(local) || (name.length > 0 && DAEMON.test(name)),
@@ -59,7 +63,12 @@ export function bounceSignals(headers: HeaderBlock, notice: string): BounceSigna
     autoReplySubject: AUTO_REPLY_SUBJECT.test(subject),
     successSubject: /\(success\)|\bsuccess(?:ful(?:ly)?)?\b|\bdelivered\b|\brelayed\b/i.test(subject),
     nullSender: headers.getAll('return-path').some((v) => /^<\s*>$/.test(v)),
-    failedRecipients: headers.getAll('x-failed-recipients').flatMap((v) => v.split(',').map((a) => a.trim()).filter((a) => a.includes('@'))),
+    failedRecipients: headers.getAll('x-failed-recipients').flatMap((v) =>
+      v
+        .split(',')
+        .map((a) => a.trim())
+        .filter((a) => a.includes('@')),
+    ),
     failureWords: FAILURE_WORDS.test(notice),
     quotesReply: /(?<![\w.:/@#=%&+-])[45][0-5]\d(?=[ -][^\n])/.test(notice),
   }
@@ -94,6 +103,8 @@ export function isDelayNotice(headers: HeaderBlock, notice: string): boolean {
   const subject = libmime.decodeWords(headers.get('subject') ?? '')
   const warning =
     /\b(?:delay(?:ed)?|warning)\b/i.test(subject) ||
-    /warning message only|is delayed|has been delayed|will (?:be )?retr(?:y|ied)|only a temporary failure|do not need to re-?send|still trying/i.test(notice)
+    /warning message only|is delayed|has been delayed|will (?:be )?retr(?:y|ied)|only a temporary failure|do not need to re-?send|still trying/i.test(
+      notice,
+    )
   return warning && !/permanent (?:fatal )?error|given up|gave up|will not (?:continue|retry)|not going to try again/i.test(notice)
 }

@@ -94,7 +94,7 @@ function recipientFields(group: HeaderBlock): DsnRecipientFields {
     status: statusOf(group.get('status')),
     remoteMta: untyped(group.get('remote-mta')),
     diagnostic: diagnostic === undefined ? undefined : oneLine(typed ? typed[2]! : diagnostic) || undefined,
-    diagnosticType: typed?.[1]!.toLowerCase(),
+    diagnosticType: typed ? typed[1]?.toLowerCase() : undefined,
   }
 }
 

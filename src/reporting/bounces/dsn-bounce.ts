@@ -6,7 +6,7 @@
  */
 import type { DsnFields, DsnRecipientFields } from './delivery-status.js'
 import { toRecipients } from './recipient-evidence.js'
-import { phaseIn, quotedReply, type QuotedReply } from './smtp-transcript.js'
+import { phaseIn, type QuotedReply, quotedReply } from './smtp-transcript.js'
 import { recipientBlocks } from './text-recipients.js'
 import type { BounceRecipient, SmtpPhase } from './types.js'
 

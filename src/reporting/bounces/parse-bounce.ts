@@ -8,13 +8,13 @@
  * The message is read with mailsplit, at most MAX_REPORT_BYTES (2 MiB) of it: a report's own
  * parts come first, and only the returned original's tail is ever left unread.
  */
-import { sesNotification, type SesNotification } from '../amazon-ses.js'
+import { type SesNotification, sesNotification } from '../amazon-ses.js'
 import { headerSection } from '../header-section.js'
-import { readReport, type Report } from '../message-parts.js'
+import { type Report, readReport } from '../message-parts.js'
 import { ORIGINAL_TYPES, originalMessageId } from '../original-message.js'
 import { reportText } from '../report-text.js'
 import { bounceSignals, isTextBounce } from './bounce-signals.js'
-import { DSN_TYPES, dsnFields, dsnFieldsInText, type DsnFields } from './delivery-status.js'
+import { DSN_TYPES, type DsnFields, dsnFields, dsnFieldsInText } from './delivery-status.js'
 import { dsnRecipients } from './dsn-bounce.js'
 import { toRecipients } from './recipient-evidence.js'
 import { textBounceRecipients } from './text-bounce.js'
@@ -79,7 +79,13 @@ function dsnOf(report: Report, notice: string): DsnFields | undefined {
   return dsnFieldsInText(notice)
 }
 
-function build(report: Report, format: BounceReport['format'], recipients: BounceRecipient[], returned: string, dsn?: DsnFields): BounceReport | null {
+function build(
+  report: Report,
+  format: BounceReport['format'],
+  recipients: BounceRecipient[],
+  returned: string,
+  dsn?: DsnFields,
+): BounceReport | null {
   if (!recipients.length) return null
   return {
     format,

@@ -59,7 +59,10 @@ const COMMANDS: Readonly<Record<string, SmtpPhase>> = { MAIL: 'mail', RCPT: 'rcp
 
 /** Phrases that say which command a reply answered. */
 const PHASE_WORDS: ReadonlyArray<readonly [SmtpPhase, RegExp]> = [
-  ['data', /in reply to (?:end of )?data|after (?:end of )?data\b|final data\b|\(data\)|for text command|smtp command\s*\n\s*data\b|failed after i sent the message|after sending the message/i],
+  [
+    'data',
+    /in reply to (?:end of )?data|after (?:end of )?data\b|final data\b|\(data\)|for text command|smtp command\s*\n\s*data\b|failed after i sent the message|after sending the message/i,
+  ],
   ['rcpt', /in reply to rcpt|after rcpt|rcpt to command|\[rcpt_to\]|our rcpt to|following rcpt|rejected recipient|smtp command\s*\n\s*rcpt/i],
   ['mail', /in reply to mail|after mail from|our mail from|sender was rejected|smtp command\s*\n\s*mail/i],
   ['connect', /after initial connection|in reply to (?:the )?greeting|our greeting|greeting failed/i],

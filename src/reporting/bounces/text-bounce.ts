@@ -43,7 +43,10 @@ export function textBounceRecipients(headers: HeaderBlock, notice: string, signa
  * the address and the lines after it (rules and banners left out), at most 500 characters.
  */
 function summary(text: string, address: string | undefined): string | undefined {
-  const lines = text.split('\n').map((l) => l.trim()).filter((l) => /\p{L}/u.test(l))
+  const lines = text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => /\p{L}/u.test(l))
   const at = address ? lines.findIndex((l) => l.includes(address)) : -1
   const rest = at >= 0 ? lines[at]!.slice(lines[at]!.indexOf(address!) + address!.length).replace(/^[\s>:,\]]+/, '') : ''
   const words = [rest, ...lines.slice(at + 1, at + 3)].join(' ').replace(/\s+/g, ' ').trim()

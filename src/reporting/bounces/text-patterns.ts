@@ -31,13 +31,19 @@ const STRONG: readonly Pattern[] = [
     category: 'blocked',
     test: /reputation|user complaints|blocked using|\b(?:dns)?[br]bl\b|spamhaus|spamcop|abuseat|sorbs\.|barracudacentral|(?:black|block|deny)[ -]?list(?:ed)?|(?<!not )listed (?:at|in|on|by)\b|\bptr\b|reverse (?:dns|lookup|resolution)|\brdns\b|mismatches client ip|may not be mail exchanger|weren't sent|not permitted to send/i,
   },
-  { category: 'spam', test: /(?<![\w.-])spam(?!haus|cop)|spamsignature|\bUBE\b|unsolicited|bulk (?:e-?)?mail|junk mail|content (?:was )?(?:rejected|filtered)|message content rejected/i },
+  {
+    category: 'spam',
+    test: /(?<![\w.-])spam(?!haus|cop)|spamsignature|\bUBE\b|unsolicited|bulk (?:e-?)?mail|junk mail|content (?:was )?(?:rejected|filtered)|message content rejected/i,
+  },
   { category: 'greylisted', test: /gr[ae]y-?list/i },
   {
     category: 'rate-limited',
     test: /too many (?:connections|recipients|messages|concurrent|sessions|hops? (?!count))|rate limit|frequency limit|throttl|receiving mail (?:at|too) (?:a )?(?:rate|fast)|sent to too many|connection rate|exceeded .{0,30}\b(?:per (?:hour|day|minute)|sending limit)|try again later.{0,20}too many/i,
   },
-  { category: 'filtered', test: /recipient(?:'s)? preferences|refused due to recipient|user (?:has )?(?:blocked|filtered)|not accepting (?:mail|messages) from/i },
+  {
+    category: 'filtered',
+    test: /recipient(?:'s)? preferences|refused due to recipient|user (?:has )?(?:blocked|filtered)|not accepting (?:mail|messages) from/i,
+  },
   {
     category: 'blocked',
     test: /(?:ip|host|client|network)\b.{0,40}\b(?:blocked|banned|not allowed|refused|rejected|denied)|banned sending|invalid ip for sending|client host rejected/i,
@@ -47,7 +53,10 @@ const STRONG: readonly Pattern[] = [
     test: /relay(?:ing)? (?:access )?(?:denied|not (?:permitted|allowed)|prohibited|refused)|not (?:configured|permitted|allowed|authorized) to relay|insecure mail relay|unable to relay|relay through this server|we do not relay|(?:smtp )?auth(?:entication)? (?:is )?required|authrequired|turn on smtp authentication|does not advertise auth/i,
   },
   // About our sender, not the recipient: "Sender address rejected: Domain not found" must not read as a dead domain.
-  { category: 'policy', test: /sender (?:address |domain )?(?:rejected|unknown|invalid|not (?:allowed|permitted|accepted|found))|(?:domain of|unknown) sender|sender (?:address|domain) (?:does not exist|has null mx)/i },
+  {
+    category: 'policy',
+    test: /sender (?:address |domain )?(?:rejected|unknown|invalid|not (?:allowed|permitted|accepted|found))|(?:domain of|unknown) sender|sender (?:address|domain) (?:does not exist|has null mx)/i,
+  },
   {
     category: 'mailbox-disabled',
     test: /\b(?:account|mailbox|user)s?\b.{0,40}\b(?:is|are|has been|have been) (?:now )?(?:disabled|suspended|inactive|deactivated|blocked|locked|frozen|closed|expired|not active)|(?:disabled|suspended|inactive|frozen) (?:account|mailbox)|compte .{0,30}bloqu/i,
@@ -95,7 +104,10 @@ const STRONG: readonly Pattern[] = [
 ]
 
 const WEAK: readonly Pattern[] = [
-  { category: 'system', test: /service (?:currently |temporarily )?(?:not available|unavailable)|temporar(?:y|ily) (?:local )?(?:failure|problem|error|unavailable)/i },
+  {
+    category: 'system',
+    test: /service (?:currently |temporarily )?(?:not available|unavailable)|temporar(?:y|ily) (?:local )?(?:failure|problem|error|unavailable)/i,
+  },
   { category: 'policy', test: /\b(?:rejected|refused|denied|not allowed|not accepted|blocked)\b/i },
 ]
 

@@ -33,7 +33,13 @@ export function textRecipients(headers: HeaderBlock, notice: string, failedRecip
   const usable = (a: string) => !own.has(a.toLowerCase()) && !MAILER_DAEMON.test(a)
   const tiers = [
     matches(notice, new RegExp(String.raw`RCPT TO:\s*<?(${ADDRESS})`, 'gi')),
-    matches(notice, new RegExp(String.raw`^[ \t>*"]*(?:Recipient:\s*|Could not be delivered to:\s*|undeliverable to\s+|Unable to deliver message to:?\s*)?<?(${ADDRESS})`, 'gim')),
+    matches(
+      notice,
+      new RegExp(
+        String.raw`^[ \t>*"]*(?:Recipient:\s*|Could not be delivered to:\s*|undeliverable to\s+|Unable to deliver message to:?\s*)?<?(${ADDRESS})`,
+        'gim',
+      ),
+    ),
     matches(notice, new RegExp(`(${ADDRESS})`, 'g')),
   ]
   for (const tier of tiers) {

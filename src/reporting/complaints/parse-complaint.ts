@@ -8,8 +8,8 @@
  * The message is read with mailsplit, at most 2 MiB of it (the reported original comes last).
  */
 import { sesNotification } from '../amazon-ses.js'
-import { addressIn, addressesIn, headerSection } from '../header-section.js'
-import { readReport, type Report } from '../message-parts.js'
+import { addressesIn, addressIn, headerSection } from '../header-section.js'
+import { type Report, readReport } from '../message-parts.js'
 import { originalHeader, originalMessageId } from '../original-message.js'
 import { appleUnsubscribe, jmrpComplaint, sesComplaint } from './provider-formats.js'
 import type { Complaint } from './types.js'

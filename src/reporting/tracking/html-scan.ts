@@ -186,14 +186,25 @@ export function scanHtml(source: string, decode: (raw: string) => string = ident
 /** Collects what a tokenizer run on a short stretch yields. */
 class Decoded implements TokenizerCallbacks {
   value = ''
-  constructor(private readonly source: string, private readonly decode: (raw: string) => string) {}
+  constructor(
+    private readonly source: string,
+    private readonly decode: (raw: string) => string,
+  ) {}
   private raw(start: number, end: number) {
     if (end > start) this.value += this.decode(this.source.slice(start, end))
   }
-  onattribdata(start: number, end: number) { this.raw(start, end) }
-  onattribentity(codepoint: number) { this.value += String.fromCodePoint(codepoint) }
-  ontext(start: number, end: number) { this.raw(start, end) }
-  ontextentity(codepoint: number) { this.value += String.fromCodePoint(codepoint) }
+  onattribdata(start: number, end: number) {
+    this.raw(start, end)
+  }
+  onattribentity(codepoint: number) {
+    this.value += String.fromCodePoint(codepoint)
+  }
+  ontext(start: number, end: number) {
+    this.raw(start, end)
+  }
+  ontextentity(codepoint: number) {
+    this.value += String.fromCodePoint(codepoint)
+  }
   onattribend() {}
   onattribname() {}
   oncdata() {}

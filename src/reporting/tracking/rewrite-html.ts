@@ -11,8 +11,8 @@
  * base, marked links); and whatever `skip` or `rewrite` declines.
  */
 import { applyEdits, type ContentEdit } from './edits.js'
-import { documentBase, trackableUrl } from './link-rules.js'
 import { scanHtml } from './html-scan.js'
+import { documentBase, trackableUrl } from './link-rules.js'
 
 /** A link offered to `rewrite`. */
 export interface LinkInfo {

@@ -13,13 +13,14 @@
  * The caller decides which parts to give here: body text, not attachments, and nothing inside a
  * signed or encrypted structure (see the disclaimer stage for the rules this project uses).
  */
-import { charsetPlan, decodeWhole, encodeWhole } from './charset.js'
-import { rewriteSource, type RewriteHtmlOptions, type RewrittenLink } from './rewrite-html.js'
-import { rewriteTextSource } from './rewrite-text.js'
+
 import { isAscii } from 'node:buffer'
+import { charsetPlan, decodeWhole, encodeWhole } from './charset.js'
 import { applyEdits } from './edits.js'
 import { spliceQuotedPrintable } from './qp-splice.js'
-import { MAX_LINE, decodeBase64, decodeQuotedPrintable, encodeBase64, encodeQuotedPrintable, lineFacts, type HardLines } from './transfer-encoding.js'
+import { type RewriteHtmlOptions, type RewrittenLink, rewriteSource } from './rewrite-html.js'
+import { rewriteTextSource } from './rewrite-text.js'
+import { decodeBase64, decodeQuotedPrintable, encodeBase64, encodeQuotedPrintable, type HardLines, lineFacts, MAX_LINE } from './transfer-encoding.js'
 
 /** A transfer encoding this module writes. */
 export type TransferEncoding = '7bit' | '8bit' | 'binary' | 'quoted-printable' | 'base64'
@@ -68,7 +69,13 @@ export function rewriteMimePart(body: Uint8Array, part: MimePartInfo, options: R
   const declared = (part.transferEncoding || '7bit').trim().toLowerCase()
   const html = (part.contentType || 'text/html').trim().toLowerCase() !== 'text/plain'
   const leave = (note: string): MimePartResult => ({
-    body: raw, transferEncoding: KNOWN.has(declared) ? (declared as TransferEncoding) : '7bit', encodingChanged: false, changed: false, links: [], pixel: false, notes: [note],
+    body: raw,
+    transferEncoding: KNOWN.has(declared) ? (declared as TransferEncoding) : '7bit',
+    encodingChanged: false,
+    changed: false,
+    links: [],
+    pixel: false,
+    notes: [note],
   })
   if (!KNOWN.has(declared)) return leave(`transfer encoding ${declared} is not supported: part left as it is`)
   const encoding = declared as TransferEncoding
@@ -93,7 +100,9 @@ export function rewriteMimePart(body: Uint8Array, part: MimePartInfo, options: R
   }
   const notes: string[] = []
   if (rewritten.referenced) {
-    notes.push(`charset ${plan.kind === 'whole' ? plan.charset : String(part.charset || 'us-ascii')} lacks characters of a new URL: written as ${html ? 'character references' : 'its ASCII form'}`)
+    notes.push(
+      `charset ${plan.kind === 'whole' ? plan.charset : String(part.charset || 'us-ascii')} lacks characters of a new URL: written as ${html ? 'character references' : 'its ASCII form'}`,
+    )
   }
   if (encoding === 'quoted-printable' && plan.kind === 'binary') {
     // Offsets are bytes of the decoded content: re-encode only the lines that changed.
@@ -107,7 +116,12 @@ export function rewriteMimePart(body: Uint8Array, part: MimePartInfo, options: R
 }
 
 /** `content` in `encoding`, or in quoted-printable when `encoding` can no longer carry it. */
-function encode(content: Buffer, encoding: TransferEncoding, original: Buffer, notes: string[]): { body: Buffer; transferEncoding: TransferEncoding } {
+function encode(
+  content: Buffer,
+  encoding: TransferEncoding,
+  original: Buffer,
+  notes: string[],
+): { body: Buffer; transferEncoding: TransferEncoding } {
   if (encoding === 'quoted-printable') return { body: encodeQuotedPrintable(content), transferEncoding: encoding }
   if (encoding === 'base64') {
     const body = encodeBase64(content)

@@ -46,7 +46,11 @@ export function rewriteText(text: string, options: RewriteTextOptions): RewriteT
  * const { edits } = rewriteTextSource(bytes.toString('latin1'), { rewrite }, charsetPlan('iso-8859-1').codec)
  * ```
  */
-export function rewriteTextSource(source: string, options: RewriteTextOptions, codec: SourceCodec): { links: RewrittenLink[]; edits: ContentEdit[]; referenced: boolean } {
+export function rewriteTextSource(
+  source: string,
+  options: RewriteTextOptions,
+  codec: SourceCodec,
+): { links: RewrittenLink[]; edits: ContentEdit[]; referenced: boolean } {
   const links: RewrittenLink[] = []
   const edits: ContentEdit[] = []
   let index = 0

@@ -110,7 +110,8 @@ function fromFields(value: unknown): TokenPayload | undefined {
   if (!Array.isArray(value) || value.length !== 5) return undefined
   const [messageId, recipient, link, url, expires] = value as unknown[]
   if (typeof messageId !== 'string' || typeof recipient !== 'string') return undefined
-  if ((link !== null && typeof link !== 'number') || (url !== null && typeof url !== 'string') || (expires !== null && typeof expires !== 'number')) return undefined
+  if ((link !== null && typeof link !== 'number') || (url !== null && typeof url !== 'string') || (expires !== null && typeof expires !== 'number'))
+    return undefined
   return { messageId, recipient, ...(link !== null ? { link } : {}), ...(url !== null ? { url } : {}), ...(expires !== null ? { expires } : {}) }
 }
 

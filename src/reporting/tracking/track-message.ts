@@ -15,7 +15,7 @@
 import type { Writable } from 'node:stream'
 import type { MessageChunk, MimeNode, SplitterChunk } from '@zone-eu/mailsplit'
 import type { RewriteHtmlOptions } from './rewrite-html.js'
-import { rewriteMimePart, type MimePartResult } from './rewrite-part.js'
+import { type MimePartResult, rewriteMimePart } from './rewrite-part.js'
 
 /** Options of {@link trackMessage}. */
 export interface TrackMessageOptions extends RewriteHtmlOptions {
@@ -87,7 +87,11 @@ export function trackMessage(options: TrackMessageOptions) {
         const result = rewriteMimePart(
           Buffer.concat(body),
           { contentType: chunk.contentType || 'text/plain', transferEncoding: chunk.encoding, charset: chunk.charset },
-          { ...options, ...(pixel !== undefined && chunk.contentType === 'text/html' ? { pixel } : { pixel: undefined }), rewrite: (link) => options.rewrite({ ...link, index: offered++ }) },
+          {
+            ...options,
+            ...(pixel !== undefined && chunk.contentType === 'text/html' ? { pixel } : { pixel: undefined }),
+            rewrite: (link) => options.rewrite({ ...link, index: offered++ }),
+          },
         )
         if (result.pixel) pixel = undefined
         if (result.encodingChanged && chunk.headers) chunk.headers.update('Content-Transfer-Encoding', result.transferEncoding)

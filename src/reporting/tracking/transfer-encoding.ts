@@ -79,7 +79,8 @@ export function decodeQuotedPrintable(input: Uint8Array, lines?: HardLines): Buf
       let j = i + 1
       while (j < n && (input[j] === SP || input[j] === TAB)) j++
       const soft = j === n || input[j] === LF || (input[j] === CR && input[j + 1] === LF)
-      if (!soft) out[o++] = c // a stray '=' is kept as it is
+      if (!soft)
+        out[o++] = c // a stray '=' is kept as it is
       else i = j === n ? j : input[j] === CR ? j + 1 : j
       keep = o // blanks before a soft break are content
       continue

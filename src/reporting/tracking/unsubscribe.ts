@@ -13,9 +13,11 @@ export interface UnsubscribeCandidate {
   readonly text?: string
 }
 
-const TEXT = /\b(unsubscribe|unsub|opt[\s-]?out|abmelden|austragen|d[ée]sabonner|d[ée]sinscri(re|ption)|se d[ée]sinscrire|darse de baja|cancelar (la )?suscripci[oó]n|disiscriviti|cancella iscrizione|afmelden|uitschrijven|avregistrera|avsluta prenumeration)\b/i
+const TEXT =
+  /\b(unsubscribe|unsub|opt[\s-]?out|abmelden|austragen|d[ée]sabonner|d[ée]sinscri(re|ption)|se d[ée]sinscrire|darse de baja|cancelar (la )?suscripci[oó]n|disiscriviti|cancella iscrizione|afmelden|uitschrijven|avregistrera|avsluta prenumeration)\b/i
 const PATH = /unsub|opt-?out|d[ée]sabonne|d[ée]sinscri|abmeld|afmeld|uitschrijv/i
-const MERGE_TAG = /\*\|UNSUB\|\*|\[unsubscribe\]|\{\{\s*unsubscribe[\w.]*\s*\}\}|%unsubscribe(_url)?%|<%asm_(group_)?unsubscribe_raw_url%>|\$unsubscribe\b/i
+const MERGE_TAG =
+  /\*\|UNSUB\|\*|\[unsubscribe\]|\{\{\s*unsubscribe[\w.]*\s*\}\}|%unsubscribe(_url)?%|<%asm_(group_)?unsubscribe_raw_url%>|\$unsubscribe\b/i
 
 /**
  * The URLs of a `List-Unsubscribe` header value, in order: `<https://…>, <mailto:…>`.

@@ -7,7 +7,7 @@
  */
 import libqp from 'libqp'
 import { describe, expect, it } from 'vitest'
-import { pixelTag, rewriteHtml, rewriteMimePart, type RewrittenLink } from '../../../src/reporting/tracking/index.js'
+import { pixelTag, type RewrittenLink, rewriteHtml, rewriteMimePart } from '../../../src/reporting/tracking/index.js'
 import { CORPUS, LEFT_ALONE, protectedRanges, tracked } from './corpus.js'
 
 const PIXEL = 'https://t.example/o/pixel?m=1&r=2'
@@ -81,7 +81,12 @@ describe('tracking over the shared corpus', () => {
       expect(withPixel.html.indexOf(tag, at + 1)).toBe(-1)
       expect(withPixel.html.slice(0, at) + withPixel.html.slice(at + tag.length)).toBe(result.html)
       expect(withPixel.html.slice(at + tag.length, at + tag.length + 6).toLowerCase()).toBe('</body')
-      expect(withPixel.html.slice(at + tag.length).toLowerCase().lastIndexOf('</body')).toBe(0)
+      expect(
+        withPixel.html
+          .slice(at + tag.length)
+          .toLowerCase()
+          .lastIndexOf('</body'),
+      ).toBe(0)
     })
 
     // The wire form of a text part has CRLF line breaks.
@@ -90,7 +95,11 @@ describe('tracking over the shared corpus', () => {
 
     it('as a quoted-printable part: decodes to rewriteHtml’s output, lines ≤ 76', () => {
       const body = Buffer.from(`${libqp.wrap(libqp.encode(crlf), 76)}\r\n`)
-      const part = rewriteMimePart(body, { contentType: 'text/html', transferEncoding: 'quoted-printable', charset: file.charset }, { rewrite: tracked })
+      const part = rewriteMimePart(
+        body,
+        { contentType: 'text/html', transferEncoding: 'quoted-printable', charset: file.charset },
+        { rewrite: tracked },
+      )
       expect(part.transferEncoding).toBe('quoted-printable')
       expect(part.links.length).toBe(file.expected)
       // The CRLF that ends the part body (before the boundary) decodes as one more line break.

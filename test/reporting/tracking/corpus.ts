@@ -47,7 +47,9 @@ export const LEFT_ALONE: Readonly<Record<string, { readonly count: number; reado
 }
 
 function loadIndex(): CorpusFile[] {
-  const lines = readFileSync(`${CORPUS_DIR}INDEX.tsv`, 'utf8').split('\n').filter((l) => l && !l.startsWith('#'))
+  const lines = readFileSync(`${CORPUS_DIR}INDEX.tsv`, 'utf8')
+    .split('\n')
+    .filter((l) => l && !l.startsWith('#'))
   const header = lines.shift()!.split('\t')
   return lines.map((line) => {
     const cells = line.split('\t')

@@ -56,7 +56,20 @@ describe('rewritten documents read by Python’s html.parser', () => {
     return { file, result, input, output, python: file.encoding === 'latin1' ? 'latin-1' : 'utf-8' }
   })
   const parsed = JSON.parse(
-    execFileSync(PYTHON, ['-c', SCRIPT, JSON.stringify(jobs.flatMap((j) => [[j.input, j.python], [j.output, j.python]]))], { encoding: 'utf8' }),
+    execFileSync(
+      PYTHON,
+      [
+        '-c',
+        SCRIPT,
+        JSON.stringify(
+          jobs.flatMap((j) => [
+            [j.input, j.python],
+            [j.output, j.python],
+          ]),
+        ),
+      ],
+      { encoding: 'utf8' },
+    ),
   ) as Record<string, string[]>
 
   it('reads all the chosen files', () => {

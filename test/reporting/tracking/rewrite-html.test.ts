@@ -3,7 +3,7 @@
  * how new values are written, where the pixel goes, and that nothing else changes.
  */
 import { describe, expect, it } from 'vitest'
-import { isUnsubscribeLink, listUnsubscribeUrls, pixelTag, rewriteHtml, type LinkInfo } from '../../../src/reporting/tracking/index.js'
+import { isUnsubscribeLink, type LinkInfo, listUnsubscribeUrls, pixelTag, rewriteHtml } from '../../../src/reporting/tracking/index.js'
 
 const T = (link: LinkInfo) => `https://t.example/c/${link.index}`
 const rewrite = (html: string, options: Partial<Parameters<typeof rewriteHtml>[1]> = {}) => rewriteHtml(html, { rewrite: T, ...options })
@@ -29,8 +29,16 @@ describe('rewriteHtml', () => {
 
   it('leaves mailto:, tel:, sms:, javascript:, data:, fragments, empty and absent hrefs alone', () => {
     const html = [
-      '<a href="mailto:a@example.com">m</a>', '<a href="TEL:+1555">t</a>', '<a href="sms:+1555">s</a>', '<a href="javascript:void(0)">j</a>',
-      '<a href=" java\tscript:alert(1)">j2</a>', '<a href="data:text/html,x">d</a>', '<a href="#top">f</a>', '<a href="">e</a>', '<a href>n</a>', '<a name="x">a</a>',
+      '<a href="mailto:a@example.com">m</a>',
+      '<a href="TEL:+1555">t</a>',
+      '<a href="sms:+1555">s</a>',
+      '<a href="javascript:void(0)">j</a>',
+      '<a href=" java\tscript:alert(1)">j2</a>',
+      '<a href="data:text/html,x">d</a>',
+      '<a href="#top">f</a>',
+      '<a href="">e</a>',
+      '<a href>n</a>',
+      '<a name="x">a</a>',
     ].join('')
     const offered: string[] = []
     expect(rewriteHtml(html, { rewrite: (l) => (offered.push(l.url), 'https://t.example/') }).html).toBe(html)
@@ -59,10 +67,14 @@ describe('rewriteHtml', () => {
   })
 
   it('resolves relative links against <base href>, and leaves them alone without one', () => {
-    const body = '<a href="orders/1?a=1&amp;b=2">o</a><a href="/account">a</a><a href="//cdn.example/x.pdf">c</a><a href="../faq#q">f</a><a href="mailto:x@example.com">m</a>'
+    const body =
+      '<a href="orders/1?a=1&amp;b=2">o</a><a href="/account">a</a><a href="//cdn.example/x.pdf">c</a><a href="../faq#q">f</a><a href="mailto:x@example.com">m</a>'
     const withBase = rewrite(`<head><base href="https://shop.example/mail/"></head>${body}`)
     expect(withBase.links.map((l) => l.url)).toEqual([
-      'https://shop.example/mail/orders/1?a=1&b=2', 'https://shop.example/account', 'https://cdn.example/x.pdf', 'https://shop.example/faq#q',
+      'https://shop.example/mail/orders/1?a=1&b=2',
+      'https://shop.example/account',
+      'https://cdn.example/x.pdf',
+      'https://shop.example/faq#q',
     ])
     expect(rewrite(body).links).toEqual([])
     // A base that is not an absolute URL is no base.
@@ -70,7 +82,8 @@ describe('rewriteHtml', () => {
   })
 
   it('leaves links marked data-relay-notrack or data-unsubscribe, and those skip() declines, without using an index', () => {
-    const html = '<a href="https://a.example/1" data-relay-notrack>1</a><a href="https://a.example/u" data-unsubscribe="1">u</a><a class="nt" href="https://a.example/2">2</a><a href="https://a.example/3">3</a>'
+    const html =
+      '<a href="https://a.example/1" data-relay-notrack>1</a><a href="https://a.example/u" data-unsubscribe="1">u</a><a class="nt" href="https://a.example/2">2</a><a href="https://a.example/3">3</a>'
     const result = rewrite(html, { skip: (l) => l.attributes.class === 'nt' })
     expect(result.links.map((l) => [l.index, l.url])).toEqual([[0, 'https://a.example/3']])
   })
@@ -83,9 +96,12 @@ describe('rewriteHtml', () => {
 
   it('gives rewrite the link text, image alt text included, whitespace collapsed', () => {
     const texts: Array<string | undefined> = []
-    rewriteHtml('<a href="https://a.example/">  Read\n  the <b>post</b> &amp; more </a><a href="https://b.example/"><img src="x" alt="Logo"></a><area href="https://c.example/" alt="c">', {
-      rewrite: (l) => void texts.push(l.text),
-    })
+    rewriteHtml(
+      '<a href="https://a.example/">  Read\n  the <b>post</b> &amp; more </a><a href="https://b.example/"><img src="x" alt="Logo"></a><area href="https://c.example/" alt="c">',
+      {
+        rewrite: (l) => void texts.push(l.text),
+      },
+    )
     expect(texts).toEqual(['Read the post & more', 'Logo', undefined])
   })
 
@@ -98,7 +114,9 @@ describe('rewriteHtml', () => {
 
   it('inserts the pixel before the last real </body>, not one inside a comment, else at the end', () => {
     const tag = pixelTag('https://t.example/o/1')
-    expect(rewrite('<body><p>x</p></body><!-- </body> --></html>', { pixel: 'https://t.example/o/1' }).html).toBe(`<body><p>x</p>${tag}</body><!-- </body> --></html>`)
+    expect(rewrite('<body><p>x</p></body><!-- </body> --></html>', { pixel: 'https://t.example/o/1' }).html).toBe(
+      `<body><p>x</p>${tag}</body><!-- </body> --></html>`,
+    )
     const fragment = rewrite('<p>no body</p>\r\n', { pixel: 'https://t.example/o/1' })
     expect(fragment).toMatchObject({ html: `<p>no body</p>\r\n${tag}`, pixel: true })
     expect(rewrite('<p>x</p>').pixel).toBe(false)
@@ -112,7 +130,10 @@ describe('rewriteHtml', () => {
   })
 
   it('tracks http(s) links as written, even a bare http:// placeholder, with inner spaces percent-encoded', () => {
-    expect(rewrite('<a href="http://">x</a><a href="https://a.example/a b">y</a>').links.map((l) => l.url)).toEqual(['http://', 'https://a.example/a%20b'])
+    expect(rewrite('<a href="http://">x</a><a href="https://a.example/a b">y</a>').links.map((l) => l.url)).toEqual([
+      'http://',
+      'https://a.example/a%20b',
+    ])
   })
 
   it('records spans that splice the original back', () => {
@@ -126,7 +147,8 @@ describe('rewriteHtml', () => {
 describe('unsubscribe recognition', () => {
   it('reads List-Unsubscribe URLs', () => {
     expect(listUnsubscribeUrls('<https://news.example/u/42?x=1>,\r\n <mailto:u-42@news.example?subject=unsubscribe>')).toEqual([
-      'https://news.example/u/42?x=1', 'mailto:u-42@news.example?subject=unsubscribe',
+      'https://news.example/u/42?x=1',
+      'mailto:u-42@news.example?subject=unsubscribe',
     ])
     expect(listUnsubscribeUrls(undefined)).toEqual([])
   })

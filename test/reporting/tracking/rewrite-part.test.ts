@@ -7,7 +7,13 @@ import iconv from 'iconv-lite'
 import libqp from 'libqp'
 import { describe, expect, it } from 'vitest'
 import {
-  decodeBase64, decodeQuotedPrintable, encodeBase64, encodeQuotedPrintable, rewriteMimePart, rewriteText, type LinkInfo,
+  decodeBase64,
+  decodeQuotedPrintable,
+  encodeBase64,
+  encodeQuotedPrintable,
+  type LinkInfo,
+  rewriteMimePart,
+  rewriteText,
 } from '../../../src/reporting/tracking/index.js'
 
 const T = (link: LinkInfo) => `https://t.example/c/${link.index}`
@@ -32,7 +38,15 @@ describe('rewriteMimePart', () => {
 
   it('re-encodes only the quoted-printable lines that changed and keeps the sender’s other lines', () => {
     // A sender's encoding with choices of its own: lower-case hex, short soft-broken lines.
-    const lines = ['<html><body>=', '<p>caf=c3=a9</p>', '<p>intro =', 'text</p>', '<a href=3D"https://shop.example/?a=3D1&amp;b=3D2">Shop</a>', '<p>=E2=82=AC tail</p>', '</body></html>']
+    const lines = [
+      '<html><body>=',
+      '<p>caf=c3=a9</p>',
+      '<p>intro =',
+      'text</p>',
+      '<a href=3D"https://shop.example/?a=3D1&amp;b=3D2">Shop</a>',
+      '<p>=E2=82=AC tail</p>',
+      '</body></html>',
+    ]
     const body = Buffer.from(`${lines.join('\r\n')}\r\n`)
     const result = rewriteMimePart(body, { transferEncoding: 'quoted-printable', charset: 'utf-8' }, { rewrite: T, pixel: 'https://t.example/o/1' })
     expect(result.links.map((l) => l.url)).toEqual(['https://shop.example/?a=1&b=2'])
@@ -47,14 +61,22 @@ describe('rewriteMimePart', () => {
   })
 
   it('switches 7bit to quoted-printable when a new URL brings 8-bit octets', () => {
-    const result = rewriteMimePart(Buffer.from(html('<a href="https://shop.example/">x</a>')), { transferEncoding: '7bit', charset: 'utf-8' }, { rewrite: () => 'https://t.example/café' })
+    const result = rewriteMimePart(
+      Buffer.from(html('<a href="https://shop.example/">x</a>')),
+      { transferEncoding: '7bit', charset: 'utf-8' },
+      { rewrite: () => 'https://t.example/café' },
+    )
     expect(result.transferEncoding).toBe('quoted-printable')
     expect(result.notes.join()).toMatch(/8-bit octets/)
     expect(result.body.toString()).toContain('https://t.example/caf=C3=A9')
   })
 
   it('keeps 8bit UTF-8 bytes outside the new value, invalid sequences included', () => {
-    const body = Buffer.concat([Buffer.from('<p>caf\u00e9 \xff\xfe</p>'.replace(/\u00e9/, 'é'), 'utf8'), Buffer.from([0xc3, 0x28]), Buffer.from('<a href="https://a.example/é">x</a>\r\n')])
+    const body = Buffer.concat([
+      Buffer.from('<p>caf\u00e9 \xff\xfe</p>'.replace(/\u00e9/, 'é'), 'utf8'),
+      Buffer.from([0xc3, 0x28]),
+      Buffer.from('<a href="https://a.example/é">x</a>\r\n'),
+    ])
     const result = rewriteMimePart(body, { transferEncoding: '8bit', charset: 'utf-8' }, { rewrite: T })
     expect(result.links[0]!.url).toBe('https://a.example/é')
     const tail = Buffer.from('<a href="https://t.example/c/0">x</a>\r\n')
@@ -62,10 +84,15 @@ describe('rewriteMimePart', () => {
   })
 
   it('decodes an ISO-8859-1 href for rewrite and keeps every Latin-1 byte', () => {
-    const body = iconv.encode(html('<p>Soldes d\u2019été</p><a href="http://boutique.example/café?q=été">Café</a>').replace('\u2019', "'"), 'iso-8859-1')
+    const body = iconv.encode(
+      html('<p>Soldes d\u2019été</p><a href="http://boutique.example/café?q=été">Café</a>').replace('\u2019', "'"),
+      'iso-8859-1',
+    )
     const result = rewriteMimePart(body, { transferEncoding: '8bit', charset: 'ISO-8859-1' }, { rewrite: T })
     expect(result.links.map((l) => [l.url, l.text])).toEqual([['http://boutique.example/café?q=été', 'Café']])
-    expect(iconv.decode(result.body, 'iso-8859-1')).toBe(iconv.decode(body, 'iso-8859-1').replace('http://boutique.example/café?q=été', 'https://t.example/c/0'))
+    expect(iconv.decode(result.body, 'iso-8859-1')).toBe(
+      iconv.decode(body, 'iso-8859-1').replace('http://boutique.example/café?q=été', 'https://t.example/c/0'),
+    )
   })
 
   it('writes characters the charset lacks as character references, and notes it', () => {
@@ -106,7 +133,11 @@ describe('rewriteMimePart', () => {
     expect(withPixel.pixel).toBe(true)
     expect(withPixel.body.toString()).toMatch(/<img src="https:\/\/t\.example\/o\/1"[^>]*>\r?\n?<\/body>/)
     const text = Buffer.from(libqp.wrap(libqp.encode(Buffer.from('See https://shop.example/sale?a=1&b=2.\r\nMail me: mailto:a@example.com\r\n')), 76))
-    const result = rewriteMimePart(text, { contentType: 'text/plain', transferEncoding: 'quoted-printable', charset: 'utf-8' }, { rewrite: T, pixel: 'https://t.example/o/1' })
+    const result = rewriteMimePart(
+      text,
+      { contentType: 'text/plain', transferEncoding: 'quoted-printable', charset: 'utf-8' },
+      { rewrite: T, pixel: 'https://t.example/o/1' },
+    )
     expect(result.pixel).toBe(false)
     expect(libqp.decode(result.body.toString()).toString()).toBe('See https://t.example/c/0.\r\nMail me: mailto:a@example.com\r\n')
   })
@@ -114,10 +145,18 @@ describe('rewriteMimePart', () => {
 
 describe('rewriteText', () => {
   it('finds http(s) URLs and leaves sentence punctuation, brackets and non-URLs alone', () => {
-    const text = 'Visit https://a.example/x. Or (https://b.example/y_(z)), <https://c.example/q?x=1&y=2>, "http://d.example/";\r\nftp://e.example/ www.f.example'
+    const text =
+      'Visit https://a.example/x. Or (https://b.example/y_(z)), <https://c.example/q?x=1&y=2>, "http://d.example/";\r\nftp://e.example/ www.f.example'
     const result = rewriteText(text, { rewrite: T })
-    expect(result.links.map((l) => l.url)).toEqual(['https://a.example/x', 'https://b.example/y_(z)', 'https://c.example/q?x=1&y=2', 'http://d.example/'])
-    expect(result.text).toBe('Visit https://t.example/c/0. Or (https://t.example/c/1), <https://t.example/c/2>, "https://t.example/c/3";\r\nftp://e.example/ www.f.example')
+    expect(result.links.map((l) => l.url)).toEqual([
+      'https://a.example/x',
+      'https://b.example/y_(z)',
+      'https://c.example/q?x=1&y=2',
+      'http://d.example/',
+    ])
+    expect(result.text).toBe(
+      'Visit https://t.example/c/0. Or (https://t.example/c/1), <https://t.example/c/2>, "https://t.example/c/3";\r\nftp://e.example/ www.f.example',
+    )
   })
 
   it('leaves a URL that runs into non-ASCII text, where its end is uncertain', () => {
@@ -128,7 +167,9 @@ describe('rewriteText', () => {
 describe('transfer encodings', () => {
   it('round-trips any bytes through quoted-printable in lines of at most 76, and through base64', () => {
     for (let n = 0; n < 300; n++) {
-      const bytes = Buffer.from(Array.from({ length: n * 3 }, (_v, i) => [0x20, 0x09, 0x0d, 0x0a, 0x3d, 0x41, 0xc3, 0x00, (i * 37 + n) & 0xff][(i * 7 + n) % 9]!))
+      const bytes = Buffer.from(
+        Array.from({ length: n * 3 }, (_v, i) => [0x20, 0x09, 0x0d, 0x0a, 0x3d, 0x41, 0xc3, 0x00, (i * 37 + n) & 0xff][(i * 7 + n) % 9]!),
+      )
       const qp = encodeQuotedPrintable(bytes)
       expect(decodeQuotedPrintable(qp).equals(bytes)).toBe(true)
       expect(libqp.decode(qp.toString('latin1')).equals(bytes)).toBe(true)

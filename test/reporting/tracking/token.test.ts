@@ -4,12 +4,17 @@
  * every single-character substitution at every position of a token is rejected.
  */
 import { describe, expect, it } from 'vitest'
-import { RelayError } from '../../../src/errors.js'
-import { signToken, verifyToken, type TokenPayload, type TrackingKey } from '../../../src/reporting/tracking/index.js'
+import { RelayError } from '../../../src/core/errors.js'
+import { signToken, type TokenPayload, type TrackingKey, verifyToken } from '../../../src/reporting/tracking/index.js'
 
 const OLD: TrackingKey = { id: '2026-07', secret: 'an-old-secret-of-at-least-32-bytes!!' }
 const NEW: TrackingKey = { id: '2027-01', secret: Buffer.alloc(32, 7) }
-const CLICK: TokenPayload = { messageId: '<a1b2@relay.example>', recipient: 'jane@example.org', link: 3, url: 'https://shop.example/sale?a=1&b=ü#top' }
+const CLICK: TokenPayload = {
+  messageId: '<a1b2@relay.example>',
+  recipient: 'jane@example.org',
+  link: 3,
+  url: 'https://shop.example/sale?a=1&b=ü#top',
+}
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.'
 
 describe('tracking tokens', () => {
@@ -54,7 +59,17 @@ describe('tracking tokens', () => {
 
   it('rejects truncated, extended, re-encoded and malformed tokens', () => {
     const token = signToken(CLICK, [NEW])
-    for (const bad of [token.slice(0, -1), `${token}A`, `${token}.x`, token.replace(/^t1/, 't2'), '', 'x', '...', 't1.2027-01..', token.toUpperCase()]) {
+    for (const bad of [
+      token.slice(0, -1),
+      `${token}A`,
+      `${token}.x`,
+      token.replace(/^t1/, 't2'),
+      '',
+      'x',
+      '...',
+      't1.2027-01..',
+      token.toUpperCase(),
+    ]) {
       expect(verifyToken(bad, [NEW])).toBeNull()
     }
     // Whatever a router hands over, a non-string is no token.
