@@ -80,9 +80,18 @@ const COUNTERS: readonly Counter[] = [
   'unsubscribed',
 ]
 
+const days = new Map<number, string>()
+
 /** The UTC day of a time, `YYYY-MM-DD`. */
 export function dayOf(time: number): string {
-  return new Date(time).toISOString().slice(0, 10)
+  const n = Math.floor(time / 86_400_000)
+  let day = days.get(n)
+  if (day === undefined) {
+    day = new Date(n * 86_400_000).toISOString().slice(0, 10)
+    if (days.size > 10_000) days.clear()
+    days.set(n, day)
+  }
+  return day
 }
 
 function domainOf(address: string | undefined): string | undefined {
@@ -92,16 +101,15 @@ function domainOf(address: string | undefined): string | undefined {
 
 /** In-memory aggregates. */
 export class Aggregates {
-  readonly #buckets = new Map<string, Bucket>()
-  readonly #days = new Set<string>()
+  /** dimension → value → day → bucket (for `day`, the value is the day). */
+  readonly #buckets = new Map<StatsDimension, Map<string, Map<string, Bucket>>>()
 
   add(event: ReportEvent): void {
     const day = dayOf(event.time)
-    this.#days.add(day)
-    const keys: string[] = [`day\0${day}`]
+    const keys: Array<[StatsDimension, string]> = [['day', day]]
     const sender = domainOf(event.sender)
-    if (sender) keys.push(`senderDomain\0${sender}\0${day}`)
-    for (const tag of event.tags) keys.push(`tag\0${tag}\0${day}`)
+    if (sender) keys.push(['senderDomain', sender])
+    for (const tag of event.tags) keys.push(['tag', tag])
     if (event.type === 'accepted') {
       // A message to several domains counts once per domain in that grouping, with its recipients there.
       const perDomain = new Map<string, number>()
@@ -109,15 +117,15 @@ export class Aggregates {
         const d = domainOf(r)
         if (d) perDomain.set(d, (perDomain.get(d) ?? 0) + 1)
       }
-      for (const key of keys) this.#count(key, 'accepted', 1, 'sent', event.recipients.length)
-      for (const [d, n] of perDomain) this.#count(`recipientDomain\0${d}\0${day}`, 'accepted', 1, 'sent', n)
+      for (const [by, value] of keys) this.#count(by, value, day, event.recipients.length)
+      for (const [d, n] of perDomain) this.#count('recipientDomain', d, day, n)
       return
     }
     const rcpt = domainOf(event.recipient)
-    if (rcpt) keys.push(`recipientDomain\0${rcpt}\0${day}`)
+    if (rcpt) keys.push(['recipientDomain', rcpt])
     const pair = `${event.queueId ?? event.messageId ?? ''}\0${event.recipient ?? ''}`
-    for (const key of keys) {
-      const bucket = this.#bucket(key)
+    for (const [by, value] of keys) {
+      const bucket = this.#bucket(by, value, day)
       const c = bucket.counts
       switch (event.type) {
         case 'bounced':
@@ -150,33 +158,32 @@ export class Aggregates {
   /** Rows grouped by `by`, over the days from `since` to `until` (inclusive, `YYYY-MM-DD`). */
   query(by: StatsDimension, since?: string, until?: string): StatsRow[] {
     const groups = new Map<string, Bucket[]>()
-    for (const [key, bucket] of this.#buckets) {
-      const parts = key.split('\0')
-      if (parts[0] !== by) continue
-      const value = parts[1]!
-      const day = by === 'day' ? value : parts[2]!
-      if ((since && day < since) || (until && day > until)) continue
-      const list = groups.get(value)
-      if (list) list.push(bucket)
-      else groups.set(value, [bucket])
+    for (const [value, perDay] of this.#buckets.get(by) ?? []) {
+      const list: Bucket[] = []
+      for (const [day, bucket] of perDay) if (!((since && day < since) || (until && day > until))) list.push(bucket)
+      if (list.length) groups.set(value, list)
     }
     const rows = [...groups].map(([key, buckets]) => row(key, buckets))
     return rows.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
   }
 
-  #bucket(key: string): Bucket {
-    let bucket = this.#buckets.get(key)
+  #bucket(by: StatsDimension, value: string, day: string): Bucket {
+    let values = this.#buckets.get(by)
+    if (!values) this.#buckets.set(by, (values = new Map()))
+    let perDay = values.get(value)
+    if (!perDay) values.set(value, (perDay = new Map()))
+    let bucket = perDay.get(day)
     if (!bucket) {
       bucket = { counts: Object.fromEntries(COUNTERS.map((c) => [c, 0])) as Record<Counter, number>, opened: new Set(), clicked: new Set() }
-      this.#buckets.set(key, bucket)
+      perDay.set(day, bucket)
     }
     return bucket
   }
 
-  #count(key: string, a: Counter, x: number, b: Counter, y: number): void {
-    const c = this.#bucket(key).counts
-    c[a] += x
-    c[b] += y
+  #count(by: StatsDimension, value: string, day: string, recipients: number): void {
+    const c = this.#bucket(by, value, day).counts
+    c.accepted += 1
+    c.sent += recipients
   }
 }
 

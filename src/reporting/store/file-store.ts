@@ -53,8 +53,8 @@ export interface EventStore {
   deliveredAt(queueId: string, recipient: string): number | undefined
   /** The position after the last event: where a reader that is up to date stands. */
   readonly end: number
-  /** Up to `max` events from `position` on, and the position after them. */
-  read(position: number, max: number): Promise<{ events: ReportEvent[]; next: number }>
+  /** Up to `max` events from `position` on, the position after each (`ends`), and after them all (`next`). */
+  read(position: number, max: number): Promise<{ events: ReportEvent[]; ends: number[]; next: number }>
   /** Calls `listener` after every append; returns the function that removes it. */
   onAppend(listener: (event: ReportEvent) => void): () => void
   /** Syncs what was appended to disk. */
@@ -70,6 +70,7 @@ interface Segment {
 
 interface MessageIndex {
   context: MessageContext
+  /** Position and length of each event, flattened. */
   positions: number[]
   delivered?: Map<string, number>
 }
@@ -104,7 +105,7 @@ export async function openEventStore(options: EventStoreOptions): Promise<EventS
   const byMessageId = new Map<string, string>()
   const listeners = new Set<(event: ReportEvent) => void>()
 
-  function index(event: ReportEvent, position: number): void {
+  function index(event: ReportEvent, position: number, length: number): void {
     aggregates.add(event)
     const queueId = event.queueId
     if (!queueId) return
@@ -113,7 +114,7 @@ export async function openEventStore(options: EventStoreOptions): Promise<EventS
       entry = { context: { tags: event.tags }, positions: [] }
       messages.set(queueId, entry)
     }
-    entry.positions.push(position)
+    entry.positions.push(position, length)
     if (event.type === 'accepted') {
       entry.context = {
         ...(event.messageId ? { messageId: event.messageId } : {}),
@@ -132,9 +133,8 @@ export async function openEventStore(options: EventStoreOptions): Promise<EventS
     const data = await readFile(segment.path)
     let at = 0
     for (let nl = data.indexOf(10); nl >= 0; nl = data.indexOf(10, at)) {
-      const line = data.subarray(at, nl)
       try {
-        index(JSON.parse(line.toString('utf8')) as ReportEvent, segment.start + at)
+        index(JSON.parse(data.toString('utf8', at, nl)) as ReportEvent, segment.start + at, nl + 1 - at)
       } catch (error) {
         throw new RelayError('ERR_RELAY_INVALID_OPTION', `event store ${segment.path}: unreadable event at byte ${at}`, { cause: error })
       }
@@ -167,9 +167,22 @@ export async function openEventStore(options: EventStoreOptions): Promise<EventS
     return undefined
   }
 
-  /** Reads whole lines from position on, up to about `bytes`. */
-  function readLines(position: number, max: number): { events: ReportEvent[]; next: number } {
+  function readOne(position: number, length: number): ReportEvent {
+    const segment = segmentAt(position)!
+    const buffer = Buffer.alloc(length)
+    const rfd = segment === current ? fd : openSync(segment.path, 'r')
+    try {
+      readSync(rfd, buffer, 0, length, position - segment.start)
+    } finally {
+      if (rfd !== fd) closeSync(rfd)
+    }
+    return JSON.parse(buffer.toString('utf8')) as ReportEvent
+  }
+
+  /** Reads whole lines from position on, up to `max` events; `ends` holds the position after each. */
+  function readLines(position: number, max: number): { events: ReportEvent[]; ends: number[]; next: number } {
     const events: ReportEvent[] = []
+    const ends: number[] = []
     let at = position
     while (events.length < max) {
       const segment = segmentAt(at)
@@ -193,18 +206,20 @@ export async function openEventStore(options: EventStoreOptions): Promise<EventS
       for (let nl = buffer.indexOf(10); nl >= 0 && events.length < max; nl = buffer.indexOf(10, start)) {
         events.push(JSON.parse(buffer.toString('utf8', start, nl)) as ReportEvent)
         start = nl + 1
+        ends.push(at + start)
       }
       if (start === 0) throw new RelayError('ERR_RELAY_INVALID_OPTION', `event store: an event over 256 KiB at ${at}`)
       at += start
     }
-    return { events, next: at }
+    return { events, ends, next: at }
   }
 
   return {
     append(event) {
       if (closed) throw new RelayError('ERR_RELAY_TRANSACTION_STATE', 'event store is closed')
-      const line = Buffer.from(`${JSON.stringify(event)}\n`)
-      if (current.size > 0 && current.size + line.length > segmentSize) {
+      const line = `${JSON.stringify(event)}\n`
+      const length = Buffer.byteLength(line)
+      if (current.size > 0 && current.size + length > segmentSize) {
         sync()
         closeSync(fd)
         current = { start: current.start + current.size, path: '', size: 0 }
@@ -213,10 +228,14 @@ export async function openEventStore(options: EventStoreOptions): Promise<EventS
         fd = openSync(current.path, 'a+')
       }
       const position = current.start + current.size
-      let written = 0
-      while (written < line.length) written += writeSync(fd, line, written)
-      current.size += line.length
-      index(event, position)
+      const written = writeSync(fd, line)
+      if (written !== length) {
+        // A short write (a full disk, a signal): write the rest, or fail before indexing.
+        const rest = Buffer.from(line).subarray(written)
+        for (let at = 0; at < rest.length; ) at += writeSync(fd, rest, at)
+      }
+      current.size += length
+      index(event, position, length)
       dirty = true
       timer ??= setTimeout(sync, syncInterval).unref()
       for (const listener of listeners) listener(event)
@@ -226,7 +245,9 @@ export async function openEventStore(options: EventStoreOptions): Promise<EventS
       const queueId = messages.has(id) ? id : byMessageId.get(bareId(id))
       const entry = queueId ? messages.get(queueId) : undefined
       if (!entry) return []
-      return entry.positions.map((p) => readLines(p, 1).events[0]!)
+      const events: ReportEvent[] = []
+      for (let i = 0; i < entry.positions.length; i += 2) events.push(readOne(entry.positions[i]!, entry.positions[i + 1]!))
+      return events
     },
     contextOf: (queueId) => messages.get(queueId)?.context,
     queueIdOf: (messageId) => byMessageId.get(bareId(messageId)),
