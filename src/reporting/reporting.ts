@@ -38,7 +38,7 @@ export interface Reporting {
   /** Records an event: returns it with its id, time and context, or undefined when it repeats one already recorded. */
   record(event: NewReportEvent): ReportEvent | undefined
   /** What a stage knows about a message still in DATA (its tags, its sender before VERP), read when it is accepted. */
-  note(queueId: string, noted: { readonly tags?: readonly string[]; readonly sender?: string }): void
+  note(queueId: string, noted: { readonly tags?: readonly string[]; readonly sender?: string; readonly ignore?: boolean }): void
   /** Calls `listener` with every event recorded; returns the function that removes it. */
   subscribe(listener: (event: ReportEvent) => void): () => void
   /** The message context of a queue id (Message-ID, sender, tags). */
@@ -62,7 +62,7 @@ const RECENT_IDS = 100_000
 export function createReporting(options: ReportingOptions): Reporting {
   const { store, suppressions } = options
   const clock = options.clock ?? Date.now
-  const pending = new Map<string, { tags?: readonly string[]; sender?: string }>()
+  const pending = new Map<string, { tags?: readonly string[]; sender?: string; ignore?: boolean }>()
   const dropped = new Set<string>()
   const queued = new Map<string, DeliveryEvent>()
   const recent = new Set<string>()
@@ -91,6 +91,11 @@ export function createReporting(options: ReportingOptions): Reporting {
     attach(events) {
       const map = (delivery: DeliveryEvent) => {
         // The queue announces a message stored before the engine announces it accepted: hold it until then.
+        if ('id' in delivery && delivery.id && pending.get(delivery.id)?.ignore) {
+          // A report the relay took in (reportIntake): not mail the relay sent.
+          if (delivery.type === 'accepted' || delivery.type === 'message-refused') pending.delete(delivery.id)
+          return
+        }
         if (delivery.type === 'queued' && !delivery.notice && !store.contextOf(delivery.id)) return void queued.set(delivery.id, delivery)
         const mapped = fromDelivery(
           delivery,
