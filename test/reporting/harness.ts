@@ -7,7 +7,16 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createTransport } from 'nodemailer'
-import { createRelay, type DurableQueue, durableQueue, type Relay, type Stage, smtpTransport, staticAuthenticator } from '../../src/index.js'
+import {
+  createPipeline,
+  createRelay,
+  type DurableQueue,
+  durableQueue,
+  type Relay,
+  type Stage,
+  smtpTransport,
+  staticAuthenticator,
+} from '../../src/index.js'
 import type { ReportEvent } from '../../src/reporting/events/types.js'
 import { createReporting, type Reporting } from '../../src/reporting/reporting.js'
 import { type EventStore, openEventStore } from '../../src/reporting/store/file-store.js'
@@ -43,7 +52,13 @@ export interface ReportingHarness {
 }
 
 export async function startReporting(
-  options: { stages?: (reporting: Reporting, suppressions: SuppressionList) => Stage[]; sink?: SinkOptions; dir?: string } = {},
+  options: {
+    stages?: (reporting: Reporting, suppressions: SuppressionList) => Stage[]
+    /** Stages of the queue's delivery chain (after the queue). */
+    after?: Stage[]
+    sink?: SinkOptions
+    dir?: string
+  } = {},
 ): Promise<ReportingHarness> {
   const dir = options.dir ?? (await mkdtemp(join(tmpdir(), 'relaychain-reporting-')))
   const sink = await startSink(options.sink)
@@ -53,7 +68,11 @@ export async function startReporting(
   const reporting = createReporting({ store, suppressions, clock })
   const queue = durableQueue({
     dir: join(dir, 'queue'),
-    deliver: smtpTransport({ host: sink.host, port: sink.port, name: 'relay.test', pool: false }),
+    deliver: createPipeline({
+      name: 'after-queue',
+      stages: options.after ?? [],
+      transport: smtpTransport({ host: sink.host, port: sink.port, name: 'relay.test', pool: false }),
+    }),
     clock,
     random: () => 0.5,
     hostname: 'relay.test',
