@@ -5,8 +5,8 @@
  * exactly as at ingress; values come back unfolded and trimmed.
  */
 import addressparser from 'nodemailer/lib/addressparser'
-import { HeaderBlock } from '../body/header-block.js'
-import { HeaderScanner } from '../body/split-header.js'
+import { HeaderBlock } from '../core/body/header-block.js'
+import { HeaderScanner } from '../core/body/split-header.js'
 
 /**
  * The header section at the start of `raw` (a message, or the body of a headers-only part).

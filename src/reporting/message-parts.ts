@@ -12,7 +12,7 @@
 import { type MimeNode, Splitter, type SplitterChunk } from '@zone-eu/mailsplit'
 import libmime from 'libmime'
 import charsets from 'libmime/lib/charset.js'
-import type { HeaderBlock } from '../body/header-block.js'
+import type { HeaderBlock } from '../core/body/header-block.js'
 import { headerSection } from './header-section.js'
 
 /** How much of a report is read; the rest (the tail of a returned message) is ignored. */

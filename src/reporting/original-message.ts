@@ -3,7 +3,7 @@
  * to what it sent: a message/rfc822 part (the whole original), a text/rfc822-headers part (its
  * header only), or, in plain-text bounces, the copy of it after the notice.
  */
-import type { HeaderBlock } from '../body/header-block.js'
+import type { HeaderBlock } from '../core/body/header-block.js'
 import { headerSection } from './header-section.js'
 import type { Report, ReportPart } from './message-parts.js'
 

@@ -1,6 +1,6 @@
 /** The `@example`s of the reporting helpers say what the code does. */
 import { describe, expect, it } from 'vitest'
-import { HeaderBlock } from '../../src/body/header-block.js'
+import { HeaderBlock } from '../../src/core/body/header-block.js'
 import { isDelayNotice } from '../../src/reporting/bounces/bounce-signals.js'
 import { dsnFields, dsnFieldsInText } from '../../src/reporting/bounces/delivery-status.js'
 import { toRecipients } from '../../src/reporting/bounces/recipient-evidence.js'

@@ -6,7 +6,7 @@
  * its text. An auto-reply has none of the first three.
  */
 import libmime from 'libmime'
-import type { HeaderBlock } from '../../body/header-block.js'
+import type { HeaderBlock } from '../../core/body/header-block.js'
 
 /** Local parts and display names of the senders MTAs and list managers use for bounces. */
 const DAEMON =

@@ -4,7 +4,7 @@
  * the message and one per recipient. Some MTAs (Amazon WorkMail, for one) paste these fields
  * into a text/plain part instead; `dsnFieldsInText` finds them there.
  */
-import type { HeaderBlock } from '../../body/header-block.js'
+import type { HeaderBlock } from '../../core/body/header-block.js'
 import { addressIn, fieldGroups } from '../header-section.js'
 import { oneLine } from './smtp-transcript.js'
 import { statusOf } from './status-codes.js'

@@ -4,7 +4,7 @@
  * reason is the part of the notice about it, with the remote reply quoted in it when there is
  * one. A notice that says the MTA is still trying makes the recipients `delayed`.
  */
-import type { HeaderBlock } from '../../body/header-block.js'
+import type { HeaderBlock } from '../../core/body/header-block.js'
 import type { BounceSignals } from './bounce-signals.js'
 import { isDelayNotice } from './bounce-signals.js'
 import { toRecipients } from './recipient-evidence.js'

@@ -5,7 +5,7 @@
  * address in the notice. The bounce's own sender and recipient (the original sender) and
  * MAILER-DAEMON are never taken for failed recipients.
  */
-import type { HeaderBlock } from '../../body/header-block.js'
+import type { HeaderBlock } from '../../core/body/header-block.js'
 import { ADDRESS, addressesIn } from '../header-section.js'
 
 /** More failed recipients than any MTA lists in one notice; beyond it the rest are dropped. */

@@ -15,7 +15,7 @@
  * recipient id there instead of the address if that matters.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto'
-import { RelayError } from '../../errors.js'
+import { RelayError } from '../../core/errors.js'
 
 /** A signing key. */
 export interface TrackingKey {
