@@ -27,8 +27,15 @@ async function run(label: string, handler: RequestListener, path: string): Promi
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}${path}`
-  const result = await autocannon({ url, connections: 10, duration: seconds, headers: { 'user-agent': 'Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0' } })
-  console.log(`${label}: ${Math.round(result.requests.average)} req/s, p50 ${result.latency.p50} ms, p99 ${result.latency.p99} ms, non-2xx/3xx ${result.non2xx - result.requests.total + result['3xx'] >= 0 ? 0 : result.non2xx}, errors ${result.errors}`)
+  const result = await autocannon({
+    url,
+    connections: 10,
+    duration: seconds,
+    headers: { 'user-agent': 'Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0' },
+  })
+  console.log(
+    `${label}: ${Math.round(result.requests.average)} req/s, p50 ${result.latency.p50} ms, p99 ${result.latency.p99} ms, non-2xx/3xx ${result.non2xx - result.requests.total + result['3xx'] >= 0 ? 0 : result.non2xx}, errors ${result.errors}`,
+  )
   server.close()
 }
 

@@ -128,7 +128,7 @@ describe('webhooks', () => {
 
   it('gives a batch up after the last retry of the schedule, keeps it in a failed file and goes on', async () => {
     const { dir, receiver, webhooks, record } = await setup({ schedule: [0, 5] })
-    receiver.answer = (req, n) => (n < 3 ? 500 : 200)
+    receiver.answer = (_req, n) => (n < 3 ? 500 : 200)
     record(2)
     await webhooks.idle()
     expect(receiver.received.length).toBe(1)
