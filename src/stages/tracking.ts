@@ -10,7 +10,9 @@
  * The `trackingHandler()` serves those URLs.
  *
  * Place it before DKIM signing (it changes the body, and the unsubscribe headers must be signed):
- * the pipeline refuses the other order.
+ * the pipeline refuses the other order. With a durable queue, place it in the queue's delivery
+ * chain (with the signer), not in front of the queue: the per-recipient copies share the
+ * message's id, and the queue keys its entries by id.
  */
 
 import { RelayError } from '../core/errors.js'
