@@ -15,7 +15,11 @@ import charsets from 'libmime/lib/charset.js'
 import type { HeaderBlock } from '../core/body/header-block.js'
 import { headerSection } from './header-section.js'
 
-/** How much of a report is read; the rest (the tail of a returned message) is ignored. */
+/**
+ * How much of a report is read; the rest (the tail of a returned message) is ignored.
+ *
+ * @category Reporting
+ */
 export const MAX_REPORT_BYTES = 2 * 1024 * 1024
 /** How much of one part's encoded body is kept. */
 export const MAX_PART_BYTES = 512 * 1024

@@ -14,7 +14,11 @@ import type { NewReportEvent, ReportEvent } from './events/types.js'
 import type { EventStore } from './store/file-store.js'
 import type { SuppressionList, SuppressionReason } from './suppression/list.js'
 
-/** Options of {@link createReporting}. */
+/**
+ * Options of {@link createReporting}.
+ *
+ * @category Reporting
+ */
 export interface ReportingOptions {
   /** Where events are kept (see `openEventStore`). */
   readonly store: EventStore
@@ -29,7 +33,11 @@ export interface ReportingOptions {
   readonly scope?: (reason: SuppressionReason, event: ReportEvent) => string
 }
 
-/** The hub; see the file header. */
+/**
+ * The hub; see the file header.
+ *
+ * @category Reporting
+ */
 export interface Reporting {
   readonly store: EventStore
   readonly suppressions?: SuppressionList
@@ -58,6 +66,8 @@ const RECENT_IDS = 100_000
  * reporting.attach(relay.events)
  * reporting.subscribe((e) => e.type === 'bounced' && console.log(e.recipient, e.bounceType, e.status))
  * ```
+ *
+ * @category Reporting
  */
 export function createReporting(options: ReportingOptions): Reporting {
   const { store, suppressions } = options

@@ -20,6 +20,8 @@ function mac(queueId: string, key: TrackingKey): string {
  * ```ts
  * verpAddress('8PQ2A7', 'bounces.example.com', keys) // 'bounces+8PQ2A7.3f9c0a1b2c3d4e5f@bounces.example.com'
  * ```
+ *
+ * @category Reporting
  */
 export function verpAddress(queueId: string, domain: string, keys: readonly TrackingKey[]): string {
   return `bounces+${queueId}.${mac(queueId, keys[0]!)}@${domain}`
@@ -32,6 +34,8 @@ export function verpAddress(queueId: string, domain: string, keys: readonly Trac
  * ```ts
  * readVerp('bounces+8PQ2A7.3f9c0a1b2c3d4e5f@bounces.example.com', 'bounces.example.com', keys) // '8PQ2A7'
  * ```
+ *
+ * @category Reporting
  */
 export function readVerp(address: string, domain: string, keys: readonly TrackingKey[]): string | undefined {
   const at = address.lastIndexOf('@')

@@ -11,7 +11,11 @@ import { RelayError } from '../core/errors.js'
 import type { Message, Stage } from '../core/types.js'
 import type { Reporting } from '../reporting/reporting.js'
 
-/** Options of {@link relayTag}. */
+/**
+ * Options of {@link relayTag}.
+ *
+ * @category Reporting
+ */
 export interface RelayTagOptions {
   /** Where the tags go. */
   readonly reporting: Pick<Reporting, 'note'>
@@ -37,6 +41,8 @@ const TAG = /^[\w.:/@+-]{1,64}$/
  *   dkimSign({ keys: dkimKeys }),
  * ]
  * ```
+ *
+ * @category Reporting
  */
 export function relayTag(options: RelayTagOptions): Stage {
   const header = options.header ?? 'X-Relay-Tag'

@@ -21,7 +21,11 @@ import type { Reporting } from '../reporting/reporting.js'
 import type { TrackingKey } from '../reporting/tracking/token.js'
 import { readVerp } from '../reporting/verp.js'
 
-/** Options of {@link reportIntake}. */
+/**
+ * Options of {@link reportIntake}.
+ *
+ * @category Reporting
+ */
 export interface ReportIntakeOptions {
   readonly reporting: Reporting
   /** The domain of the VERP return paths (`verpReturnPath({ domain })`). */
@@ -44,6 +48,8 @@ export interface ReportIntakeOptions {
  *   relayPolicy({ requireAuth: true }),
  * ]
  * ```
+ *
+ * @category Reporting
  */
 export function reportIntake(options: ReportIntakeOptions): Stage {
   const { reporting } = options

@@ -13,7 +13,11 @@ import type { Address, DeliveryReport, Stage } from '../core/types.js'
 import type { Reporting } from '../reporting/reporting.js'
 import type { SuppressionList } from '../reporting/suppression/list.js'
 
-/** Options of {@link suppress}. */
+/**
+ * Options of {@link suppress}.
+ *
+ * @category Reporting
+ */
 export interface SuppressOptions {
   readonly list: SuppressionList
   /** Where `dropped` events go. */
@@ -32,6 +36,8 @@ const dropped = new WeakMap<object, Set<string>>()
  * const suppressions = await openSuppressionList({ file: 'data/suppressions.jsonl' })
  * const stages = [suppress({ list: suppressions, reporting }), relayPolicy({ requireAuth: true })]
  * ```
+ *
+ * @category Reporting
  */
 export function suppress(options: SuppressOptions): Stage {
   const mode = options.mode ?? 'reject'

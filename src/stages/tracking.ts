@@ -21,7 +21,11 @@ import { signToken, type TrackingKey } from '../reporting/tracking/token.js'
 import { trackMessage } from '../reporting/tracking/track-message.js'
 import { isUnsubscribeLink, listUnsubscribeUrls } from '../reporting/tracking/unsubscribe.js'
 
-/** Options of {@link tracking}. */
+/**
+ * Options of {@link tracking}.
+ *
+ * @category Reporting
+ */
 export interface TrackingOptions {
   /** Where `trackingHandler()` is reachable from the internet, e.g. `https://t.example.com`. */
   readonly baseUrl: string
@@ -53,6 +57,8 @@ export interface TrackingOptions {
  *   dkimSign({ keys: dkimKeys }),
  * ]
  * ```
+ *
+ * @category Reporting
  */
 export function tracking(options: TrackingOptions): Stage {
   let base: string

@@ -13,7 +13,11 @@ import type { Reporting } from '../reporting/reporting.js'
 import type { TrackingKey } from '../reporting/tracking/token.js'
 import { verpAddress } from '../reporting/verp.js'
 
-/** Options of {@link verpReturnPath}. */
+/**
+ * Options of {@link verpReturnPath}.
+ *
+ * @category Reporting
+ */
 export interface VerpReturnPathOptions {
   /** The domain whose mail `reportIntake()` takes, e.g. `bounces.example.com`. */
   readonly domain: string
@@ -32,6 +36,8 @@ export interface VerpReturnPathOptions {
  * ```ts
  * const stages = [relayPolicy({ requireAuth: true }), verpReturnPath({ domain: 'bounces.example.com', keys, reporting })]
  * ```
+ *
+ * @category Reporting
  */
 export function verpReturnPath(options: VerpReturnPathOptions): Stage {
   return {

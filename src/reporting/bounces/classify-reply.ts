@@ -19,7 +19,11 @@ import { categoryOfReplyCode, categoryOfStatus, replyIn, statusOf } from './stat
 import { strongCategoryOfText, weakCategoryOfText } from './text-patterns.js'
 import { BOUNCE_CATEGORY_CLASS, type BounceCategory, type BounceClass, type BounceClassification, type SmtpPhase } from './types.js'
 
-/** What else is known about the reply. */
+/**
+ * What else is known about the reply.
+ *
+ * @category Reporting
+ */
 export interface ReplyContext {
   /** The command the reply answered. */
   readonly phase?: SmtpPhase
@@ -60,6 +64,8 @@ const ABOUT_THE_SENDER = new Set<SmtpPhase | undefined>(['connect', 'helo', 'mai
  * classifyReply(550, undefined, 'User unknown', { phase: 'data' })
  * // { class: 'block', category: 'filtered', status: '5.0.0' }
  * ```
+ *
+ * @category Reporting
  */
 export function classifyReply(
   code: number | undefined,

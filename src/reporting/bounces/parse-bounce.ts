@@ -34,6 +34,8 @@ import type { BounceRecipient, BounceReport } from './types.js'
  *   if (r.classification.class === 'hard') await suppress(r.finalRecipient)
  * }
  * ```
+ *
+ * @category Reporting
  */
 export async function parseBounce(raw: Buffer | string): Promise<BounceReport | null> {
   return parseReport(raw, 1)

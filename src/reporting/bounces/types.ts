@@ -16,12 +16,16 @@
  * - `block`: the receiver refused the sender, the sending host or the content (policy, spam,
  *   blocklists, failed SPF/DKIM/DMARC). Fix the sending side; never suppress the recipient.
  * - `undetermined`: a failure that says too little to tell.
+ *
+ * @category Reporting
  */
 export type BounceClass = 'hard' | 'soft' | 'block' | 'undetermined'
 
 /**
  * Why a delivery failed, in relaychain's own taxonomy (designed from Sisimai's list of reasons
  * and RFC 3463's subjects). {@link BOUNCE_CATEGORY_CLASS} gives the class of each.
+ *
+ * @category Reporting
  */
 export type BounceCategory =
   /** The mailbox does not exist (X.1.1, "user unknown"). */
@@ -70,6 +74,8 @@ export type BounceCategory =
 /**
  * The class of each category. A transient (4.x.x) failure is never `hard` or `undetermined`:
  * {@link classifyReply} makes those `soft`.
+ *
+ * @category Reporting
  */
 export const BOUNCE_CATEGORY_CLASS: Readonly<Record<BounceCategory, BounceClass>> = {
   'user-unknown': 'hard',
@@ -95,7 +101,11 @@ export const BOUNCE_CATEGORY_CLASS: Readonly<Record<BounceCategory, BounceClass>
   other: 'undetermined',
 }
 
-/** The result of {@link classifyReply}. */
+/**
+ * The result of {@link classifyReply}.
+ *
+ * @category Reporting
+ */
 export interface BounceClassification {
   readonly class: BounceClass
   readonly category: BounceCategory
@@ -103,10 +113,18 @@ export interface BounceClassification {
   readonly status?: string
 }
 
-/** The SMTP command a reply answered, when a report says so. */
+/**
+ * The SMTP command a reply answered, when a report says so.
+ *
+ * @category Reporting
+ */
 export type SmtpPhase = 'connect' | 'helo' | 'mail' | 'rcpt' | 'data'
 
-/** One recipient a bounce report says was not delivered. */
+/**
+ * One recipient a bounce report says was not delivered.
+ *
+ * @category Reporting
+ */
 export interface BounceRecipient {
   /** The recipient address the failure is about (RFC 3464 Final-Recipient, or found in the text). */
   readonly finalRecipient?: string
@@ -131,7 +149,11 @@ export interface BounceRecipient {
   readonly classification: BounceClassification & { readonly status: string }
 }
 
-/** A parsed bounce: a delivery failure (or delay) report about a message the relay sent. */
+/**
+ * A parsed bounce: a delivery failure (or delay) report about a message the relay sent.
+ *
+ * @category Reporting
+ */
 export interface BounceReport {
   /** `rfc3464`: a message/delivery-status part; `text`: a plain-text bounce; `amazon-ses`: an SES notification. */
   readonly format: 'rfc3464' | 'text' | 'amazon-ses'

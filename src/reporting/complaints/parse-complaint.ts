@@ -27,6 +27,8 @@ import type { Complaint } from './types.js'
  *   for (const rcpt of complaint.recipients) await unsubscribe(rcpt, complaint.originalMessageId)
  * }
  * ```
+ *
+ * @category Reporting
  */
 export async function parseComplaint(raw: Buffer | string): Promise<Complaint | null> {
   let report: Report

@@ -5,7 +5,11 @@
  * and usually stops mailing the complaining recipients.
  */
 
-/** Where a complaint came from. */
+/**
+ * Where a complaint came from.
+ *
+ * @category Reporting
+ */
 export type ComplaintFormat =
   /** RFC 5965 Abuse Reporting Format (and RFC 6591 authentication failure reports). */
   | 'arf'
@@ -16,7 +20,11 @@ export type ComplaintFormat =
   /** An Amazon SES complaint notification. */
   | 'amazon-ses'
 
-/** A parsed complaint. */
+/**
+ * A parsed complaint.
+ *
+ * @category Reporting
+ */
 export interface Complaint {
   readonly format: ComplaintFormat
   /**

@@ -11,7 +11,11 @@ import { classifyReply } from '../bounces/classify-reply.js'
 import { derivedEventId, randomEventId } from './event-id.js'
 import type { NewReportEvent } from './types.js'
 
-/** What reporting knows about an accepted message, by queue id. */
+/**
+ * What reporting knows about an accepted message, by queue id.
+ *
+ * @category Reporting
+ */
 export interface MessageContext {
   readonly messageId?: string
   readonly sender?: string

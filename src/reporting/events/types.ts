@@ -7,7 +7,11 @@
  */
 import type { BounceCategory, BounceClass } from '../bounces/types.js'
 
-/** Fields every reporting event has. */
+/**
+ * Fields every reporting event has.
+ *
+ * @category Reporting
+ */
 export interface ReportEventBase {
   /** Unique id (`ev_…`, URL-safe); the same event always carries the same id, retried or replayed. */
   readonly id: string
@@ -25,7 +29,11 @@ export interface ReportEventBase {
   readonly tags: readonly string[]
 }
 
-/** The relay accepted the message (the client got 250). */
+/**
+ * The relay accepted the message (the client got 250).
+ *
+ * @category Reporting
+ */
 export interface AcceptedReportEvent extends ReportEventBase {
   readonly type: 'accepted'
   readonly recipients: readonly string[]
@@ -34,7 +42,11 @@ export interface AcceptedReportEvent extends ReportEventBase {
   readonly user?: string
 }
 
-/** The relay refused a sender, a recipient or the message before the queue (policy, virus, spam, relay denied). */
+/**
+ * The relay refused a sender, a recipient or the message before the queue (policy, virus, spam, relay denied).
+ *
+ * @category Reporting
+ */
 export interface RejectedReportEvent extends ReportEventBase {
   readonly type: 'rejected'
   /** `mail`, `rcpt` or `data`: which command was refused. */
@@ -45,7 +57,11 @@ export interface RejectedReportEvent extends ReportEventBase {
   readonly stage?: string
 }
 
-/** A suppressed recipient was not sent to. */
+/**
+ * A suppressed recipient was not sent to.
+ *
+ * @category Reporting
+ */
 export interface DroppedReportEvent extends ReportEventBase {
   readonly type: 'dropped'
   readonly recipient: string
@@ -55,14 +71,22 @@ export interface DroppedReportEvent extends ReportEventBase {
   readonly mode: 'rejected' | 'silent'
 }
 
-/** The queue stored the message durably. */
+/**
+ * The queue stored the message durably.
+ *
+ * @category Reporting
+ */
 export interface QueuedReportEvent extends ReportEventBase {
   readonly type: 'queued'
   readonly recipients: readonly string[]
   readonly size: number
 }
 
-/** The next hop accepted the message for a recipient. */
+/**
+ * The next hop accepted the message for a recipient.
+ *
+ * @category Reporting
+ */
 export interface DeliveredReportEvent extends ReportEventBase {
   readonly type: 'delivered'
   readonly recipient: string
@@ -73,7 +97,11 @@ export interface DeliveredReportEvent extends ReportEventBase {
   readonly remoteMta?: string
 }
 
-/** An attempt failed temporarily; the queue tries again. */
+/**
+ * An attempt failed temporarily; the queue tries again.
+ *
+ * @category Reporting
+ */
 export interface DeferredReportEvent extends ReportEventBase {
   readonly type: 'deferred'
   readonly recipient: string
@@ -84,7 +112,11 @@ export interface DeferredReportEvent extends ReportEventBase {
   readonly remoteMta?: string
 }
 
-/** A recipient bounced: refused permanently, given up by the queue, or reported by a DSN that came back. */
+/**
+ * A recipient bounced: refused permanently, given up by the queue, or reported by a DSN that came back.
+ *
+ * @category Reporting
+ */
 export interface BouncedReportEvent extends ReportEventBase {
   readonly type: 'bounced'
   readonly recipient: string
@@ -105,7 +137,11 @@ export interface BouncedReportEvent extends ReportEventBase {
   readonly source: 'relay' | 'expired' | 'dsn'
 }
 
-/** A recipient complained (a feedback-loop report). */
+/**
+ * A recipient complained (a feedback-loop report).
+ *
+ * @category Reporting
+ */
 export interface ComplainedReportEvent extends ReportEventBase {
   readonly type: 'complained'
   readonly recipient: string
@@ -116,7 +152,11 @@ export interface ComplainedReportEvent extends ReportEventBase {
   readonly userAgent?: string
 }
 
-/** What opens and clicks share. */
+/**
+ * What opens and clicks share.
+ *
+ * @category Reporting
+ */
 export interface EngagementFields extends ReportEventBase {
   readonly recipient: string
   /** True for a proxy, scanner or prefetch (Apple Mail Privacy Protection, a HEAD request, a fetch right after delivery): not a human. */
@@ -125,12 +165,20 @@ export interface EngagementFields extends ReportEventBase {
   readonly ip?: string
 }
 
-/** The open pixel was loaded. */
+/**
+ * The open pixel was loaded.
+ *
+ * @category Reporting
+ */
 export interface OpenedReportEvent extends EngagementFields {
   readonly type: 'opened'
 }
 
-/** A tracked link was followed. */
+/**
+ * A tracked link was followed.
+ *
+ * @category Reporting
+ */
 export interface ClickedReportEvent extends EngagementFields {
   readonly type: 'clicked'
   readonly url: string
@@ -138,7 +186,11 @@ export interface ClickedReportEvent extends EngagementFields {
   readonly link: number
 }
 
-/** A recipient unsubscribed. */
+/**
+ * A recipient unsubscribed.
+ *
+ * @category Reporting
+ */
 export interface UnsubscribedReportEvent extends ReportEventBase {
   readonly type: 'unsubscribed'
   readonly recipient: string
@@ -146,7 +198,11 @@ export interface UnsubscribedReportEvent extends ReportEventBase {
   readonly method: 'one-click' | 'page' | 'mailto' | 'complaint'
 }
 
-/** Every reporting event. */
+/**
+ * Every reporting event.
+ *
+ * @category Reporting
+ */
 export type ReportEvent =
   | AcceptedReportEvent
   | RejectedReportEvent
@@ -160,10 +216,18 @@ export type ReportEvent =
   | ClickedReportEvent
   | UnsubscribedReportEvent
 
-/** The `type` of a reporting event. */
+/**
+ * The `type` of a reporting event.
+ *
+ * @category Reporting
+ */
 export type ReportEventType = ReportEvent['type']
 
-/** Every type, in lifecycle order. */
+/**
+ * Every type, in lifecycle order.
+ *
+ * @category Reporting
+ */
 export const REPORT_EVENT_TYPES: readonly ReportEventType[] = [
   'accepted',
   'rejected',
@@ -178,7 +242,11 @@ export const REPORT_EVENT_TYPES: readonly ReportEventType[] = [
   'unsubscribed',
 ]
 
-/** A reporting event before it has an id and a time (what a part of reporting hands to `record`). */
+/**
+ * A reporting event before it has an id and a time (what a part of reporting hands to `record`).
+ *
+ * @category Reporting
+ */
 export type NewReportEvent = ReportEvent extends infer E
   ? E extends ReportEvent
     ? Omit<E, 'id' | 'time' | 'tags'> & { id?: string; time?: number; tags?: readonly string[] }

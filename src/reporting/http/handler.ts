@@ -22,7 +22,11 @@ import { type TokenPayload, type TrackingKey, verifyToken } from '../tracking/to
 import { renderDashboard } from './dashboard.js'
 import { isMachine } from './machine.js'
 
-/** Options of {@link trackingHandler}. */
+/**
+ * Options of {@link trackingHandler}.
+ *
+ * @category Reporting
+ */
 export interface TrackingHandlerOptions {
   readonly reporting: Reporting
   /** The keys the `tracking()` stage signs with. */
@@ -39,7 +43,11 @@ export interface TrackingHandlerOptions {
   readonly clock?: () => number
 }
 
-/** A `node:http` request handler; `next` is called for paths it does not serve. */
+/**
+ * A `node:http` request handler; `next` is called for paths it does not serve.
+ *
+ * @category Reporting
+ */
 export type TrackingRequestHandler = (req: IncomingMessage, res: ServerResponse, next?: () => void) => void
 
 const GIF = Buffer.from('R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7', 'base64')
@@ -69,6 +77,8 @@ async function body(req: IncomingMessage, max = 4096): Promise<string> {
  * createServer(handler).listen(8080)
  * // or in Express: app.use('/t', (req, res, next) => handler(req, res, next))
  * ```
+ *
+ * @category Reporting
  */
 export function trackingHandler(options: TrackingHandlerOptions): TrackingRequestHandler {
   const { reporting, keys } = options

@@ -7,10 +7,18 @@
 import { domainKey } from '../../core/address.js'
 import type { ReportEvent } from '../events/types.js'
 
-/** What a statistics query groups by. */
+/**
+ * What a statistics query groups by.
+ *
+ * @category Reporting
+ */
 export type StatsDimension = 'day' | 'senderDomain' | 'tag' | 'recipientDomain'
 
-/** The counts of one group. */
+/**
+ * The counts of one group.
+ *
+ * @category Reporting
+ */
 export interface StatsCounts {
   /** Messages accepted. */
   readonly accepted: number
@@ -36,7 +44,11 @@ export interface StatsCounts {
   readonly unsubscribed: number
 }
 
-/** One row of a statistics query: the counts and the rates derived from them. */
+/**
+ * One row of a statistics query: the counts and the rates derived from them.
+ *
+ * @category Reporting
+ */
 export interface StatsRow extends StatsCounts {
   /** The group: a day `2026-12-02`, a domain, or a tag. */
   readonly key: string

@@ -17,7 +17,11 @@ import type { MessageContext } from '../events/from-delivery.js'
 import type { ReportEvent } from '../events/types.js'
 import { Aggregates, type StatsDimension, type StatsRow } from './aggregates.js'
 
-/** Options of {@link openEventStore}. */
+/**
+ * Options of {@link openEventStore}.
+ *
+ * @category Reporting
+ */
 export interface EventStoreOptions {
   /** The directory (created if missing); one store per directory. */
   readonly dir: string
@@ -27,7 +31,11 @@ export interface EventStoreOptions {
   readonly syncInterval?: number
 }
 
-/** A statistics query. */
+/**
+ * A statistics query.
+ *
+ * @category Reporting
+ */
 export interface StatsQuery {
   /** The grouping. */
   readonly by: StatsDimension
@@ -37,7 +45,11 @@ export interface StatsQuery {
   readonly until?: string
 }
 
-/** The event store: append, aggregate queries, the events of a message, and reading the log in order. */
+/**
+ * The event store: append, aggregate queries, the events of a message, and reading the log in order.
+ *
+ * @category Reporting
+ */
 export interface EventStore {
   /** Appends an event (written before this returns) and updates the indexes. */
   append(event: ReportEvent): void
@@ -90,6 +102,8 @@ function bareId(messageId: string): string {
  * for (const row of store.stats({ by: 'tag', since: '2026-12-01' })) console.log(row.key, row.bounceRate)
  * console.log(await store.eventsOf('<20261202.1234@news.example.com>'))
  * ```
+ *
+ * @category Reporting
  */
 export async function openEventStore(options: EventStoreOptions): Promise<EventStore> {
   const segmentSize = options.segmentSize ?? 64 * 1024 * 1024

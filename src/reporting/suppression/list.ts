@@ -11,10 +11,18 @@ import { dirname } from 'node:path'
 import { addressKey, domainKey } from '../../core/address.js'
 import { RelayError } from '../../core/errors.js'
 
-/** Why an address is suppressed. */
+/**
+ * Why an address is suppressed.
+ *
+ * @category Reporting
+ */
 export type SuppressionReason = 'hard-bounce' | 'complaint' | 'unsubscribe' | 'manual'
 
-/** One suppression. */
+/**
+ * One suppression.
+ *
+ * @category Reporting
+ */
 export interface Suppression {
   /** An address (`ann@example.com`) or a domain (`example.com`). */
   readonly target: string
@@ -29,7 +37,11 @@ export interface Suppression {
   readonly eventId?: string
 }
 
-/** What {@link SuppressionList.add} takes. */
+/**
+ * What {@link SuppressionList.add} takes.
+ *
+ * @category Reporting
+ */
 export interface SuppressionInput {
   readonly target: string
   readonly scope?: string
@@ -38,7 +50,11 @@ export interface SuppressionInput {
   readonly eventId?: string
 }
 
-/** Options of {@link openSuppressionList}. */
+/**
+ * Options of {@link openSuppressionList}.
+ *
+ * @category Reporting
+ */
 export interface SuppressionListOptions {
   /** The file of changes (created if missing). */
   readonly file: string
@@ -46,7 +62,11 @@ export interface SuppressionListOptions {
   readonly clock?: () => number
 }
 
-/** The list. */
+/**
+ * The list.
+ *
+ * @category Reporting
+ */
 export interface SuppressionList {
   /** The suppression that stops mail from `sender` to `recipient`, if any (an address, then its domain; the sender's scope, then `*`). */
   check(recipient: string, sender?: string | null): Suppression | undefined
@@ -72,6 +92,8 @@ function targetKey(target: string): string {
  * suppressions.add({ target: 'gone@example.org', reason: 'manual' })
  * suppressions.check('gone@example.org', 'news@shop.example') // → { reason: 'manual', scope: '*', … }
  * ```
+ *
+ * @category Reporting
  */
 export async function openSuppressionList(options: SuppressionListOptions): Promise<SuppressionList> {
   const clock = options.clock ?? Date.now

@@ -9,9 +9,17 @@
  * URL parser would refuse (a template's bare `http://`).
  */
 
-/** Marks a link that must never be tracked: `<a href="…" data-relay-notrack>`. Any value counts. */
+/**
+ * Marks a link that must never be tracked: `<a href="…" data-relay-notrack>`. Any value counts.
+ *
+ * @category Reporting
+ */
 export const NOTRACK_ATTRIBUTE = 'data-relay-notrack'
-/** Marks the unsubscribe link (the convention of the test corpus and several ESPs); left alone too. */
+/**
+ * Marks the unsubscribe link (the convention of the test corpus and several ESPs); left alone too.
+ *
+ * @category Reporting
+ */
 export const UNSUBSCRIBE_ATTRIBUTE = 'data-unsubscribe'
 
 /** Why a link is not offered for rewriting. */

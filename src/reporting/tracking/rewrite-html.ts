@@ -14,7 +14,11 @@ import { applyEdits, type ContentEdit } from './edits.js'
 import { scanHtml } from './html-scan.js'
 import { documentBase, trackableUrl } from './link-rules.js'
 
-/** A link offered to `rewrite`. */
+/**
+ * A link offered to `rewrite`.
+ *
+ * @category Reporting
+ */
 export interface LinkInfo {
   /** The target: the decoded `href` (`&amp;` is `&`), resolved against `<base href>` if it was relative. */
   readonly url: string
@@ -24,7 +28,11 @@ export interface LinkInfo {
   readonly text?: string
 }
 
-/** A link offered to `skip`, before it gets an index. */
+/**
+ * A link offered to `skip`, before it gets an index.
+ *
+ * @category Reporting
+ */
 export interface LinkCandidate {
   readonly url: string
   /** `text` for a URL in a text/plain part. */
@@ -34,7 +42,11 @@ export interface LinkCandidate {
   readonly attributes: Readonly<Record<string, string>>
 }
 
-/** Options of {@link rewriteHtml}. */
+/**
+ * Options of {@link rewriteHtml}.
+ *
+ * @category Reporting
+ */
 export interface RewriteHtmlOptions {
   /** The new URL for a link, or `undefined` to leave it as it is. */
   rewrite(link: LinkInfo): string | undefined
@@ -44,7 +56,11 @@ export interface RewriteHtmlOptions {
   skip?(link: LinkCandidate): boolean
 }
 
-/** A link whose `href` was replaced. */
+/**
+ * A link whose `href` was replaced.
+ *
+ * @category Reporting
+ */
 export interface RewrittenLink {
   readonly index: number
   readonly tag: 'a' | 'area' | 'text'
@@ -65,7 +81,11 @@ export interface RewrittenLink {
   readonly replacement: string
 }
 
-/** What {@link rewriteHtml} returns. */
+/**
+ * What {@link rewriteHtml} returns.
+ *
+ * @category Reporting
+ */
 export interface RewriteHtmlResult {
   readonly html: string
   readonly links: RewrittenLink[]
@@ -103,6 +123,8 @@ const ESCAPES: Record<string, string> = { '&': '&amp;', '"': '&quot;', "'": '&#3
  *   pixel: `https://t.example.com/o/${signToken({ messageId, recipient }, keys)}`,
  * })
  * ```
+ *
+ * @category Reporting
  */
 export function rewriteHtml(html: string, options: RewriteHtmlOptions): RewriteHtmlResult {
   const result = rewriteSource(html, options, TEXT)
@@ -116,6 +138,8 @@ export function rewriteHtml(html: string, options: RewriteHtmlOptions): RewriteH
  * ```ts
  * pixelTag('https://t.example.com/o/abc') // '<img src="https://t.example.com/o/abc" width="1" height="1" alt="" …>'
  * ```
+ *
+ * @category Reporting
  */
 export function pixelTag(url: string): string {
   return `<img src="${escapeAttribute(url, '"')}" width="1" height="1" alt="" border="0" style="display:block;width:1px;height:1px;border:0;margin:0;padding:0">`

@@ -22,10 +22,18 @@ import { type RewriteHtmlOptions, type RewrittenLink, rewriteSource } from './re
 import { rewriteTextSource } from './rewrite-text.js'
 import { decodeBase64, decodeQuotedPrintable, encodeBase64, encodeQuotedPrintable, type HardLines, lineFacts, MAX_LINE } from './transfer-encoding.js'
 
-/** A transfer encoding this module writes. */
+/**
+ * A transfer encoding this module writes.
+ *
+ * @category Reporting
+ */
 export type TransferEncoding = '7bit' | '8bit' | 'binary' | 'quoted-printable' | 'base64'
 
-/** What the part's headers say. */
+/**
+ * What the part's headers say.
+ *
+ * @category Reporting
+ */
 export interface MimePartInfo {
   /** `text/html` (the default) or `text/plain`. */
   readonly contentType?: string
@@ -35,7 +43,11 @@ export interface MimePartInfo {
   readonly charset?: string | false
 }
 
-/** What {@link rewriteMimePart} returns. */
+/**
+ * What {@link rewriteMimePart} returns.
+ *
+ * @category Reporting
+ */
 export interface MimePartResult {
   /** The new raw body: re-encoded if anything changed, else the input itself. */
   readonly body: Buffer
@@ -63,6 +75,8 @@ const KNOWN = new Set<string>(['7bit', '8bit', 'binary', 'quoted-printable', 'ba
  * })
  * if (result.encodingChanged) node.headers.update('Content-Transfer-Encoding', result.transferEncoding)
  * ```
+ *
+ * @category Reporting
  */
 export function rewriteMimePart(body: Uint8Array, part: MimePartInfo, options: RewriteHtmlOptions): MimePartResult {
   const raw = Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength)

@@ -10,10 +10,18 @@
 import { applyEdits, type ContentEdit } from './edits.js'
 import type { LinkInfo, RewriteHtmlOptions, RewrittenLink, SourceCodec } from './rewrite-html.js'
 
-/** Options of {@link rewriteText}: as for HTML, without the pixel. */
+/**
+ * Options of {@link rewriteText}: as for HTML, without the pixel.
+ *
+ * @category Reporting
+ */
 export type RewriteTextOptions = Pick<RewriteHtmlOptions, 'rewrite' | 'skip'>
 
-/** What {@link rewriteText} returns. */
+/**
+ * What {@link rewriteText} returns.
+ *
+ * @category Reporting
+ */
 export interface RewriteTextResult {
   readonly text: string
   readonly links: RewrittenLink[]
@@ -32,6 +40,8 @@ const TEXT: SourceCodec = { decode: (raw) => raw, encode: (text) => text }
  * rewriteText('Read it at https://news.example/42.\r\n', { rewrite: ({ index }) => `https://t.example/c/${index}` })
  * // { text: 'Read it at https://t.example/c/0.\r\n', links: [ … ] }
  * ```
+ *
+ * @category Reporting
  */
 export function rewriteText(text: string, options: RewriteTextOptions): RewriteTextResult {
   const { edits, links } = rewriteTextSource(text, options, TEXT)

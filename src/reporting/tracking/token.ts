@@ -17,7 +17,11 @@
 import { createHmac, timingSafeEqual } from 'node:crypto'
 import { RelayError } from '../../core/errors.js'
 
-/** A signing key. */
+/**
+ * A signing key.
+ *
+ * @category Reporting
+ */
 export interface TrackingKey {
   /** 1–32 characters of `[A-Za-z0-9_-]`; appears in every token it signs. */
   readonly id: string
@@ -25,7 +29,11 @@ export interface TrackingKey {
   readonly secret: string | Uint8Array
 }
 
-/** What a token binds. `link` and `url` come together (a click) or not at all (an open). */
+/**
+ * What a token binds. `link` and `url` come together (a click) or not at all (an open).
+ *
+ * @category Reporting
+ */
 export interface TokenPayload {
   readonly messageId: string
   readonly recipient: string
@@ -51,6 +59,8 @@ const prepared = new WeakMap<readonly TrackingKey[], { readonly snapshot: readon
  * const token = signToken({ messageId: msg.id, recipient: 'r-1842', link: 3, url: 'https://shop.example/sale' }, keys)
  * const href = `https://t.example.com/c/${token}`
  * ```
+ *
+ * @category Reporting
  */
 export function signToken(payload: TokenPayload, keys: readonly TrackingKey[]): string {
   const ring = keyRing(keys)
@@ -71,6 +81,8 @@ export function signToken(payload: TokenPayload, keys: readonly TrackingKey[]): 
  * if (!payload?.url) return reply.code(404).send()
  * return reply.redirect(payload.url, 302)
  * ```
+ *
+ * @category Reporting
  */
 export function verifyToken(token: string, keys: readonly TrackingKey[], options: { readonly now?: number } = {}): TokenPayload | null {
   const ring = keyRing(keys)

@@ -17,7 +17,11 @@ import type { MessageChunk, MimeNode, SplitterChunk } from '@zone-eu/mailsplit'
 import type { RewriteHtmlOptions } from './rewrite-html.js'
 import { type MimePartResult, rewriteMimePart } from './rewrite-part.js'
 
-/** Options of {@link trackMessage}. */
+/**
+ * Options of {@link trackMessage}.
+ *
+ * @category Reporting
+ */
 export interface TrackMessageOptions extends RewriteHtmlOptions {
   /** Track `https?://` URLs in text/plain body parts too. Default false. */
   readonly text?: boolean
@@ -40,6 +44,8 @@ const CONTAINERS = new Set(['mixed', 'alternative', 'related'])
  *   onPart: (part) => part.notes.forEach((note) => log.info(note)),
  * }))
  * ```
+ *
+ * @category Reporting
  */
 export function trackMessage(options: TrackMessageOptions) {
   const limit = options.maxPartSize ?? 4 * 1024 * 1024

@@ -7,7 +7,11 @@
  * paths, and the unsubscribe merge tags of common ESPs left unrendered.
  */
 
-/** What is known about a link: its target and, for `<a>`, its text. */
+/**
+ * What is known about a link: its target and, for `<a>`, its text.
+ *
+ * @category Reporting
+ */
 export interface UnsubscribeCandidate {
   readonly url: string
   readonly text?: string
@@ -27,6 +31,8 @@ const MERGE_TAG =
  * listUnsubscribeUrls('<https://news.example/u/42>, <mailto:u-42@news.example>')
  * // ['https://news.example/u/42', 'mailto:u-42@news.example']
  * ```
+ *
+ * @category Reporting
  */
 export function listUnsubscribeUrls(header: string | undefined): string[] {
   if (!header) return []
@@ -44,6 +50,8 @@ export function listUnsubscribeUrls(header: string | undefined): string[] {
  *   rewrite: (link) => (isUnsubscribeLink(link, listUnsubscribe) ? undefined : tracked(link)),
  * })
  * ```
+ *
+ * @category Reporting
  */
 export function isUnsubscribeLink(link: UnsubscribeCandidate, listUnsubscribe?: string | readonly string[]): boolean {
   const listed = typeof listUnsubscribe === 'string' || listUnsubscribe === undefined ? listUnsubscribeUrls(listUnsubscribe) : listUnsubscribe

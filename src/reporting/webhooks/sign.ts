@@ -16,7 +16,11 @@ export function webhookKey(secret: string): Buffer {
   return key
 }
 
-/** A new random secret, `whsec_` and 32 bytes in base64. */
+/**
+ * A new random secret, `whsec_` and 32 bytes in base64.
+ *
+ * @category Reporting
+ */
 export function newWebhookSecret(): string {
   return `whsec_${randomBytes(32).toString('base64')}`
 }
@@ -29,6 +33,8 @@ export function newWebhookSecret(): string {
  * const headers = signWebhook(['whsec_…'], 'msg_2b7c', Math.floor(Date.now() / 1000), body)
  * await fetch(url, { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body })
  * ```
+ *
+ * @category Reporting
  */
 export function signWebhook(
   secrets: readonly string[],

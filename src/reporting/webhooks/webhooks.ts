@@ -18,7 +18,11 @@ import type { ReportEvent, ReportEventType } from '../events/types.js'
 import type { EventStore } from '../store/file-store.js'
 import { signWebhook, webhookKey } from './sign.js'
 
-/** One endpoint. */
+/**
+ * One endpoint.
+ *
+ * @category Reporting
+ */
 export interface WebhookEndpoint {
   /** A name for its state file and logs: `[a-z0-9-]`. */
   readonly name: string
@@ -31,7 +35,11 @@ export interface WebhookEndpoint {
   readonly types?: readonly ReportEventType[]
 }
 
-/** Options of {@link startWebhooks}. */
+/**
+ * Options of {@link startWebhooks}.
+ *
+ * @category Reporting
+ */
 export interface WebhooksOptions {
   readonly store: EventStore
   readonly endpoints: readonly WebhookEndpoint[]
@@ -47,7 +55,11 @@ export interface WebhooksOptions {
   readonly onAttempt?: (outcome: WebhookAttempt) => void
 }
 
-/** One attempt's outcome. */
+/**
+ * One attempt's outcome.
+ *
+ * @category Reporting
+ */
 export interface WebhookAttempt {
   readonly endpoint: string
   readonly webhookId: string
@@ -61,7 +73,11 @@ export interface WebhookAttempt {
   readonly ms: number
 }
 
-/** Running deliveries. */
+/**
+ * Running deliveries.
+ *
+ * @category Reporting
+ */
 export interface Webhooks {
   /** How many events each endpoint still has to deliver. */
   backlog(): Record<string, number>
@@ -71,7 +87,11 @@ export interface Webhooks {
   close(): Promise<void>
 }
 
-/** Standard Webhooks' retry schedule after the first attempt. */
+/**
+ * Standard Webhooks' retry schedule after the first attempt.
+ *
+ * @category Reporting
+ */
 export const STANDARD_WEBHOOK_SCHEDULE: readonly number[] = [0, 5_000, 300_000, 1_800_000, 7_200_000, 18_000_000, 36_000_000, 36_000_000]
 
 interface State {
@@ -92,6 +112,8 @@ interface State {
  *   endpoints: [{ name: 'crm', url: 'https://crm.example.com/hooks/mail', secret: process.env.WEBHOOK_SECRET!, batch: 50 }],
  * })
  * ```
+ *
+ * @category Reporting
  */
 export async function startWebhooks(options: WebhooksOptions): Promise<Webhooks> {
   const { store } = options
