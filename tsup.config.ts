@@ -10,7 +10,13 @@ const stages = Object.fromEntries(
 )
 
 export default defineConfig({
-  entry: { index: 'src/index.ts', 'testing/index': 'src/testing/index.ts', 'cli/relaychain': 'src/cli/relaychain.ts', ...stages },
+  entry: {
+    index: 'src/index.ts',
+    'testing/index': 'src/testing/index.ts',
+    'reporting/index': 'src/reporting/index.ts',
+    'cli/relaychain': 'src/cli/relaychain.ts',
+    ...stages,
+  },
   format: ['esm', 'cjs'],
   dts: true,
   target: 'node20',
