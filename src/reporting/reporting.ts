@@ -39,7 +39,9 @@ export interface ReportingOptions {
  * @category Reporting
  */
 export interface Reporting {
+  /** The event store every recorded event is appended to (`ReportingOptions.store`). */
   readonly store: EventStore
+  /** The suppression list automatic suppressions go to, if one was given. */
   readonly suppressions?: SuppressionList
   /** Maps a relay's (or pipeline's, or queue's) delivery events into reporting events; returns the function that stops it. */
   attach(events: DeliveryEvents): () => void

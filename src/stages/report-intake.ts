@@ -27,6 +27,7 @@ import { readVerp } from '../reporting/verp.js'
  * @category Reporting
  */
 export interface ReportIntakeOptions {
+  /** The hub `bounced`, `complained` (and opt-out `unsubscribed`) events are recorded in; its store ties a report to the original. */
   readonly reporting: Reporting
   /** The domain of the VERP return paths (`verpReturnPath({ domain })`). */
   readonly bounceDomain?: string

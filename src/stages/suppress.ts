@@ -19,6 +19,7 @@ import type { SuppressionList } from '../reporting/suppression/list.js'
  * @category Reporting
  */
 export interface SuppressOptions {
+  /** The suppression list each recipient is checked against at RCPT. */
   readonly list: SuppressionList
   /** Where `dropped` events go. */
   readonly reporting?: Pick<Reporting, 'record'>

@@ -38,7 +38,12 @@ export interface TrackingOptions {
   /** Track URLs in text/plain parts too. Default false. */
   readonly text?: boolean
   /** Add List-Unsubscribe headers (`mailto` adds that form too). Default true. */
-  readonly listUnsubscribe?: boolean | { readonly mailto?: string }
+  readonly listUnsubscribe?:
+    | boolean
+    | {
+        /** The address for the `mailto:` form (written with `?subject=unsubscribe`), e.g. `unsubscribe@example.com`. */
+        readonly mailto?: string
+      }
   /** Track only messages this accepts. Default: all. */
   readonly when?: (msg: Message) => boolean
   /** Token lifetime in seconds (the redirector refuses older ones). Default: none. */

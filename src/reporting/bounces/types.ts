@@ -107,7 +107,9 @@ export const BOUNCE_CATEGORY_CLASS: Readonly<Record<BounceCategory, BounceClass>
  * @category Reporting
  */
 export interface BounceClassification {
+  /** What the failure means for the address: `hard` suppresses, `block` never does. */
   readonly class: BounceClass
+  /** Why it failed, in relaychain's taxonomy; `class` follows from it (transient failures are never `hard`). */
   readonly category: BounceCategory
   /** The RFC 3463 status the classification rests on (`5.1.1`), when one is known. */
   readonly status?: string
@@ -146,7 +148,10 @@ export interface BounceRecipient {
   /** The SMTP command the diagnostic answered, when the report says. */
   readonly phase?: SmtpPhase
   /** Class, category and the best-supported status (`classification.status` is always set here). */
-  readonly classification: BounceClassification & { readonly status: string }
+  readonly classification: BounceClassification & {
+    /** The status the classification rests on, else the report's Status field, else `5.0.0`. */
+    readonly status: string
+  }
 }
 
 /**

@@ -26,6 +26,7 @@ export type ComplaintFormat =
  * @category Reporting
  */
 export interface Complaint {
+  /** The kind of report it was parsed from. */
   readonly format: ComplaintFormat
   /**
    * The report's Feedback-Type, lower-case: `abuse`, `fraud`, `other`, `virus` (RFC 5965),

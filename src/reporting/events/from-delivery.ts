@@ -17,8 +17,11 @@ import type { NewReportEvent } from './types.js'
  * @category Reporting
  */
 export interface MessageContext {
+  /** The message's Message-ID field, as written (angle brackets included). */
   readonly messageId?: string
+  /** The envelope sender: as a stage noted it (before VERP), else the final one; `<>` for the null sender. */
   readonly sender?: string
+  /** The message's tags, as stages noted them in DATA (empty if none). */
   readonly tags: readonly string[]
 }
 

@@ -35,8 +35,11 @@ export interface ReportEventBase {
  * @category Reporting
  */
 export interface AcceptedReportEvent extends ReportEventBase {
+  /** The event's kind. */
   readonly type: 'accepted'
+  /** The envelope recipients, as the chain left them. */
   readonly recipients: readonly string[]
+  /** Bytes received. */
   readonly size: number
   /** The authenticated login that submitted it, if any. */
   readonly user?: string
@@ -48,6 +51,7 @@ export interface AcceptedReportEvent extends ReportEventBase {
  * @category Reporting
  */
 export interface RejectedReportEvent extends ReportEventBase {
+  /** The event's kind. */
   readonly type: 'rejected'
   /** `mail`, `rcpt` or `data`: which command was refused. */
   readonly phase: 'mail' | 'rcpt' | 'data'
@@ -63,6 +67,7 @@ export interface RejectedReportEvent extends ReportEventBase {
  * @category Reporting
  */
 export interface DroppedReportEvent extends ReportEventBase {
+  /** The event's kind. */
   readonly type: 'dropped'
   readonly recipient: string
   /** Why the address is suppressed: `hard-bounce`, `complaint`, `unsubscribe`, `manual`. */
@@ -77,8 +82,11 @@ export interface DroppedReportEvent extends ReportEventBase {
  * @category Reporting
  */
 export interface QueuedReportEvent extends ReportEventBase {
+  /** The event's kind. */
   readonly type: 'queued'
+  /** The recipients queued. */
   readonly recipients: readonly string[]
+  /** The message's size in bytes. */
   readonly size: number
 }
 
@@ -88,10 +96,12 @@ export interface QueuedReportEvent extends ReportEventBase {
  * @category Reporting
  */
 export interface DeliveredReportEvent extends ReportEventBase {
+  /** The event's kind. */
   readonly type: 'delivered'
   readonly recipient: string
   /** The next hop's reply. */
   readonly response: string
+  /** From the queue: which attempt this was (1 for the first). */
   readonly attempt?: number
   /** The next hop (remote MTA or route), when known. */
   readonly remoteMta?: string
@@ -103,12 +113,16 @@ export interface DeliveredReportEvent extends ReportEventBase {
  * @category Reporting
  */
 export interface DeferredReportEvent extends ReportEventBase {
+  /** The event's kind. */
   readonly type: 'deferred'
   readonly recipient: string
+  /** The next hop's reply, or the relay's own when it gave none (`451 4.4.1 …` for a refused connection). */
   readonly reply: string
+  /** Which attempt failed (1 for the first). */
   readonly attempt: number
   /** When it is tried again (ms since the epoch), if scheduled. */
   readonly next?: number
+  /** The next hop (remote MTA or route), when known. */
   readonly remoteMta?: string
 }
 
@@ -118,6 +132,7 @@ export interface DeferredReportEvent extends ReportEventBase {
  * @category Reporting
  */
 export interface BouncedReportEvent extends ReportEventBase {
+  /** The event's kind. */
   readonly type: 'bounced'
   readonly recipient: string
   /**
@@ -126,6 +141,7 @@ export interface BouncedReportEvent extends ReportEventBase {
    * suppresses); `undetermined`: too little to tell.
    */
   readonly bounceType: BounceClass
+  /** Why it bounced (`expired` when the queue gave up). */
   readonly category: BounceCategory
   /** The RFC 3463 status, e.g. `5.1.1`. */
   readonly status: string
@@ -143,12 +159,14 @@ export interface BouncedReportEvent extends ReportEventBase {
  * @category Reporting
  */
 export interface ComplainedReportEvent extends ReportEventBase {
+  /** The event's kind. */
   readonly type: 'complained'
   readonly recipient: string
   /** The ARF Feedback-Type (`abuse`, `fraud`, `opt-out` …). */
   readonly feedbackType: string
   /** The report's format (`arf`, `jmrp`, `amazon-ses` …). */
   readonly format: string
+  /** The software that wrote the report (its User-Agent field), when given. */
   readonly userAgent?: string
 }
 
@@ -161,7 +179,9 @@ export interface EngagementFields extends ReportEventBase {
   readonly recipient: string
   /** True for a proxy, scanner or prefetch (Apple Mail Privacy Protection, a HEAD request, a fetch right after delivery): not a human. */
   readonly machine: boolean
+  /** The request's User-Agent header (at most 256 characters), when sent. */
   readonly userAgent?: string
+  /** The address the request came from (the socket's peer: a proxy's, behind one). */
   readonly ip?: string
 }
 
@@ -171,6 +191,7 @@ export interface EngagementFields extends ReportEventBase {
  * @category Reporting
  */
 export interface OpenedReportEvent extends EngagementFields {
+  /** The event's kind. */
   readonly type: 'opened'
 }
 
@@ -180,7 +201,9 @@ export interface OpenedReportEvent extends EngagementFields {
  * @category Reporting
  */
 export interface ClickedReportEvent extends EngagementFields {
+  /** The event's kind. */
   readonly type: 'clicked'
+  /** The link's original target, as signed into the click token (where the client was redirected). */
   readonly url: string
   /** The link's index in the message. */
   readonly link: number
@@ -192,6 +215,7 @@ export interface ClickedReportEvent extends EngagementFields {
  * @category Reporting
  */
 export interface UnsubscribedReportEvent extends ReportEventBase {
+  /** The event's kind. */
   readonly type: 'unsubscribed'
   readonly recipient: string
   /** `one-click`: RFC 8058 POST; `page`: the confirmation page's button; `mailto`; `complaint`: a feedback-loop opt-out. */
@@ -249,6 +273,13 @@ export const REPORT_EVENT_TYPES: readonly ReportEventType[] = [
  */
 export type NewReportEvent = ReportEvent extends infer E
   ? E extends ReportEvent
-    ? Omit<E, 'id' | 'time' | 'tags'> & { id?: string; time?: number; tags?: readonly string[] }
+    ? Omit<E, 'id' | 'time' | 'tags'> & {
+        /** Default: a random `ev_…` id; pass a derived one for an event that can repeat. */
+        id?: string
+        /** Milliseconds since the epoch. Default: now, by the hub's clock. */
+        time?: number
+        /** Default: the tags of the message's context (none without one). */
+        tags?: readonly string[]
+      }
     : never
   : never

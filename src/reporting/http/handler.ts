@@ -28,6 +28,7 @@ import { isMachine } from './machine.js'
  * @category Reporting
  */
 export interface TrackingHandlerOptions {
+  /** The hub opens, clicks and unsubscribes are recorded in; its store answers `/status` and `/dashboard`. */
   readonly reporting: Reporting
   /** The keys the `tracking()` stage signs with. */
   readonly keys: readonly TrackingKey[]

@@ -24,23 +24,35 @@ export interface StatsCounts {
   readonly accepted: number
   /** Recipients accepted (sent to). */
   readonly sent: number
+  /** Refusals before the queue: a sender, a recipient or a message. */
   readonly rejected: number
+  /** Recipients not sent to because they are suppressed. */
   readonly dropped: number
+  /** Recipients the next hop accepted. */
   readonly delivered: number
+  /** Temporary failures: every failed attempt counts. */
   readonly deferred: number
   /** Bounces of every type. */
   readonly bounced: number
+  /** Hard bounces (the address does not work). */
   readonly hardBounced: number
+  /** Soft bounces, the queue giving up included. */
   readonly softBounced: number
   /** Policy blocks (X.7.x): the sender's problem, not the recipient's. */
   readonly blocked: number
+  /** Complaints (feedback-loop reports). */
   readonly complained: number
   /** Human opens (pixel loads not marked `machine`). */
   readonly opens: number
+  /** Distinct (message, recipient) pairs with a human open in the range. */
   readonly uniqueOpens: number
+  /** Pixel loads marked `machine` (proxies, scanners, prefetch). */
   readonly machineOpens: number
+  /** Human clicks (clicks marked `machine` are not counted). */
   readonly clicks: number
+  /** Distinct (message, recipient) pairs with a human click in the range. */
   readonly uniqueClicks: number
+  /** Unsubscribes, by any method. */
   readonly unsubscribed: number
 }
 

@@ -66,11 +66,22 @@ export interface EventStore {
   /** The position after the last event: where a reader that is up to date stands. */
   readonly end: number
   /** Up to `max` events from `position` on, the position after each (`ends`), and after them all (`next`). */
-  read(position: number, max: number): Promise<{ events: ReportEvent[]; ends: number[]; next: number }>
+  read(
+    position: number,
+    max: number,
+  ): Promise<{
+    /** The events read, oldest first; fewer than `max` at the end of the log. */
+    events: ReportEvent[]
+    /** The position after each event, index for index. */
+    ends: number[]
+    /** The position after the last event read: where the next read starts. */
+    next: number
+  }>
   /** Calls `listener` after every append; returns the function that removes it. */
   onAppend(listener: (event: ReportEvent) => void): () => void
   /** Syncs what was appended to disk. */
   flush(): Promise<void>
+  /** Syncs to disk and closes the log; a later `append` throws. */
   close(): Promise<void>
 }
 

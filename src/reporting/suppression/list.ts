@@ -28,6 +28,7 @@ export interface Suppression {
   readonly target: string
   /** `*` for every sender, or the sender domain it applies to. */
   readonly scope: string
+  /** Why the target is suppressed. */
   readonly reason: SuppressionReason
   /** When it was added (ms since the epoch). */
   readonly added: number
@@ -43,10 +44,15 @@ export interface Suppression {
  * @category Reporting
  */
 export interface SuppressionInput {
+  /** An address (`ann@example.com`) or a domain (`example.com`). */
   readonly target: string
+  /** `*` for every sender, or the sender domain it applies to. Default `*`. */
   readonly scope?: string
+  /** Why the target is suppressed. */
   readonly reason: SuppressionReason
+  /** When it stops applying (ms since the epoch). Default: never. */
   readonly expires?: number
+  /** The event that caused it, if any. */
   readonly eventId?: string
 }
 
@@ -76,6 +82,7 @@ export interface SuppressionList {
   remove(target: string, scope?: string): boolean
   /** Every suppression in force. */
   list(): Suppression[]
+  /** Closes the file of changes; a later `add` or `remove` fails. */
   close(): void
 }
 

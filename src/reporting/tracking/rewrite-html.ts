@@ -34,9 +34,11 @@ export interface LinkInfo {
  * @category Reporting
  */
 export interface LinkCandidate {
+  /** The target: the decoded `href` resolved against `<base href>`, or the URL as written in text. */
   readonly url: string
   /** `text` for a URL in a text/plain part. */
   readonly tag: 'a' | 'area' | 'text'
+  /** The link text (and image alt text), whitespace collapsed; absent for `<area>`, empty links and plain text. */
   readonly text?: string
   /** The element's attributes, names in lower case, values decoded. */
   readonly attributes: Readonly<Record<string, string>>
@@ -62,12 +64,15 @@ export interface RewriteHtmlOptions {
  * @category Reporting
  */
 export interface RewrittenLink {
+  /** The link's index, as given to `rewrite`. */
   readonly index: number
+  /** The element it was found in; `text` for a URL in a text/plain part. */
   readonly tag: 'a' | 'area' | 'text'
   /** What `rewrite` was given. */
   readonly url: string
   /** What `rewrite` returned, now the link's target. */
   readonly href: string
+  /** The link text, as given to `rewrite`. */
   readonly text?: string
   /**
    * The replaced span of the input, the value's quotes included: `input.slice(start, end)` is
@@ -75,7 +80,9 @@ export interface RewrittenLink {
    * content for MIME parts.
    */
   readonly start: number
+  /** Where the replaced span ends (exclusive), in the same units as `start`. */
   readonly end: number
+  /** The replaced span as it stood in the input, quotes included. */
   readonly original: string
   /** What stands there in the output: the new value, attribute-escaped and quoted. */
   readonly replacement: string
@@ -87,7 +94,9 @@ export interface RewrittenLink {
  * @category Reporting
  */
 export interface RewriteHtmlResult {
+  /** The document with the new `href` values and the pixel spliced in, every other character as it was. */
   readonly html: string
+  /** The links whose `href` was replaced, in document order. */
   readonly links: RewrittenLink[]
   /** Whether the open pixel was inserted. */
   readonly pixel: boolean

@@ -55,9 +55,11 @@ export interface MimePartResult {
   readonly transferEncoding: TransferEncoding
   /** `transferEncoding` differs from the part's (7bit/8bit became quoted-printable). */
   readonly encodingChanged: boolean
+  /** Whether a link was rewritten or the pixel inserted (false: `body` is the input). */
   readonly changed: boolean
   /** The rewritten links; offsets are in the decoded content (bytes, or chars for UTF-16-like charsets). */
   readonly links: RewrittenLink[]
+  /** Whether the open pixel was inserted (never in text/plain). */
   readonly pixel: boolean
   /** Why a part was left alone or re-encoded differently, for logs. */
   readonly notes: readonly string[]

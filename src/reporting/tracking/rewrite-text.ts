@@ -23,7 +23,9 @@ export type RewriteTextOptions = Pick<RewriteHtmlOptions, 'rewrite' | 'skip'>
  * @category Reporting
  */
 export interface RewriteTextResult {
+  /** The text with the rewritten URLs spliced in, every other character as it was. */
   readonly text: string
+  /** The URLs that were replaced, in order (`tag` is `text`). */
   readonly links: RewrittenLink[]
 }
 

@@ -35,7 +35,9 @@ export interface TrackingKey {
  * @category Reporting
  */
 export interface TokenPayload {
+  /** The message: the relay's queue id (`msg.id`) when `tracking()` signs it, and the events' `queueId`. */
   readonly messageId: string
+  /** The recipient address, or an opaque recipient id (the payload is readable by anyone with the link). */
   readonly recipient: string
   /** The link's index in the message. */
   readonly link?: number

@@ -13,7 +13,9 @@
  * @category Reporting
  */
 export interface UnsubscribeCandidate {
+  /** The link's target, as written or resolved. */
   readonly url: string
+  /** The link text, when there is any. */
   readonly text?: string
 }
 

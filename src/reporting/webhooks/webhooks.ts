@@ -26,6 +26,7 @@ import { signWebhook, webhookKey } from './sign.js'
 export interface WebhookEndpoint {
   /** A name for its state file and logs: `[a-z0-9-]`. */
   readonly name: string
+  /** The URL events are POSTed to (redirects are not followed). */
   readonly url: string
   /** `whsec_…`; several while rotating (each signs). */
   readonly secret: string | readonly string[]
@@ -41,7 +42,9 @@ export interface WebhookEndpoint {
  * @category Reporting
  */
 export interface WebhooksOptions {
+  /** The event store whose log is delivered, from its start for a new endpoint. */
   readonly store: EventStore
+  /** The endpoints; each reads the log at its own pace. */
   readonly endpoints: readonly WebhookEndpoint[]
   /** Where each endpoint's position and retry state are kept. */
   readonly dir: string
@@ -61,15 +64,21 @@ export interface WebhooksOptions {
  * @category Reporting
  */
 export interface WebhookAttempt {
+  /** The endpoint's name. */
   readonly endpoint: string
+  /** The `webhook-id` header sent: the event's id, or a `wb_…` id of the batch. */
   readonly webhookId: string
+  /** How many events the request carried. */
   readonly events: number
+  /** Which attempt this was for the batch (1 for the first). */
   readonly attempt: number
   /** HTTP status, or 0 when there was none (refused, timeout). */
   readonly status: number
+  /** True for a 2xx: the batch was taken. */
   readonly ok: boolean
   /** True if this was the last attempt and the batch was given up. */
   readonly gaveUp: boolean
+  /** How long the request took, in ms by `clock`. */
   readonly ms: number
 }
 
