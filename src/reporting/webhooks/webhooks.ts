@@ -88,7 +88,7 @@ export interface WebhookAttempt {
  * @category Reporting
  */
 export interface Webhooks {
-  /** How many events each endpoint still has to deliver. */
+  /** How far each endpoint is behind the event store, in bytes of its log (0: up to date); not a count of events. */
   backlog(): Record<string, number>
   /** Resolves once every endpoint is up to date with the store (or `timeout` ms passed: rejects). */
   idle(timeout?: number): Promise<void>
