@@ -19,7 +19,7 @@ import { join, resolve } from 'node:path'
 import { Readable } from 'node:stream'
 import { RelayError, SmtpError } from '../core/errors.js'
 import { DirSync } from './dir-sync.js'
-import { CorruptEntry, type EntryLayout, entryStart, entryState, readEntry, recordLine, sizeField } from './entry-file.js'
+import { CorruptEntry, type EntryLayout, entryStart, entryState, readEntry, recordLine, sizeField, summarizeEntry } from './entry-file.js'
 import type { ClaimedEntry, EntryHeader, EntryPlace, EntrySummary, JournalRecord, QueueEntry, QueueStore } from './types.js'
 
 const BUCKET = 10_000
@@ -382,7 +382,7 @@ export class DirQueueStore implements QueueStore {
         if (item.name.startsWith('.') || seen.has(item.name)) continue
         seen.add(item.name)
         const entry = await readAt(join(dir, item.name), place).catch(() => undefined)
-        if (entry) yield summarize(entry)
+        if (entry) yield summarizeEntry(entry)
       }
     }
   }
@@ -550,22 +550,6 @@ async function readAt(path: string, place: EntryPlace): Promise<QueueEntry | und
     throw err
   } finally {
     await handle.close()
-  }
-}
-
-function summarize(entry: QueueEntry): EntrySummary {
-  const { header } = entry
-  return {
-    id: header.id,
-    created: header.created,
-    size: header.size,
-    from: header.from?.address ?? '<>',
-    recipients: header.recipients.map((r, i) => ({
-      address: r.rcpt.address,
-      status: entry.status[i]!,
-      ...(entry.replies[i] ? { reply: entry.replies[i]! } : {}),
-    })),
-    place: entry.place,
   }
 }
 

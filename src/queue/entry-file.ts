@@ -9,7 +9,7 @@
  * moves it to quarantine instead of delivering half of it.
  */
 import type { FileHandle } from 'node:fs/promises'
-import type { EntryHeader, JournalRecord, QueueEntry, RecipientStatus } from './types.js'
+import type { EntryHeader, EntrySummary, JournalRecord, QueueEntry, RecipientStatus } from './types.js'
 
 const MAGIC = 'RELAYCHAIN-QUEUE 1'
 /** `RELAYCHAIN-QUEUE 1 <size: 15 digits> <header bytes: 10 digits>\n` */
@@ -117,4 +117,21 @@ export function entryState(header: EntryHeader, records: readonly JournalRecord[
     }
   }
   return { header, status, replies, attempts, handedOver, notified }
+}
+
+/** An entry as `list()` shows it: who, what and where, each recipient's state and last reply. */
+export function summarizeEntry(entry: QueueEntry): EntrySummary {
+  const { header } = entry
+  return {
+    id: header.id,
+    created: header.created,
+    size: header.size,
+    from: header.from?.address ?? '<>',
+    recipients: header.recipients.map((r, i) => ({
+      address: r.rcpt.address,
+      status: entry.status[i]!,
+      ...(entry.replies[i] ? { reply: entry.replies[i]! } : {}),
+    })),
+    place: entry.place,
+  }
 }

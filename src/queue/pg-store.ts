@@ -26,7 +26,7 @@ import { type Duration, toMs } from '../shared/duration.js'
 import { createPool, ident, inTransaction, type PgClient, type PgConnectOptions, type PgPool } from '../shared/pg/driver.js'
 import { type MigrationResult, migrate } from '../shared/pg/migrate.js'
 import type { DestinationGate, DestinationLimits } from './destinations.js'
-import { entryState } from './entry-file.js'
+import { entryState, summarizeEntry } from './entry-file.js'
 import { PgClaim, placeColumns } from './pg-claim.js'
 import { SharedDestinations } from './pg-destinations.js'
 import { QUEUE_FEATURE, QUEUE_MIGRATIONS } from './pg-schema.js'
@@ -406,7 +406,7 @@ export class PgQueueStore implements QueueStore {
       )
       if (!rows.length) return
       const journals = await this.#journals(rows.map((r) => r.id))
-      for (const row of rows) yield summarize({ ...entryState(row.header, journals.get(row.id) ?? []), place: placeOf(row) })
+      for (const row of rows) yield summarizeEntry({ ...entryState(row.header, journals.get(row.id) ?? []), place: placeOf(row) })
       after = rows.at(-1)!.id
     }
   }
@@ -446,22 +446,6 @@ function placeOf(row: EntryRow): EntryPlace {
   if (row.place === 'held') return { kind: 'held' }
   if (row.place === 'waiting') return { kind: 'waiting', destination: row.destination ?? '' }
   return { kind: 'due', at: Number(row.due_at) }
-}
-
-function summarize(entry: QueueEntry): EntrySummary {
-  const { header } = entry
-  return {
-    id: header.id,
-    created: header.created,
-    size: header.size,
-    from: header.from?.address ?? '<>',
-    recipients: header.recipients.map((r, i) => ({
-      address: r.rcpt.address,
-      status: entry.status[i]!,
-      ...(entry.replies[i] ? { reply: entry.replies[i]! } : {}),
-    })),
-    place: entry.place,
-  }
 }
 
 /** A connection string without its password, for logs. */
