@@ -23,7 +23,7 @@ import type { Readable } from 'node:stream'
 import { RelayError, SmtpError } from '../core/errors.js'
 import type { Clock } from '../shared/clock.js'
 import { type Duration, toMs } from '../shared/duration.js'
-import { createPool, ident, inTransaction, type PgClient, type PgConnectOptions, type PgPool } from '../shared/pg/driver.js'
+import { checkOut, createPool, ident, inTransaction, type PgClient, type PgConnectOptions, type PgPool } from '../shared/pg/driver.js'
 import { type MigrationResult, migrate } from '../shared/pg/migrate.js'
 import type { DestinationGate, DestinationLimits } from './destinations.js'
 import { entryState, summarizeEntry } from './entry-file.js'
@@ -280,8 +280,7 @@ export class PgQueueStore implements QueueStore {
 
   /** Starts the transaction of a large entry: its row first, invisible to others until COMMIT. */
   async #begin(header: EntryHeader, at: number) {
-    const pool = await this.pool()
-    const client = await pool.connect()
+    const { client, release } = await checkOut(await this.pool())
     try {
       await client.query('BEGIN')
       await client.query(
@@ -290,7 +289,7 @@ export class PgQueueStore implements QueueStore {
       )
     } catch (err) {
       await client.query('ROLLBACK').catch(() => {})
-      client.release(true)
+      release(true)
       throw err
     }
     return {
@@ -298,9 +297,9 @@ export class PgQueueStore implements QueueStore {
       async done(err?: Error) {
         try {
           await client.query(err ? 'ROLLBACK' : 'COMMIT')
-          client.release()
+          release()
         } catch (e) {
-          client.release(true)
+          release(true)
           throw e
         }
       },

@@ -31,6 +31,10 @@ export interface PgClient {
   query<R = Record<string, unknown>>(text: string, values?: unknown[]): Promise<PgResult<R>>
   /** Gives the connection back (an error destroys it). */
   release(err?: Error | boolean): void
+  /** Errors of the connection while it is checked out (the server went away between statements). */
+  on(event: 'error', listener: (err: Error) => void): unknown
+  /** Removes an error listener. */
+  off(event: 'error', listener: (err: Error) => void): unknown
 }
 
 /**
@@ -103,9 +107,31 @@ export function ident(name: string): string {
   return `"${name}"`
 }
 
+/**
+ * Takes a connection from `pool` with a listener for its errors while it is out: node-postgres
+ * emits a server that goes away between two statements (a restart, `57P01`) as an `'error'` on the
+ * checked-out client, where nothing else listens, and an unheard `'error'` ends the process.
+ * `release()` gives it back, destroyed if it failed.
+ */
+export async function checkOut(pool: PgPool): Promise<{ client: PgClient; release(broken?: Error | boolean): void }> {
+  const client = await pool.connect()
+  let failed: Error | undefined
+  const listener = (err: Error) => {
+    failed = err
+  }
+  client.on('error', listener)
+  return {
+    client,
+    release(broken) {
+      client.off('error', listener)
+      client.release(broken || failed)
+    },
+  }
+}
+
 /** Runs `work` in a transaction on one connection of `pool`. */
 export async function inTransaction<T>(pool: PgPool, work: (client: PgClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect()
+  const { client, release } = await checkOut(pool)
   let broken: Error | undefined
   try {
     await client.query('BEGIN')
@@ -116,6 +142,6 @@ export async function inTransaction<T>(pool: PgPool, work: (client: PgClient) =>
     await client.query('ROLLBACK').catch((e: Error) => (broken = e))
     throw err
   } finally {
-    client.release(broken)
+    release(broken)
   }
 }
