@@ -8,6 +8,7 @@ export default defineConfig({
   resolve: {
     alias: [
       { find: /^relaychain\/testing$/, replacement: src('testing/index.ts') },
+      { find: /^relaychain\/reporting$/, replacement: src('reporting/index.ts') },
       { find: /^relaychain\/stages\/(.+)$/, replacement: src('stages/$1.ts') },
       { find: /^relaychain$/, replacement: src('index.ts') },
     ],
