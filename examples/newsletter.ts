@@ -1,6 +1,7 @@
 /**
  * A company's bulk sender (newsletters, announcements): the company's application submits on the
  * relay's port with STARTTLS and a login; the relay refuses recipients on the suppression list,
+ * pauses (451 4.7.1) a sender domain or tag whose bounce or complaint rate is too high,
  * sets a signed VERP return path, keeps every message in a durable queue and, on the way out,
  * gives each recipient a copy with tracked links, an open pixel and RFC 8058 one-click
  * unsubscribe headers, signed with DKIM. Bounces (DSNs to the VERP addresses) and feedback-loop
@@ -72,6 +73,7 @@ import {
   relayTag,
   reportIntake,
   type SuppressionList,
+  senderProtection,
   startWebhooks,
   suppress,
   type TrackingKey,
@@ -232,6 +234,8 @@ export async function startNewsletter(env: NodeJS.ProcessEnv = process.env): Pro
       // Then only the company's application may send.
       relayPolicy(),
       suppress({ list: suppressions, reporting }),
+      // A sender domain or campaign tag that bounces or is complained about too much is paused (451 4.7.1).
+      senderProtection({ reporting }),
       relayTag({ reporting }),
       verpReturnPath({ domain: bounceDomain, keys, reporting }),
     ],

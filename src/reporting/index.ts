@@ -22,6 +22,7 @@
 
 export { type RelayTagOptions, relayTag } from '../stages/relay-tag.js'
 export { type ReportIntakeOptions, reportIntake } from '../stages/report-intake.js'
+export { type SenderPause, type SenderProtection, type SenderProtectionOptions, senderProtection } from '../stages/sender-protection.js'
 export { type SuppressOptions, suppress } from '../stages/suppress.js'
 export { type TrackingOptions, tracking } from '../stages/tracking.js'
 export { type VerpReturnPathOptions, verpReturnPath } from '../stages/verp-return-path.js'

@@ -29,6 +29,12 @@ export interface RelayTagOptions {
 
 const TAG = /^[\w.:/@+-]{1,64}$/
 
+/** The tags a message's `header` fields give, for authenticated senders only, with `extra` added; valid names, at most `max`. */
+export function tagsOf(msg: Message, header: string, max: number, extra: readonly string[] = []): string[] {
+  const given = msg.session.user ? msg.headers.getAll(header).flatMap((value) => value.split(',')) : []
+  return [...new Set([...given, ...extra].map((t) => t.trim()).filter((t) => TAG.test(t)))].slice(0, max)
+}
+
 /**
  * Creates the tag stage.
  *
@@ -52,10 +58,8 @@ export function relayTag(options: RelayTagOptions): Stage {
     name: 'relay-tag',
     modifies: 'headers',
     async data(msg, next) {
-      const fromField = msg.headers.getAll(header).flatMap((value) => value.split(','))
+      const tags = tagsOf(msg, header, max, options.tags?.(msg) ?? [])
       msg.headers.remove(header)
-      const given = msg.session.user ? fromField : []
-      const tags = [...new Set([...given, ...(options.tags?.(msg) ?? [])].map((t) => t.trim()).filter((t) => TAG.test(t)))].slice(0, max)
       if (tags.length) options.reporting.note(msg.id, { tags })
       return next()
     },
