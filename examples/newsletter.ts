@@ -243,7 +243,10 @@ export async function startNewsletter(env: NodeJS.ProcessEnv = process.env): Pro
     logger: consoleLogger({ level: 'warn' }),
   })
   reporting.attach(relay.events)
-  http.on('request', trackingHandler({ reporting, keys, status: () => ({ webhooks: webhooks.backlog(), suppressions: suppressions.list().length }) }))
+  http.on(
+    'request',
+    trackingHandler({ reporting, keys, status: () => ({ webhookBacklogBytes: webhooks.backlog(), suppressions: suppressions.list().length }) }),
+  )
   const [bound] = await relay.listen()
   console.log(
     `DKIM: publish ${dkimDnsRecord({ domain: dkimDomain, selector, privateKey: dkimKey }).zone}\n` +
