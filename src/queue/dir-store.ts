@@ -14,7 +14,7 @@
  * relay runs) is a rename too: the worker notices when an entry it holds moved away.
  */
 import { createHash } from 'node:crypto'
-import { type FileHandle, mkdir, open, opendir, readdir, readFile, rename, rm, rmdir, unlink, writeFile } from 'node:fs/promises'
+import { type FileHandle, mkdir, open, opendir, readdir, readFile, rename, rm, rmdir, stat, unlink, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { Readable } from 'node:stream'
 import { RelayError, SmtpError } from '../core/errors.js'
@@ -303,6 +303,11 @@ export class DirQueueStore implements QueueStore {
   }
 
   /** Where an entry is now: its path and place, or undefined. */
+  /** @internal Where entry `id` is now, for a claim whose file moved. */
+  locate(id: string): Promise<{ path: string; place: EntryPlace } | undefined> {
+    return this.#find(id)
+  }
+
   async #find(id: string): Promise<{ path: string; place: EntryPlace } | undefined> {
     if (!/^[A-Za-z0-9._-]+$/.test(id)) return undefined
     const held = join(this.root, 'hold', id)
@@ -509,13 +514,31 @@ class DirClaim implements ClaimedEntry {
   }
 
   async finish(): Promise<void> {
-    await unlink(this.#path).catch((err: unknown) => {
-      if (!isMissing(err)) throw err
-    })
+    const gone = await unlink(this.#path).then(
+      () => false,
+      (err: unknown) => {
+        if (!isMissing(err)) throw err
+        return true
+      },
+    )
+    // Moved while it was delivered (a flush, another process's hold): removed where it is now,
+    // if that is still this file (not a requeued copy). The last outcome may be only in memory
+    // (see the worker's record()), so leaving it would deliver it again.
+    if (gone) await this.#removeMoved()
     const dir = this.#path.slice(0, this.#path.lastIndexOf('/'))
     await this.release()
     // The removal made durable too, so that a crash right after does not deliver it again.
     await this.#store.syncDir(dir).catch(() => {})
+  }
+
+  async #removeMoved(): Promise<void> {
+    const found = await this.#store.locate(this.header.id)
+    if (!found) return
+    const [mine, theirs] = await Promise.all([this.#handle.stat(), stat(found.path).catch(() => undefined)])
+    if (theirs && mine.ino === theirs.ino && mine.dev === theirs.dev) {
+      await unlink(found.path).catch(() => {})
+      this.#path = found.path
+    }
   }
 
   async release(): Promise<void> {
