@@ -29,6 +29,8 @@ describe.skipIf(!there)('a relay on PostgreSQL when PostgreSQL goes down', () =>
       deliver: smtpTransport({ host: sink.host, port: sink.port, pool: false }),
       pollInterval: 100,
       retry: { minimum: 100, maximum: 200 },
+      // A next hop that failed during the outage is probed again within the test's time, not the default minute.
+      destinations: { backoff: 200, maxBackoff: 400 },
     })
     const relay = await startRelay({ stages: [allowAll], transport: queue })
     afterTest(

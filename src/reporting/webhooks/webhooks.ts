@@ -196,13 +196,24 @@ export async function startWebhooks(options: WebhooksOptions): Promise<Webhooks>
       }
     }
 
+    /**
+     * Runs, and never leaves a rejection unheard: a failure to read the store or save the state
+     * (a disk error, the folder removed under a stopping sender) is tried again in a second;
+     * nothing is lost, the position on disk is where the last good save left it.
+     */
+    function runSafely(): void {
+      run().catch(() => {
+        if (!stopped) timer = setTimeout(runSafely, 1000)
+      })
+    }
+
     async function run(): Promise<void> {
       if (running || stopped) return
       running = true
       try {
         while (!stopped && state.position < store.end) {
           if (state.due !== undefined && state.due > clock()) {
-            timer = setTimeout(() => void run(), state.due - clock())
+            timer = setTimeout(runSafely, state.due - clock())
             return
           }
           const read = await store.read(state.position, batch * 4)
@@ -245,7 +256,7 @@ export async function startWebhooks(options: WebhooksOptions): Promise<Webhooks>
     }
 
     return {
-      kick: () => void run(),
+      kick: runSafely,
       idle: () => state.position >= store.end && !running,
       backlog: () => store.end - state.position,
       name: endpoint.name,
