@@ -13,7 +13,6 @@
  */
 import { createHash } from 'node:crypto'
 import { mkdir, mkdtemp, rm } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -21,6 +20,7 @@ import { build } from 'esbuild'
 import { createTransport } from 'nodemailer'
 import { dirStore } from '../../src/index.js'
 import { startSink } from '../../src/testing/index.js'
+import { freePort } from './ports.js'
 import { QUEUE_CHILD, type QueueProcess, spawnQueueProcess, startQueueProcess } from './queue-process.js'
 
 export interface CrashCounts {
@@ -57,14 +57,6 @@ async function bundleChild(): Promise<string> {
     logLevel: 'error',
   })
   return outfile
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1')
-  await new Promise((resolve) => server.once('listening', resolve))
-  const { port } = server.address() as { port: number }
-  await new Promise((resolve) => server.close(resolve))
-  return port
 }
 
 /** Runs the loop with `kills` kills; `random` picks the kill points (seedable for a rerun). */
