@@ -99,12 +99,7 @@ export class PgClaim implements ClaimedEntry {
        WHERE id = $1 AND lease_token = $2`,
         [this.header.id, this.token, ...placeColumns(place)],
       )
-      .catch((err: unknown) => {
-        this.#close()
-        this.#store.orphans.add(this.token)
-        throw err
-      })
-    this.#close()
+      .finally(() => this.#close()) // unreachable: the heartbeat's sweep gives it back
     if (rowCount !== 1) return false
     this.place = place
     return true
@@ -148,16 +143,11 @@ export class PgClaim implements ClaimedEntry {
 
   async release(): Promise<void> {
     if (this.#closed) return
-    this.#close()
-    try {
-      await (await this.#store.pool()).query(
-        `UPDATE ${this.#store.s}.entries SET lease_token = NULL, lease_owner = NULL, lease_until = NULL WHERE id = $1 AND lease_token = $2`,
-        [this.header.id, this.token],
-      )
-    } catch (err) {
-      this.#store.orphans.add(this.token) // given back by the next heartbeat that gets through, else by the lease
-      throw err
-    }
+    this.#close() // if the update fails, the heartbeat's sweep gives the lease back
+    await (await this.#store.pool()).query(
+      `UPDATE ${this.#store.s}.entries SET lease_token = NULL, lease_owner = NULL, lease_until = NULL WHERE id = $1 AND lease_token = $2`,
+      [this.header.id, this.token],
+    )
   }
 
   #close(): void {

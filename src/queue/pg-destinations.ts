@@ -20,6 +20,7 @@ import { randomUUID } from 'node:crypto'
 import type { Clock } from '../shared/clock.js'
 import type { DestinationGate, DestinationLimits } from './destinations.js'
 import type { PgQueueStore } from './pg-store.js'
+import { SweepGate, tokenPrefix } from './pg-sweep.js'
 
 interface Throttle {
   downUntil: number
@@ -51,10 +52,13 @@ export class SharedDestinations implements DestinationGate {
   readonly #throttles = new Map<string, Throttle>()
   readonly #held = new Set<Slot>()
   readonly #waiting = new Map<string, Waiting>()
-  readonly #probes = new Set<string>()
+  /** Probes this node runs: destination → token. */
+  readonly #probes = new Map<string, string>()
   readonly #writes = new Set<Promise<unknown>>()
-  /** Tokens of slots whose release did not reach the database. */
-  readonly #orphans = new Set<string>()
+  /** Slot and probe claims, and the renewal's sweep of those nobody here holds (see `pg-sweep.ts`). */
+  readonly #gate = new SweepGate()
+  /** The start of every slot and probe token of this node. */
+  readonly #prefix = tokenPrefix()
   #closed = false
 
   constructor(store: PgQueueStore, limits: DestinationLimits, clock: Clock, onUp: (name: string) => void) {
@@ -99,19 +103,19 @@ export class SharedDestinations implements DestinationGate {
   /** One probe of a throttled destination, if no node probes it now. */
   async #probe(name: string, t: Throttle): Promise<((answered: boolean) => void) | undefined> {
     if (t.probing || t.downUntil > this.#clock()) return undefined
-    const token = randomUUID()
-    const pool = await this.#store.pool()
-    const { rowCount } = await pool.query(
-      `UPDATE ${this.#store.s}.destinations SET probe_token = $2, probe_until = now() + $4 * interval '1 millisecond'
-       WHERE name = $1 AND down_until > 0 AND down_until <= $3 AND (probe_until IS NULL OR probe_until < now())`,
-      [name, token, this.#clock(), this.#store.lease],
-    )
-    if (rowCount !== 1) {
-      t.probing = true // someone else's (until the next sync says otherwise)
-      return undefined
-    }
-    t.probing = true
-    this.#probes.add(name)
+    const token = this.#prefix + randomUUID()
+    const took = await this.#gate.claim(async () => {
+      const pool = await this.#store.pool()
+      const { rowCount } = await pool.query(
+        `UPDATE ${this.#store.s}.destinations SET probe_token = $2, probe_until = now() + $4 * interval '1 millisecond'
+         WHERE name = $1 AND down_until > 0 AND down_until <= $3 AND (probe_until IS NULL OR probe_until < now())`,
+        [name, token, this.#clock(), this.#store.lease],
+      )
+      if (rowCount === 1) this.#probes.set(name, token)
+      return rowCount === 1
+    })
+    t.probing = true // if not ours, someone else's (until the next sync says otherwise)
+    if (!took) return undefined
     const slot = await this.#take(name).catch(() => undefined)
     if (!slot) {
       this.#probes.delete(name)
@@ -147,9 +151,8 @@ export class SharedDestinations implements DestinationGate {
         slot.destination,
         slot.slot,
         slot.token,
-      ]).then((ok) => {
-        // PostgreSQL unreachable: freed by the next renewal that gets through (else by its lease).
-        if (!ok) this.#orphans.add(slot.token)
+      ]).then(() => {
+        // If PostgreSQL was unreachable, the next renewal that gets through frees it (else its lease).
         this.#waiting.get(slot.destination)?.wake?.()
       })
     }
@@ -226,13 +229,17 @@ export class SharedDestinations implements DestinationGate {
   }
 
   /** Takes a free slot (or one whose lease ran out) of `name`; undefined if all are taken. */
-  async #take(name: string): Promise<Slot | undefined> {
+  #take(name: string): Promise<Slot | undefined> {
+    return this.#gate.claim(() => this.#takeFree(name))
+  }
+
+  async #takeFree(name: string): Promise<Slot | undefined> {
     const s = this.#store.s
     const pool = await this.#store.pool()
     // A free number picked at random can be taken by another node between the look and the
     // insert: then the insert changes nothing and we look again (a few times before waiting).
     for (let attempt = 0; attempt < 3; attempt++) {
-      const token = randomUUID()
+      const token = this.#prefix + randomUUID()
       const { rows } = await pool.query<{ slot: number }>(
         `WITH free AS (
            SELECT n FROM generate_series(0, $2::int - 1) AS n
@@ -288,21 +295,31 @@ export class SharedDestinations implements DestinationGate {
     }
   }
 
-  /** Renews the leases of the slots this node holds. */
+  /**
+   * Renews the leases of the slots this node holds, then frees the slots and probes of this node
+   * that nothing holds: their release failed, or their claim lost its answer, while PostgreSQL
+   * was unreachable.
+   */
   async renew(): Promise<void> {
     const pool = await this.#store.pool()
-    if (this.#orphans.size) {
-      const orphans = [...this.#orphans]
-      await pool.query(`DELETE FROM ${this.#store.s}.destination_slots WHERE token = ANY($1::text[])`, [orphans])
-      for (const t of orphans) this.#orphans.delete(t)
-      for (const w of this.#waiting.values()) w.wake?.()
-    }
-    const tokens = [...this.#held].map((s) => s.token)
-    if (!tokens.length) return
-    await pool.query(
-      `UPDATE ${this.#store.s}.destination_slots SET lease_until = now() + $2 * interval '1 millisecond' WHERE token = ANY($1::text[])`,
-      [tokens, this.#store.lease],
-    )
+    const s = this.#store.s
+    const held = () => [...this.#held].map((slot) => slot.token)
+    if (this.#held.size)
+      await pool.query(`UPDATE ${s}.destination_slots SET lease_until = now() + $2 * interval '1 millisecond' WHERE token = ANY($1::text[])`, [
+        held(),
+        this.#store.lease,
+      ])
+    await this.#gate.sweep(async () => {
+      const freed = await pool.query(`DELETE FROM ${s}.destination_slots WHERE starts_with(token, $1) AND token <> ALL($2::text[])`, [
+        this.#prefix,
+        held(),
+      ])
+      await pool.query(
+        `UPDATE ${s}.destinations SET probe_token = NULL, probe_until = NULL WHERE starts_with(probe_token, $1) AND probe_token <> ALL($2::text[])`,
+        [this.#prefix, [...this.#probes.values()]],
+      )
+      if (freed.rowCount) for (const w of this.#waiting.values()) w.wake?.()
+    })
   }
 
   /** Lets every waiter go (the queue closes) and waits for the writes under way. */

@@ -30,6 +30,7 @@ import { entryState, summarizeEntry } from './entry-file.js'
 import { PgClaim, placeColumns } from './pg-claim.js'
 import { SharedDestinations } from './pg-destinations.js'
 import { QUEUE_FEATURE, QUEUE_MIGRATIONS } from './pg-schema.js'
+import { SweepGate, tokenPrefix } from './pg-sweep.js'
 import type { ClaimedEntry, EntryHeader, EntryPlace, EntrySummary, JournalRecord, QueueEntry, QueueStore } from './types.js'
 
 /**
@@ -112,8 +113,10 @@ export class PgQueueStore implements QueueStore {
   #heartbeat: NodeJS.Timeout | undefined
   /** @internal Claims of this store under way: their leases are renewed together. */
   readonly claims = new Set<PgClaim>()
-  /** @internal Tokens of claims whose release failed (PostgreSQL unreachable): released by the next heartbeat. */
-  readonly orphans = new Set<string>()
+  /** Claims and the heartbeat's sweep of leases nobody here holds (see `pg-sweep.ts`). */
+  readonly #gate = new SweepGate()
+  /** The start of every lease token of this store. */
+  readonly #prefix = tokenPrefix()
   readonly #destinations = new Set<SharedDestinations>()
   /** What the migrations did on open. */
   migration: MigrationResult | undefined
@@ -166,23 +169,26 @@ export class PgQueueStore implements QueueStore {
     this.#heartbeat = setInterval(() => void this.#renew().catch(() => {}), Math.max(50, Math.min(5000, Math.floor(this.lease / 3)))).unref()
   }
 
-  /** Renews the leases of this store's claims and destination slots (one statement each). */
+  /**
+   * Renews the leases of this store's claims and destination slots (one statement each), then
+   * gives back leases of this store that no claim holds: those whose release failed or whose
+   * claim lost its answer while PostgreSQL went away.
+   */
   async #renew(): Promise<void> {
     const pool = await this.pool()
-    if (this.orphans.size) {
-      const orphans = [...this.orphans]
-      await pool.query(
-        `UPDATE ${this.s}.entries SET lease_token = NULL, lease_owner = NULL, lease_until = NULL WHERE lease_token = ANY($1::text[])`,
-        [orphans],
-      )
-      for (const t of orphans) this.orphans.delete(t)
-    }
-    const tokens = [...this.claims].map((c) => c.token)
-    if (tokens.length)
+    const held = () => [...this.claims].map((c) => c.token)
+    if (this.claims.size)
       await pool.query(`UPDATE ${this.s}.entries SET lease_until = now() + $2 * interval '1 millisecond' WHERE lease_token = ANY($1::text[])`, [
-        tokens,
+        held(),
         this.lease,
       ])
+    await this.#gate.sweep(async () => {
+      await pool.query(
+        `UPDATE ${this.s}.entries SET lease_token = NULL, lease_owner = NULL, lease_until = NULL
+         WHERE lease_token IS NOT NULL AND starts_with(lease_token, $1) AND lease_token <> ALL($2::text[])`,
+        [this.#prefix, held()],
+      )
+    })
     for (const d of this.#destinations) await d.renew()
   }
 
@@ -307,23 +313,25 @@ export class PgQueueStore implements QueueStore {
   }
 
   /** Claims rows `where` (parameters from $4 on), at most `limit`, none of `skip`. */
-  async #claimWhere(where: string, values: unknown[], limit: number, skip: ReadonlySet<string>, order = 'due_at'): Promise<ClaimedEntry[]> {
-    const pool = await this.pool()
-    const { rows } = await pool.query<EntryRow>(
-      `WITH c AS (
+  #claimWhere(where: string, values: unknown[], limit: number, skip: ReadonlySet<string>, order = 'due_at'): Promise<ClaimedEntry[]> {
+    return this.#gate.claim(async () => {
+      const pool = await this.pool()
+      const { rows } = await pool.query<EntryRow>(
+        `WITH c AS (
          SELECT id FROM ${this.s}.entries
          WHERE ${where} AND (lease_until IS NULL OR lease_until < now()) AND id <> ALL($1::text[])
          ORDER BY ${order} LIMIT $2 FOR UPDATE SKIP LOCKED)
-       UPDATE ${this.s}.entries e SET lease_token = gen_random_uuid()::text, lease_owner = $3, lease_until = now() + ${this.lease} * interval '1 millisecond'
+       UPDATE ${this.s}.entries e SET lease_token = '${this.#prefix}' || gen_random_uuid()::text, lease_owner = $3, lease_until = now() + ${this.lease} * interval '1 millisecond'
        FROM c WHERE e.id = c.id
        RETURNING e.id, e.header, e.size, e.chunks, e.place, e.due_at, e.destination, e.lease_token`,
-      [[...skip], limit, this.node, ...values],
-    )
-    if (!rows.length) return []
-    const journals = await this.#journals(rows.map((r) => r.id))
-    return rows.map(
-      (row) => new PgClaim(this, row.lease_token!, { ...entryState(row.header, journals.get(row.id) ?? []), place: placeOf(row) }, row.chunks),
-    )
+        [[...skip], limit, this.node, ...values],
+      )
+      if (!rows.length) return []
+      const journals = await this.#journals(rows.map((r) => r.id))
+      return rows.map(
+        (row) => new PgClaim(this, row.lease_token!, { ...entryState(row.header, journals.get(row.id) ?? []), place: placeOf(row) }, row.chunks),
+      )
+    })
   }
 
   async #journals(ids: readonly string[]): Promise<Map<string, JournalRecord[]>> {

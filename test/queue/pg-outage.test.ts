@@ -3,6 +3,7 @@
  * 451 4.3.0 while it is down (they keep the message), nothing acknowledged before is lost, and
  * the relay takes and delivers mail again once the server is back, without a restart.
  */
+import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { durableQueue, pgStore, smtpTransport } from '../../src/index.js'
 import { startSink } from '../../src/testing/index.js'
@@ -69,7 +70,20 @@ describe.skipIf(!there)('a relay on PostgreSQL when PostgreSQL goes down', () =>
         .catch(() => send(i))
         .then(() => acked.push(i))
     }
-    const all = await sink.waitForMessages(acked.length, 30_000)
+    const all = await sink.waitForMessages(acked.length, 30_000).catch(async (err: Error) => {
+      // Say which messages are missing and where the database holds them, not only how many.
+      const got = new Set(sink.messages.map((m) => /Message-ID: <o(\d+)@test>/.exec(m.raw.toString())?.[1]))
+      const db = new pg.Client({ connectionString: server.url })
+      await db.connect()
+      const { rows } = await db.query(`SELECT id, place, due_at, destination, lease_owner, lease_until, now() AS now FROM outage.entries ORDER BY id`)
+      const { rows: destinations } = await db.query(`SELECT *, now() AS now FROM outage.destinations`)
+      const { rows: slots } = await db.query(`SELECT *, now() AS now FROM outage.destination_slots`)
+      await db.end()
+      const missing = acked.filter((i) => !got.has(String(i)))
+      throw new Error(
+        `${err.message}; missing ${missing.join(', ')}; entries ${JSON.stringify(rows)}; destinations ${JSON.stringify(destinations)}; slots ${JSON.stringify(slots)}; errors ${errors.join(' | ')}`,
+      )
+    })
     const ids = all.map((m) => /Message-ID: <o(\d+)@test>/.exec(m.raw.toString())![1]!).map(Number)
     expect(ids.sort((a, b) => a - b)).toEqual([...acked].sort((a, b) => a - b))
     expect(new Set(ids).size).toBe(ids.length)

@@ -10,6 +10,7 @@ import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type EntryHeader, pgStore, RelayError, SmtpError } from '../../src/index.js'
 import { afterTest } from '../helpers/after-test.js'
+import { type AnswerDroppingProxy, startAnswerDroppingProxy } from '../helpers/answer-dropping-proxy.js'
 import { havePostgres, startPostgres, type TestPostgres } from '../helpers/postgres.js'
 import { START } from '../helpers/queue.js'
 
@@ -179,6 +180,93 @@ describe.skipIf(!there)('PostgreSQL queue store', () => {
     }
     await held!.release()
     expect((await b.claimDue(START, 10, new Set())).map((c) => c.header.id)).toEqual(['R1'])
+  })
+
+  describe('when PostgreSQL goes away between a claim and its answer', () => {
+    let proxy: AnswerDroppingProxy
+    let proxied: string
+    beforeAll(async () => {
+      proxy = await startAnswerDroppingProxy({ port: server.port })
+      proxied = server.url.replace(`:${server.port}/`, `:${proxy.port}/`)
+    })
+    afterAll(() => proxy?.close())
+
+    /** Polls `look` like a worker polls the store, until it gives something or `within` ms pass. */
+    async function pollFor<T>(look: () => Promise<T | undefined>, within: number): Promise<T | undefined> {
+      const deadline = Date.now() + within
+      for (;;) {
+        const found = await look()
+        if (found !== undefined || Date.now() > deadline) return found
+        await new Promise((r) => setTimeout(r, 100))
+      }
+    }
+
+    async function dbNow(): Promise<Date> {
+      return (await sql.query<{ now: Date }>('SELECT now()')).rows[0]!.now
+    }
+
+    it('gives back an entry whose claim committed unanswered at the next heartbeat, long before its lease runs out', async () => {
+      const schema = `t_${process.pid}_${++n}`
+      const a = store({ connectionString: proxied, node: 'a', lease: '20s' }, schema)
+      const b = store({ node: 'b', lease: '20s' }, schema)
+      await a.open()
+      await b.open()
+      await a.add(header('E1'), Readable.from([Buffer.from('hello\r\n')]))
+      const lost = proxy.dropAnswerTo('FOR UPDATE SKIP LOCKED')
+      await expect(a.claimDue(START, 10, new Set())).rejects.toThrow()
+      await lost
+      const { rows } = await sql.query(`SELECT lease_owner, lease_until FROM ${schema}.entries WHERE id = 'E1'`)
+      expect(rows[0].lease_owner).toBe('a') // committed: leased to a node that never learned it
+      expect(await b.claimDue(START, 10, new Set())).toEqual([])
+      const taken = await pollFor(async () => (await b.claimDue(START, 10, new Set()))[0], 15_000)
+      expect(taken?.header.id).toBe('E1')
+      expect((await dbNow()).getTime()).toBeLessThan(rows[0].lease_until.getTime())
+    })
+
+    it('frees a destination whose probe was taken unanswered at the next heartbeat, so probing need not wait out the lease', async () => {
+      const schema = `t_${process.pid}_${++n}`
+      const a = store({ connectionString: proxied, node: 'a', lease: '20s' }, schema)
+      await a.open()
+      const gate = a.destinations(
+        { backoff: 1 },
+        () => Date.now(),
+        () => {},
+      )
+      gate.assumeDown('mx.example')
+      await pollFor(async () => (await sql.query(`SELECT 1 FROM ${schema}.destinations WHERE name = 'mx.example'`)).rows[0], 5000)
+      const lost = proxy.dropAnswerTo('SET probe_token = $2')
+      await expect(gate.acquire('mx.example')).rejects.toThrow()
+      await lost
+      const probe = async () => (await sql.query(`SELECT probe_token, probe_until FROM ${schema}.destinations WHERE name = 'mx.example'`)).rows[0]
+      const { probe_until: until } = await probe()
+      expect(until).not.toBeNull()
+      expect(await pollFor(async () => ((await probe()).probe_token === null ? true : undefined), 15_000)).toBe(true)
+      expect((await dbNow()).getTime()).toBeLessThan(until.getTime())
+      const release = await gate.acquire('mx.example')
+      expect(release).toBeTypeOf('function')
+      release!(true)
+    })
+
+    it('frees a delivery slot taken unanswered at the next heartbeat, so the destination keeps its concurrency', async () => {
+      const schema = `t_${process.pid}_${++n}`
+      const a = store({ connectionString: proxied, node: 'a', lease: '20s' }, schema)
+      await a.open()
+      const gate = a.destinations(
+        { concurrency: 1 },
+        () => Date.now(),
+        () => {},
+      )
+      const lost = proxy.dropAnswerTo('INSERT INTO')
+      expect(await gate.acquire('mx.example')).toBeUndefined() // the delivery waits, its entry is retried later
+      await lost
+      const slots = async () => (await sql.query(`SELECT lease_until FROM ${schema}.destination_slots WHERE destination = 'mx.example'`)).rows
+      const [{ lease_until: until }] = await slots()
+      expect(await pollFor(async () => ((await slots()).length === 0 ? true : undefined), 15_000)).toBe(true)
+      expect((await dbNow()).getTime()).toBeLessThan(until.getTime())
+      const release = await gate.acquire('mx.example')
+      expect(release).toBeTypeOf('function')
+      release!(true)
+    })
   })
 
   it('migrates a new schema once when many nodes open it at once, and refuses a schema newer than it knows', async () => {
