@@ -39,6 +39,8 @@ interface Content {
   readonly spools: Spool[]
   /** Set by dispose(): a spool that completes later (an abandoned chain still reading) goes at once. */
   disposed: boolean
+  /** Spooling runs under way: a run whose source failed removes its temp file as it ends. */
+  readonly spooling: Set<Promise<unknown>>
   /** Streams over spools handed out to readers, destroyed if the transaction is aborted. */
   readonly readers: Set<Readable>
   /** The body stream the content arrived on, so it can be discarded once the chain is done. */
@@ -81,6 +83,9 @@ class LazyBody implements MessageBody {
         this.#spool = spool
         return spool
       })
+      const running = this.#spooling.catch(() => {})
+      this.#content.spooling.add(running)
+      void running.then(() => this.#content.spooling.delete(running))
       return this.#spooling
     }
     // The spool there is (or the one being made) is read back for this caller's onChunk.
@@ -142,7 +147,7 @@ export class MessageImpl implements Message {
   #envelope: Envelope
   #headers: HeaderBlock | null = null
   #body: LazyBody | null = null
-  #content: Content = { spools: [], source: undefined, disposed: false, readers: new Set() }
+  #content: Content = { spools: [], source: undefined, disposed: false, readers: new Set(), spooling: new Set() }
   #abortHandlers: Array<(reason: unknown) => void> = []
   /** @internal Where the engine running this message announces errors (nested pipelines report there too). */
   events: DeliveryEvents | undefined
@@ -327,8 +332,23 @@ export class MessageImpl implements Message {
   /** Removes every spool of this message and its forks, and any that completes later. */
   async dispose(): Promise<void> {
     this.#content.disposed = true
+    // A run cut short by an abort is removing its temp file: wait for that, so a transaction's
+    // files are gone when its outcome is announced. A run whose source ignores the abort does
+    // not hold the reply for long; its file goes when it completes (above) or at exit.
+    const running = [...this.#content.spooling]
+    if (running.length) await settledWithin(Promise.all(running), SPOOL_SETTLE_MS)
     await Promise.all(this.#content.spools.splice(0).map((s) => s.dispose()))
   }
+}
+
+/** How long dispose() waits for spooling runs under way to end. */
+const SPOOL_SETTLE_MS = 1000
+
+function settledWithin(work: Promise<unknown>, ms: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, ms).unref()
+    void work.then(() => (clearTimeout(timer), resolve()))
+  })
 }
 
 /** Why `msg` was aborted, or `undefined`: without creating its AbortSignal when it is ours. */

@@ -1,10 +1,12 @@
 import { mkdtemp, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Readable } from 'node:stream'
+import { PassThrough, Readable } from 'node:stream'
 import { buffer } from 'node:stream/consumers'
 import { describe, expect, it } from 'vitest'
 import { Spool } from '../../src/core/body/spool.js'
+import { createPipeline, type Stage } from '../../src/index.js'
+import { memoryTransport, testMessage } from '../../src/testing/index.js'
 
 const chunks = (n: number, size: number) => Readable.from(Array.from({ length: n }, (_, i) => Buffer.alloc(size, 97 + (i % 26))))
 
@@ -91,6 +93,38 @@ describe('Spool', () => {
         if (++n === 5) throw new Error('hasher broke')
       })
       await expect(failing).rejects.toThrow('hasher broke')
+      expect(await readdir(dir)).toEqual([])
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+})
+
+describe('a transaction aborted while a stage spools its body to disk', () => {
+  it('has removed the temp file by the time data() returns its outcome', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'relaychain-spool-'))
+    try {
+      let spooling!: () => void
+      const started = new Promise<void>((resolve) => (spooling = resolve))
+      const reader: Stage = {
+        name: 'reads-whole-body',
+        async data(msg, next) {
+          spooling()
+          await msg.body.spool()
+          return next()
+        },
+      }
+      const pipeline = createPipeline({ stages: [reader], transport: memoryTransport() })
+      const tx = await pipeline.begin((await testMessage()).session, { address: 'a@example.com' }, { spool: { dir, memoryLimit: 1024 } })
+      await tx.addRecipient({ address: 'b@example.org' })
+      // A body that has spilled to a file and is still arriving when the client goes away.
+      const body = new PassThrough()
+      body.write(`Subject: big\r\n\r\n${'x'.repeat(64 * 1024)}\r\n`)
+      const outcome = tx.data({ raw: body })
+      await started
+      while (!(await readdir(dir)).length) await new Promise((r) => setImmediate(r))
+      tx.abort(new Error('the client left'))
+      expect((await outcome).aborted).toBe(true)
       expect(await readdir(dir)).toEqual([])
     } finally {
       await rm(dir, { recursive: true, force: true })
