@@ -8,7 +8,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { Readable } from 'node:stream'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type EntryHeader, pgStore, RelayError, SmtpError } from '../../src/index.js'
+import { type EntryHeader, type PgQueueStore, pgStore, RelayError, SmtpError } from '../../src/index.js'
 import { afterTest } from '../helpers/after-test.js'
 import { type AnswerDroppingProxy, startAnswerDroppingProxy } from '../helpers/answer-dropping-proxy.js'
 import { havePostgres, startPostgres, type TestPostgres } from '../helpers/postgres.js'
@@ -205,6 +205,26 @@ describe.skipIf(!there)('PostgreSQL queue store', () => {
       return (await sql.query<{ now: Date }>('SELECT now()')).rows[0]!.now
     }
 
+    /** A node on the proxy with a 20 s lease, and its shared destination limits. */
+    async function proxiedGate(schema: string, limits: Parameters<PgQueueStore['destinations']>[0]) {
+      const a = store({ connectionString: proxied, node: 'a', lease: '20s' }, schema)
+      await a.open()
+      return a.destinations(
+        limits,
+        () => Date.now(),
+        () => {},
+      )
+    }
+
+    /** Waits for `freed` (PostgreSQL's view), then: it happened before `until`, and the destination takes a delivery again. */
+    async function expectFreedInTime(freed: () => Promise<boolean>, until: Date, gate: ReturnType<PgQueueStore['destinations']>) {
+      expect(await pollFor(async () => ((await freed()) ? true : undefined), 15_000)).toBe(true)
+      expect((await dbNow()).getTime()).toBeLessThan(until.getTime())
+      const release = await gate.acquire('mx.example')
+      expect(release).toBeTypeOf('function')
+      release!(true)
+    }
+
     it('gives back an entry whose claim committed unanswered at the next heartbeat, long before its lease runs out', async () => {
       const schema = `t_${process.pid}_${++n}`
       const a = store({ connectionString: proxied, node: 'a', lease: '20s' }, schema)
@@ -225,13 +245,7 @@ describe.skipIf(!there)('PostgreSQL queue store', () => {
 
     it('frees a destination whose probe was taken unanswered at the next heartbeat, so probing need not wait out the lease', async () => {
       const schema = `t_${process.pid}_${++n}`
-      const a = store({ connectionString: proxied, node: 'a', lease: '20s' }, schema)
-      await a.open()
-      const gate = a.destinations(
-        { backoff: 1 },
-        () => Date.now(),
-        () => {},
-      )
+      const gate = await proxiedGate(schema, { backoff: 1 })
       gate.assumeDown('mx.example')
       await pollFor(async () => (await sql.query(`SELECT 1 FROM ${schema}.destinations WHERE name = 'mx.example'`)).rows[0], 5000)
       const lost = proxy.dropAnswerTo('SET probe_token = $2')
@@ -240,32 +254,18 @@ describe.skipIf(!there)('PostgreSQL queue store', () => {
       const probe = async () => (await sql.query(`SELECT probe_token, probe_until FROM ${schema}.destinations WHERE name = 'mx.example'`)).rows[0]
       const { probe_until: until } = await probe()
       expect(until).not.toBeNull()
-      expect(await pollFor(async () => ((await probe()).probe_token === null ? true : undefined), 15_000)).toBe(true)
-      expect((await dbNow()).getTime()).toBeLessThan(until.getTime())
-      const release = await gate.acquire('mx.example')
-      expect(release).toBeTypeOf('function')
-      release!(true)
+      await expectFreedInTime(async () => (await probe()).probe_token === null, until, gate)
     })
 
     it('frees a delivery slot taken unanswered at the next heartbeat, so the destination keeps its concurrency', async () => {
       const schema = `t_${process.pid}_${++n}`
-      const a = store({ connectionString: proxied, node: 'a', lease: '20s' }, schema)
-      await a.open()
-      const gate = a.destinations(
-        { concurrency: 1 },
-        () => Date.now(),
-        () => {},
-      )
+      const gate = await proxiedGate(schema, { concurrency: 1 })
       const lost = proxy.dropAnswerTo('INSERT INTO')
       expect(await gate.acquire('mx.example')).toBeUndefined() // the delivery waits, its entry is retried later
       await lost
       const slots = async () => (await sql.query(`SELECT lease_until FROM ${schema}.destination_slots WHERE destination = 'mx.example'`)).rows
       const [{ lease_until: until }] = await slots()
-      expect(await pollFor(async () => ((await slots()).length === 0 ? true : undefined), 15_000)).toBe(true)
-      expect((await dbNow()).getTime()).toBeLessThan(until.getTime())
-      const release = await gate.acquire('mx.example')
-      expect(release).toBeTypeOf('function')
-      release!(true)
+      await expectFreedInTime(async () => (await slots()).length === 0, until, gate)
     })
   })
 
