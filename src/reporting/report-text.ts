@@ -15,15 +15,15 @@ const HEADER_TYPES = new Set(['text/rfc822-headers', 'text/rfc822-header'])
  */
 const ORIGINAL_MARKER = new RegExp(
   [
-    String.raw`copy of (?:the |your )?(?:original )?(?:message|mail)`,
+    `copy of (?:the |your )?(?:original )?(?:message|mail)`,
     String.raw`original (?:message|mail)(?: (?:follows|headers?|info|below)|\s*:|\s*-+\s*$)`,
     String.raw`^[ \t]*-+ *original (?:message|mail)`,
-    String.raw`headers? of the original message (?:is |are )?follow`,
-    String.raw`unsent message follows`,
+    `headers? of the original message (?:is |are )?follow`,
+    `unsent message follows`,
     String.raw`^[ \t]*-+ *returned message`,
-    String.raw`message headers follow`,
-    String.raw`original mail as follows`,
-    String.raw`attachment contains the original`,
+    `message headers follow`,
+    `original mail as follows`,
+    `attachment contains the original`,
   ].join('|'),
   'im',
 )

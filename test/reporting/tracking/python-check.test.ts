@@ -15,7 +15,7 @@ import { CORPUS, tracked } from './corpus.js'
 
 const PYTHON = '/usr/bin/python3'
 // Python 3.11 parses <title> and <textarea> content as markup; browsers (and we) do not.
-const SCRIPT = String.raw`
+const SCRIPT = `
 import json, sys
 from html.parser import HTMLParser
 class Links(HTMLParser):
