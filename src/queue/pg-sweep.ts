@@ -16,11 +16,23 @@ export function tokenPrefix(): string {
   return `${randomBytes(6).toString('hex')}.`
 }
 
-/** Claims run shared; a sweep runs once none is under way, and claims that come meanwhile wait for it. */
+/** How long a sweep waits for the claims under way before it gives up until the next heartbeat, in ms. */
+const PATIENCE = 1000
+
+/**
+ * Claims run shared; a sweep runs once none is under way, and claims that come meanwhile wait for
+ * it. A claim that hangs (a connection gone silent) makes the sweep give up after `patience`
+ * instead of holding every other claim behind it.
+ */
 export class SweepGate {
+  readonly #patience: number
   #active = 0
   #sweep: Promise<void> | undefined
   #drained: (() => void) | undefined
+
+  constructor(patience = PATIENCE) {
+    this.#patience = patience
+  }
 
   /** Runs a claim: after the sweep under way, if any. */
   async claim<T>(work: () => Promise<T>): Promise<T> {
@@ -33,16 +45,33 @@ export class SweepGate {
     }
   }
 
-  /** Runs `sweep` once no claim is under way (one sweep at a time). Rejects as `sweep` does. */
+  /**
+   * Runs `sweep` once no claim is under way (one sweep at a time); skips it if claims are still
+   * under way after the patience. Rejects as `sweep` does.
+   */
   sweep(sweep: () => Promise<void>): Promise<void> {
     if (this.#sweep) return this.#sweep
     const run = (async () => {
-      if (this.#active) await new Promise<void>((resolve) => (this.#drained = resolve))
-      this.#drained = undefined
+      if (this.#active && !(await this.#drain())) return
       await sweep()
     })()
     // Claims waiting on it go on whether the sweep worked or not.
     this.#sweep = run.catch(() => {}).finally(() => (this.#sweep = undefined))
     return run
+  }
+
+  /** Resolves true once no claim is under way, false if some still are after the patience. */
+  #drain(): Promise<boolean> {
+    return new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => {
+        this.#drained = undefined
+        resolve(false)
+      }, this.#patience).unref()
+      this.#drained = () => {
+        this.#drained = undefined
+        clearTimeout(timer)
+        resolve(true)
+      }
+    })
   }
 }
