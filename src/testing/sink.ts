@@ -72,6 +72,12 @@ export interface Sink {
   readonly inData: number
   /** Resolves once `count` messages were accepted in all; rejects after `timeout` ms (default 10 000). */
   waitForMessages(count: number, timeout?: number): Promise<readonly SinkMessage[]>
+  /**
+   * Resolves once no transaction is in DATA; rejects after `timeout` ms (default 10 000). A sender
+   * that went away mid-DATA is seen only once the sink has read what it had sent (its connection
+   * closes behind that data), so a test waits here before it counts what was left open.
+   */
+  waitForIdle(timeout?: number): Promise<void>
   /** Stops listening and ends open connections. */
   close(): Promise<void>
 }
@@ -122,7 +128,9 @@ export async function startSink(options: SinkOptions = {}): Promise<Sink> {
       const chunks: Buffer[] = []
       let size = 0
       inData++
-      stream.once('close', () => inData--)
+      stream.once('close', () => {
+        if (--inData === 0) events.emit('idle')
+      })
       // A sender that goes away mid-DATA: the message is discarded, as a real server does.
       stream.on('error', () => {})
       const envelope = {
@@ -180,6 +188,20 @@ export async function startSink(options: SinkOptions = {}): Promise<Sink> {
           resolve(messages.slice(0, count))
         }
         events.on('message', check)
+      })
+    },
+    waitForIdle(timeout = 10_000) {
+      if (inData === 0) return Promise.resolve()
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          events.off('idle', idle)
+          reject(new Error(`sink still has ${inData} transactions in DATA after ${timeout} ms`))
+        }, timeout)
+        function idle() {
+          clearTimeout(timer)
+          resolve()
+        }
+        events.once('idle', idle)
       })
     },
     close() {

@@ -215,7 +215,9 @@ export async function startFaultRelay(mode: ListenerMode, options: FaultRelayOpt
         client.close()
       }
       expect(await readdir(spoolDir), 'temp files left behind').toEqual([])
-      expect(sink.inData, 'upstream transactions left open').toBe(0)
+      // An aborted upstream transfer ends with the relay's FIN behind the data already sent: the
+      // sink sees it once it has read that data, which a held sink starts only at its release.
+      await sink.waitForIdle(5000) // rejects naming the upstream transactions left open
       expect(errors.map(String), 'errors on our side').toEqual([])
       expect(
         logs.errors().map((l) => `${l.message} ${JSON.stringify(l.fields)}`),
