@@ -111,6 +111,22 @@ export async function startSink(options: SinkOptions = {}): Promise<Sink> {
   const messages: SinkMessage[] = []
   const events = new EventEmitter()
   let inData = 0
+  /** Resolves once `done()` holds, checked now and at each `event`; rejects with `failure()` after `timeout` ms. */
+  const until = (event: 'message' | 'idle', done: () => boolean, failure: () => string, timeout: number) =>
+    new Promise<void>((resolve, reject) => {
+      if (done()) return resolve()
+      const timer = setTimeout(() => {
+        events.off(event, check)
+        reject(new Error(failure()))
+      }, timeout)
+      function check() {
+        if (!done()) return
+        clearTimeout(timer)
+        events.off(event, check)
+        resolve()
+      }
+      events.on(event, check)
+    })
   installGreetingDelay()
   const serverOptions: SMTPServerOptions & { [GREETING_DELAY]: number } = {
     // A test upstream greets at once; smtp-server's default 100 ms would slow every test.
@@ -175,34 +191,20 @@ export async function startSink(options: SinkOptions = {}): Promise<Sink> {
       return inData
     },
     waitForMessages(count, timeout = 10_000) {
-      if (messages.length >= count) return Promise.resolve(messages.slice(0, count))
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => {
-          events.off('message', check)
-          reject(new Error(`sink got ${messages.length} of ${count} messages within ${timeout} ms`))
-        }, timeout)
-        function check() {
-          if (messages.length < count) return
-          clearTimeout(timer)
-          events.off('message', check)
-          resolve(messages.slice(0, count))
-        }
-        events.on('message', check)
-      })
+      return until(
+        'message',
+        () => messages.length >= count,
+        () => `sink got ${messages.length} of ${count} messages within ${timeout} ms`,
+        timeout,
+      ).then(() => messages.slice(0, count))
     },
     waitForIdle(timeout = 10_000) {
-      if (inData === 0) return Promise.resolve()
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => {
-          events.off('idle', idle)
-          reject(new Error(`sink still has ${inData} transactions in DATA after ${timeout} ms`))
-        }, timeout)
-        function idle() {
-          clearTimeout(timer)
-          resolve()
-        }
-        events.once('idle', idle)
-      })
+      return until(
+        'idle',
+        () => inData === 0,
+        () => `sink still has ${inData} transactions in DATA after ${timeout} ms`,
+        timeout,
+      )
     },
     close() {
       return new Promise<void>((resolve) => {

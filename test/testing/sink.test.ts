@@ -28,7 +28,7 @@ describe('startSink', () => {
     expect(await client.command('RCPT TO:<b@example.org>')).toMatch(/^250 /)
     expect(await client.command('DATA')).toMatch(/^354 /)
     await inGate
-    // More than the loopback buffers hold, then a FIN without the final dot.
+    // Far more than the sink's stream buffers take while its read is held, then a FIN without the final dot.
     client.socket.end(`Subject: cut\r\n\r\n${`${'x'.repeat(998)}\r\n`.repeat(10_000)}`)
     await expect(sink.waitForIdle(200)).rejects.toThrow(/1 transactions in DATA after 200 ms/)
     expect(sink.inData).toBe(1)
